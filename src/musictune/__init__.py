@@ -1,0 +1,3 @@
+"""musictune: Ray Tune sweeps of PyTorch music models on FMA-style spectrogram data."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,231 @@
+"""`musictune` command line: train, demo-data, sweep, extract.
+
+    musictune train --model lstm --features mel --epochs 2
+    musictune demo-data --out demo --size tiny
+    musictune sweep lstm_spectrogram --samples 100
+
+Bad input ends in one line on stderr naming the problem and the fix, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from musictune.errors import EXIT_USAGE, UserError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (and still exits 2)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        help="data in the patreco3 layout (default: $MUSICTUNE_DATA, else the demo data set)",
+    )
+    p.add_argument("--features", choices=["mel", "chroma", "fused"], default="mel")
+    p.add_argument("--beat", action="store_true", help="beat-synced clips instead of full length")
+    p.add_argument("--task", choices=["genre", "regression", "multitask"], default="genre")
+    p.add_argument(
+        "--target",
+        choices=["valence", "energy", "danceability"],
+        help="affect target for --task regression",
+    )
+
+
+# --------------------------------------------------------------------------- train
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train one configuration without Ray")
+    p.add_argument("--model", default="lstm", help="model name (lstm, cnn)")
+    add_data_args(p)
+    p.add_argument("--epochs", type=positive_int, default=20, help="maximum epochs")
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--dropout", type=fraction, default=0.2)
+    p.add_argument("--layers", type=positive_int, default=1, help="LSTM layers")
+    p.add_argument("--hidden", type=positive_int, default=64, help="LSTM hidden size")
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--conv-blocks", type=positive_int, default=4, help="CNN conv blocks (1-4)")
+    p.add_argument("--patience", type=non_negative_int, default=10, help="0 disables")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument(
+        "--overfit",
+        type=non_negative_int,
+        default=0,
+        metavar="BATCHES",
+        help="sanity check: train on this many fixed batches until the loss is ~0",
+    )
+    p.add_argument("--checkpoint-dir", type=Path, help="write best.pt and last.pt here")
+    p.add_argument("--resume", type=Path, help="continue from a checkpoint file")
+    p.set_defaults(handler=run_train)
+
+
+def model_kwargs(model: str, args: argparse.Namespace) -> dict:
+    if model == "lstm":
+        return {
+            "hidden_size": args.hidden,
+            "num_layers": args.layers,
+            "bidirectional": args.bidirectional,
+            "dropout": args.dropout,
+        }
+    if model == "cnn":
+        return {"conv_blocks": args.conv_blocks, "dropout": args.dropout}
+    return {}
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from musictune.data import load_task
+    from musictune.models import list_models
+    from musictune.training import TrainConfig, build_model, evaluate, fit, load_checkpoint
+
+    if args.model not in list_models():
+        raise UserError(f"unknown model {args.model!r}: choose one of {', '.join(list_models())}")
+    if args.task == "regression" and not args.target:
+        raise UserError("--task regression needs --target valence|energy|danceability")
+    config = TrainConfig(
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        max_epochs=args.epochs,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        overfit_batches=args.overfit,
+    )
+    if args.overfit:
+        config.patience = 0
+    resume = load_checkpoint(args.resume) if args.resume else None
+    data = load_task(args.task, args.data_dir, args.features, args.beat, args.target)
+    print(
+        f"data: {data.task} {data.features}{' beat-synced' if data.beat else ''}: "
+        f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test clips, "
+        f"{data.n_features} features"
+    )
+    model = build_model(data, args.model, seed=args.seed, **model_kwargs(args.model, args))
+    started = time.perf_counter()
+
+    def show(metrics: dict, state, model, optimizer) -> None:
+        shown = "  ".join(
+            f"{k} {v:.4f}"
+            for k, v in metrics.items()
+            if k.startswith(("train_loss", "val_")) and isinstance(v, float)
+        )
+        print(
+            f"epoch {metrics['epoch']:3d}  {shown}  ({time.perf_counter() - started:.1f}s)",
+            flush=True,
+        )
+        if metrics.get("diverged"):
+            print("loss became NaN/inf: stopped (try a lower --lr)")
+
+    state = fit(
+        model, data, config, on_epoch=show, resume=resume, checkpoint_dir=args.checkpoint_dir
+    )
+    print(f"best epoch {state.best_epoch}: validation {state.best_metric:.4f}")
+    if args.checkpoint_dir:
+        best = load_checkpoint(args.checkpoint_dir / "best.pt")
+        model.load_state_dict(best["model"])
+        print(f"checkpoints: {args.checkpoint_dir}/best.pt, last.pt")
+    if not args.overfit:
+        final_val = evaluate(model, data.val, data.targets)
+        final_test = evaluate(model, data.test, data.targets)
+        print("final " + "  ".join(f"val_{k} {v:.4f}" for k, v in final_val.items()))
+        print(
+            "final "
+            + "  ".join(f"test_{k} {v:.4f}" for k, v in final_test.items())
+            + f"  ({data.test_note})"
+        )
+
+
+# --------------------------------------------------------------------------- demo-data
+
+
+def add_demo_parser(sub) -> None:
+    p = sub.add_parser("demo-data", help="generate the synthetic demo data set")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="target folder (default: the user cache, used "
+        "by every command when no data directory is given)",
+    )
+    p.add_argument("--size", choices=["tiny", "small"], default="small")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    from musictune.demo import ensure_demo, generate_demo
+
+    if args.out is None:
+        path = ensure_demo(args.size, seed=args.seed)
+    else:
+        path = generate_demo(args.out, args.size, seed=args.seed)
+    print(f"demo data ({args.size}) at {path}")
+
+
+# --------------------------------------------------------------------------- main
+
+SUBCOMMANDS = [add_train_parser, add_demo_parser]
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="musictune", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except UserError as exc:
+        print(f"musictune {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"musictune {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

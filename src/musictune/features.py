@@ -1,0 +1,54 @@
+"""The one librosa feature extraction used for the demo data, `musictune extract` and real audio.
+
+It reproduces how the course data set was made: rows 0-127 mel power in dB (ref=max),
+rows 128-139 chroma_cqt, sr 22050, n_fft 2048, hop 512; the beat-synced view takes the median of
+the frames between beats found on the percussive part (HPSS).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE_RATE = 22050
+N_FFT = 2048
+HOP_LENGTH = 512
+N_MELS = 128
+N_CHROMA = 12
+N_FUSED = N_MELS + N_CHROMA
+
+# Feature views: name -> row slice of the fused (140, T) array.
+VIEWS: dict[str, slice] = {
+    "mel": slice(0, N_MELS),
+    "chroma": slice(N_MELS, N_FUSED),
+    "fused": slice(0, N_FUSED),
+}
+
+
+def extract_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """Return (full, beat_synced) float32 arrays of shape (140, T) for a mono signal."""
+    import librosa  # imported here: it costs seconds and only extraction needs it
+
+    if sr != SAMPLE_RATE:
+        y = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE)
+    y = np.asarray(y, dtype=np.float32)
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS
+    )
+    mel_db = librosa.power_to_db(mel, ref=np.max)
+    chroma = librosa.feature.chroma_cqt(y=y, sr=SAMPLE_RATE, hop_length=HOP_LENGTH)
+    frames = min(mel_db.shape[1], chroma.shape[1])
+    full = np.vstack([mel_db[:, :frames], chroma[:, :frames]]).astype(np.float32)
+
+    percussive = librosa.effects.percussive(y)
+    _, beats = librosa.beat.beat_track(y=percussive, sr=SAMPLE_RATE, hop_length=HOP_LENGTH)
+    beats = beats[beats < frames]
+    beat = librosa.util.sync(full, beats, aggregate=np.median).astype(np.float32)
+    return full, beat
+
+
+def load_audio(path: str, duration: float | None = None) -> np.ndarray:
+    """Decode any audio file librosa reads to mono float32 at the extraction sample rate."""
+    import librosa
+
+    y, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True, duration=duration)
+    return y

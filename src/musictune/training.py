@@ -1,0 +1,272 @@
+"""The training core: Adam, early stopping, checkpoints and resume, with no Ray in sight.
+
+`fit` runs epochs and calls `on_epoch(metrics, state)` after each, which is how the Ray
+trainables report to Tune and how `musictune train` prints progress. Shuffling and dropout are
+seeded from (seed, epoch), so a run resumed from an epoch-k checkpoint repeats the epochs an
+uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musictune.data import Dataset, Split
+from musictune.errors import UserError
+from musictune.metrics import PRIMARY_METRIC, WORST_VALUE, task_metrics
+from musictune.models import MusicModel, create_model
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-3  # Adam learning rate
+    weight_decay: float = 0.0  # Adam L2 penalty
+    batch_size: int = 32
+    max_epochs: int = 50
+    patience: int = 10  # epochs without a better validation metric before stopping; 0 = never
+    checkpoint_every: int = 5  # epochs between periodic checkpoints
+    seed: int = 0  # weights, shuffling and dropout
+    device: str = "auto"  # "auto" picks CUDA when present
+    amp: bool = False  # mixed precision (CUDA only)
+    overfit_batches: int = 0  # > 0: train and validate on this many fixed batches (sanity check)
+
+    def __post_init__(self):
+        checks = {
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "batch_size": self.batch_size >= 1,
+            "max_epochs": self.max_epochs >= 1,
+            "patience": self.patience >= 0,
+            "checkpoint_every": self.checkpoint_every >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise UserError(f"{name}={getattr(self, name)} is out of range; see --help")
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint holds besides the weights: enough to resume exactly."""
+
+    epoch: int = 0  # epochs completed
+    best_metric: float = -math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def iterate_batches(
+    split: Split, batch_size: int, order: np.ndarray | None = None
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """In-memory batches trimmed to their longest clip (no per-item file reads)."""
+    order = np.arange(len(split)) if order is None else order
+    batches = []
+    for start in range(0, len(order), batch_size):
+        idx = np.sort(order[start : start + batch_size])
+        lengths = split.lengths[idx]
+        x = torch.from_numpy(split.x[idx, : int(lengths.max())])
+        y = None if split.y is None else torch.from_numpy(split.y[idx])
+        batches.append((x, torch.from_numpy(lengths), y))
+    return batches
+
+
+def predict(model: MusicModel, split: Split, batch_size: int = 64, device=None) -> np.ndarray:
+    """Model outputs (logits or values) for a whole split, in split order."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for x, lengths, _ in iterate_batches(split, batch_size):
+            outs.append(model(x.to(device), lengths).float().cpu())
+    return torch.cat(outs).numpy()
+
+
+def evaluate(
+    model: MusicModel, split: Split, targets: tuple[str, ...] = (), batch_size: int = 64
+) -> dict[str, float]:
+    outputs = predict(model, split, batch_size)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        loss = model.loss(
+            torch.from_numpy(outputs).to(device), torch.from_numpy(split.y).to(device)
+        )
+    return {"loss": float(loss), **task_metrics(model.head.task, split.y, outputs, targets)}
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(
+    path: str | os.PathLike, model: MusicModel, optimizer, state: TrainState, config: dict
+) -> None:
+    """One plain dict (weights, optimiser, model spec, state, config), written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "model_spec": model.spec,
+        "state": asdict(state),
+        "config": config,
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load with weights_only=True: a checkpoint can never execute code."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found: pass a checkpoint file or its folder")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}); "
+            "it is damaged or not a musictune checkpoint"
+        ) from None
+
+
+def model_from_checkpoint(checkpoint: dict) -> MusicModel:
+    model = create_model(**checkpoint["model_spec"])
+    model.load_state_dict(checkpoint["model"])
+    return model
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def build_model(data: Dataset, model_name: str, seed: int = 0, **model_kwargs) -> MusicModel:
+    """A model whose input size and head match the data set; weights seeded for repeatability."""
+    seed_everything(seed)
+    if data.task == "genre":
+        head, n_outputs = "classifier", data.n_classes
+    elif data.y_dim == 1:
+        head, n_outputs = "regressor", 1
+    else:
+        head, n_outputs = "multitask", len(data.targets)
+    return create_model(model_name, data.n_features, head=head, n_outputs=n_outputs, **model_kwargs)
+
+
+# on_epoch(metrics, state, model, optimizer): report, print, or save a checkpoint.
+EpochCallback = Callable[[dict, TrainState, MusicModel, torch.optim.Optimizer], None]
+
+
+def fit(
+    model: MusicModel,
+    data: Dataset,
+    config: TrainConfig,
+    on_epoch: EpochCallback | None = None,
+    resume: dict | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+) -> TrainState:
+    """Train until max_epochs, early stopping, or a non-finite loss (which marks `diverged`).
+
+    `resume` is a loaded checkpoint dict; `checkpoint_dir` gets `last.pt` every
+    `checkpoint_every` epochs and at the end, and `best.pt` whenever validation improves.
+    """
+    device = pick_device(config.device)
+    task = model.head.task
+    metric = PRIMARY_METRIC[task]
+    seed_everything(config.seed)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state = TrainState()
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        if resume.get("optimizer"):
+            optimizer.load_state_dict(resume["optimizer"])
+        state = TrainState(**resume["state"])
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    train, val = data.train, data.val
+    if config.overfit_batches:
+        keep = np.arange(min(len(train), config.overfit_batches * config.batch_size))
+        train = val = train.subset(keep)
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else None
+    config_dict = asdict(config)
+
+    while state.epoch < config.max_epochs:
+        epoch = state.epoch + 1
+        torch.manual_seed(config.seed * 100_003 + epoch)
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
+        model.train()
+        losses, diverged = [], False
+        for x, lengths, y in iterate_batches(train, config.batch_size, order):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = model.loss(model(x, lengths), y)
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(loss.item())
+        state.epoch = epoch
+        if diverged:
+            metrics = {
+                "epoch": epoch,
+                "train_loss": float("nan"),
+                metric: WORST_VALUE[task],
+                "diverged": 1,
+            }
+        else:
+            val_metrics = evaluate(model, val, data.targets)
+            metrics = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                **{f"val_{k}": v for k, v in val_metrics.items()},
+                "diverged": 0,
+            }
+        improved = metrics[metric] > state.best_metric
+        if improved:
+            state.best_metric, state.best_epoch, state.bad_epochs = metrics[metric], epoch, 0
+        else:
+            state.bad_epochs += 1
+        metrics[f"best_{metric}"] = state.best_metric
+        state.history.append(metrics)
+        stop = diverged or (config.patience and state.bad_epochs >= config.patience)
+        if ckpt_dir is not None:
+            if improved:
+                save_checkpoint(ckpt_dir / "best.pt", model, optimizer, state, config_dict)
+            if stop or epoch % config.checkpoint_every == 0 or epoch == config.max_epochs:
+                save_checkpoint(ckpt_dir / "last.pt", model, optimizer, state, config_dict)
+        if on_epoch is not None:
+            on_epoch(metrics, state, model, optimizer)
+        if stop:
+            break
+    return state

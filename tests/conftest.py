@@ -1,0 +1,67 @@
+"""Shared fixtures: small data sets written to real files in the real layout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musictune import layout
+from musictune.genres import FMA_GENRES
+
+SHARED_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Tests never touch the user's cache; the tiny demo data is made once per session."""
+    cache = os.environ.get("MUSICTUNE_TEST_CACHE") or str(tmp_path_factory.mktemp("cache"))
+    os.environ["MUSICTUNE_CACHE"] = cache
+    os.environ.pop("MUSICTUNE_DATA", None)
+    yield
+
+
+def write_layout(
+    root: Path,
+    n_train: int = 60,
+    n_test: int = 20,
+    frames: int = 40,
+    seed: int = 0,
+    beat_frames: int = 8,
+    genres: tuple[str, ...] = FMA_GENRES,
+) -> Path:
+    """Random (140, T) arrays with a genre-dependent offset, so a model can learn something.
+
+    Every dataset folder of the real layout is written, quirky label ids included.
+    """
+    rng = np.random.default_rng(seed)
+    for task in (layout.GENRE_TASK, layout.MULTITASK_TASK):
+        for beat in (False, True):
+            directory = root / layout.dataset_dirname(task, beat)
+            for split, n in (("train", n_train), ("test", n_test)):
+                rows = []
+                for i in range(n):
+                    track = str(1000 + (0 if split == "train" else n_train) + i)
+                    g = i % len(genres)
+                    t = int(rng.integers(beat_frames // 2, beat_frames + 1)) if beat else frames
+                    a = rng.normal(size=(140, t)).astype(np.float32)
+                    a[(g * 7) % 140] += 3.0
+                    layout.save_array_atomic(directory / split / layout.array_filename(track), a)
+                    rows.append((track, genres[g]))
+                if task == layout.GENRE_TASK:
+                    layout.write_genre_labels(directory, split, beat, rows)
+                else:
+                    values = [
+                        None if split == "test" else tuple(rng.uniform(0, 1, 3)) for _ in rows
+                    ]
+                    layout.write_multitask_labels(
+                        directory, split, beat, [(t, v) for (t, _), v in zip(rows, values)]
+                    )
+    return root
+
+
+@pytest.fixture
+def fake_root(tmp_path) -> Path:
+    return write_layout(tmp_path / "data")
