@@ -99,22 +99,9 @@ def add_train_parser(sub) -> None:
     p.set_defaults(handler=run_train)
 
 
-def model_kwargs(model: str, args: argparse.Namespace) -> dict:
-    if model == "lstm":
-        return {
-            "hidden_size": args.hidden,
-            "num_layers": args.layers,
-            "bidirectional": args.bidirectional,
-            "dropout": args.dropout,
-        }
-    if model == "cnn":
-        return {"conv_blocks": args.conv_blocks, "dropout": args.dropout}
-    return {}
-
-
 def run_train(args: argparse.Namespace) -> None:
     from musictune.data import load_task
-    from musictune.models import list_models
+    from musictune.models import list_models, model_kwargs
     from musictune.training import TrainConfig, build_model, evaluate, fit, load_checkpoint
 
     if args.model not in list_models():
@@ -140,7 +127,14 @@ def run_train(args: argparse.Namespace) -> None:
         f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test clips, "
         f"{data.n_features} features"
     )
-    model = build_model(data, args.model, seed=args.seed, **model_kwargs(args.model, args))
+    options = {
+        "hidden_size": args.hidden,
+        "num_layers": args.layers,
+        "dropout": args.dropout,
+        "bidirectional": args.bidirectional,
+        "conv_blocks": args.conv_blocks,
+    }
+    model = build_model(data, args.model, seed=args.seed, **model_kwargs(args.model, options))
     started = time.perf_counter()
 
     def show(metrics: dict, state, model, optimizer) -> None:
@@ -201,9 +195,41 @@ def run_demo(args: argparse.Namespace) -> None:
     print(f"demo data ({args.size}) at {path}")
 
 
+# --------------------------------------------------------------------------- sweep
+
+
+def add_sweep_parser(sub) -> None:
+    from musictune.tuning.options import add_sweep_arguments
+    from musictune.tuning.presets import PRESETS
+
+    p = sub.add_parser("sweep", help="run a Ray Tune sweep of a preset")
+    p.add_argument("preset", help="one of: " + ", ".join(sorted(PRESETS)))
+    p.add_argument(
+        "--target",
+        choices=["valence", "energy", "danceability"],
+        help="affect target (regression presets)",
+    )
+    add_sweep_arguments(p)
+    p.set_defaults(handler=run_sweep_command)
+
+
+def run_sweep_command(args: argparse.Namespace) -> None:
+    from musictune.tuning.options import options_from_args
+    from musictune.tuning.presets import get_preset
+    from musictune.tuning.runner import run_sweep
+
+    get_preset(args.preset)
+    run_sweep(options_from_args(args.preset, args))
+
+
+def sweep_main(preset: str) -> None:
+    """Entry point of `sweeps/<preset>.py`: the same CLI as `musictune sweep <preset>`."""
+    sys.exit(main(["sweep", preset, *sys.argv[1:]]))
+
+
 # --------------------------------------------------------------------------- main
 
-SUBCOMMANDS = [add_train_parser, add_demo_parser]
+SUBCOMMANDS = [add_train_parser, add_demo_parser, add_sweep_parser]
 
 
 def build_parser() -> ArgumentParser:

@@ -61,6 +61,8 @@ class Dataset:
     test_note: str = "held-out test split"
     mean: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     std: np.ndarray = field(default_factory=lambda: np.ones(0, np.float32))
+    # The process that read the files: trials report it to show they got the driver's copy.
+    loaded_by_pid: int = field(default_factory=os.getpid)
 
     @property
     def n_features(self) -> int:

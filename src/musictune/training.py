@@ -62,6 +62,7 @@ class TrainState:
     best_epoch: int = 0
     bad_epochs: int = 0
     history: list[dict] = field(default_factory=list)
+    finished: bool = False  # the last epoch of this run (budget, early stop or divergence)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -111,7 +112,7 @@ def evaluate(
     device = next(model.parameters()).device
     with torch.no_grad():
         loss = model.loss(
-            torch.from_numpy(outputs).to(device), torch.from_numpy(split.y).to(device)
+            torch.from_numpy(outputs).to(device), torch.tensor(split.y, device=device)
         )
     return {"loss": float(loss), **task_metrics(model.head.task, split.y, outputs, targets)}
 
@@ -260,6 +261,7 @@ def fit(
         metrics[f"best_{metric}"] = state.best_metric
         state.history.append(metrics)
         stop = diverged or (config.patience and state.bad_epochs >= config.patience)
+        state.finished = bool(stop or epoch == config.max_epochs)
         if ckpt_dir is not None:
             if improved:
                 save_checkpoint(ckpt_dir / "best.pt", model, optimizer, state, config_dict)

@@ -6,6 +6,7 @@ heads (classifier, regressor, multitask) are shared and chosen by name.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from torch import nn
@@ -19,6 +20,12 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     _REGISTRY[fn.__name__] = fn
     return fn
+
+
+def model_kwargs(name: str, options: dict) -> dict:
+    """The subset of `options` that model `name` takes (a sweep config carries every knob)."""
+    params = inspect.signature(_REGISTRY[name]).parameters
+    return {k: v for k, v in options.items() if k in params and k != "n_features"}
 
 
 def list_models() -> list[str]:

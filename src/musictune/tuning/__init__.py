@@ -1,0 +1,1 @@
+"""Sweeps: named presets, search spaces, and the one place that builds the Ray Tuner."""

@@ -1,0 +1,419 @@
+"""Build and run the Ray Tune sweep: the one place that knows Tuner, searchers and schedulers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from ray import tune
+
+from musictune import paths
+from musictune.data import Dataset, load_task
+from musictune.errors import UserError
+from musictune.metrics import PRIMARY_METRIC
+from musictune.tuning.options import SweepOptions
+from musictune.tuning.presets import get_preset
+from musictune.tuning.space import search_space
+
+SWEEP_FILE = "sweep.json"
+TRIALS_FILE = "trials.csv"
+MODE = "max"
+# Save the experiment state every second, so a killed driver loses no finished trial.
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+# The classic console output honours verbose=0: our progress bar and summary replace Ray's.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+log = logging.getLogger("musictune")
+
+
+# --------------------------------------------------------------------------- storage and names
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage and not storage.startswith("file://")
+
+
+def storage_root(storage: str | None) -> str:
+    """A writable absolute folder, or a URI Ray's storage layer accepts (s3://, gs://)."""
+    if storage and is_uri(storage):
+        return storage
+    path = Path(storage.removeprefix("file://")).expanduser() if storage else None
+    path = (path or paths.default_results_dir()).resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"storage {path} is not writable ({exc.strerror}): pass --storage to a folder you "
+            "can write"
+        ) from None
+    return str(path)
+
+
+def experiment_path(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}"
+
+
+def choose_name(options: SweepOptions, root: str) -> str:
+    """A new timestamped name, or with --resume the named (or latest) restorable experiment."""
+    if options.resume:
+        if options.name:
+            if not tune.Tuner.can_restore(experiment_path(root, options.name)):
+                raise UserError(
+                    f"no experiment {options.name!r} to resume in {root}: check --name and "
+                    "--storage (run without --resume to start it)"
+                )
+            return options.name
+        if is_uri(root):
+            raise UserError("--resume with a URI --storage needs --name")
+        candidates = sorted(
+            p.name for p in Path(root).glob(f"{options.preset}-*") if tune.Tuner.can_restore(str(p))
+        )
+        if not candidates:
+            raise UserError(
+                f"no experiment of preset {options.preset} to resume in {root}: "
+                "run it without --resume first"
+            )
+        return candidates[-1]
+    name = options.name or f"{options.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not is_uri(root) and (Path(root) / name).exists():
+        raise UserError(
+            f"experiment {name!r} already exists in {root}: pass --resume to continue it, "
+            "or choose another --name"
+        )
+    return name
+
+
+# --------------------------------------------------------------------------- cluster
+
+
+def check_address(address: str, timeout: float = 3.0) -> None:
+    """Fail in seconds, not a hang, when a host:port cluster address does not answer."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        target = address.removeprefix("ray://")
+        if address in ("auto", "local"):
+            return
+    else:
+        target = address
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r} is not host:port (e.g. 10.0.0.5:6379) or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError:
+        raise UserError(
+            f"no Ray cluster answers at {address}: start one with `ray start --head` or "
+            "`ray up cluster.yaml`, or fix --address / RAY_ADDRESS"
+        ) from None
+
+
+def connect(options: SweepOptions) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if options.address:
+        check_address(options.address)
+        try:
+            ray.init(address=options.address, logging_level=logging.WARNING)
+        except ConnectionError as exc:
+            raise UserError(f"cannot join the Ray cluster at {options.address}: {exc}") from None
+    else:
+        ray.init(logging_level=logging.WARNING, include_dashboard=False)
+
+
+def check_resources(options: SweepOptions) -> None:
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    if options.gpus_per_trial > most_gpus:
+        raise UserError(
+            f"--gpus-per-trial {options.gpus_per_trial:g} but no node of the cluster has more "
+            f"than {most_gpus:g} GPU(s): lower it (0 trains on CPUs)"
+        )
+    if options.cpus_per_trial > most_cpus:
+        raise UserError(
+            f"--cpus-per-trial {options.cpus_per_trial:g} but no node has more than "
+            f"{most_cpus:g} CPUs: lower it"
+        )
+
+
+# --------------------------------------------------------------------------- tuner
+
+
+def build_param_space(options: SweepOptions, model: str) -> dict:
+    return {
+        **search_space(model, options.lr_range, options.dropout_range),
+        "model": model,
+        "max_epochs": options.max_epochs,
+        "patience": options.patience,
+        "batch_size": options.batch_size,
+        "checkpoint_every": options.checkpoint_every,
+        "seed": options.seed,
+        "threads": max(1, int(options.cpus_per_trial)),
+        "amp": options.amp,
+        **options.extra,
+    }
+
+
+def build_search(options: SweepOptions, metric: str):
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    if options.search == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        limit = options.max_concurrent or 2
+        return ConcurrencyLimiter(
+            OptunaSearch(metric=metric, mode=MODE, seed=options.seed), max_concurrent=limit
+        )
+    return BasicVariantGenerator(
+        random_state=options.seed, max_concurrent=options.max_concurrent or 0
+    )
+
+
+def build_scheduler(options: SweepOptions):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if options.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=options.max_epochs,
+        grace_period=options.grace_period,
+        reduction_factor=3,
+    )
+
+
+def build_trainable(options: SweepOptions, data: Dataset, trainable=None):
+    from trainables import train_supervised
+
+    resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
+    return tune.with_resources(
+        tune.with_parameters(trainable or train_supervised, data=data), resources
+    )
+
+
+class SweepProgress(tune.Callback):
+    """A progress bar over trials: done / running / total and the best metric so far."""
+
+    def __init__(self, total: int, metric: str):
+        self.total, self.metric = total, metric
+        self.best = None
+        self.bar = None
+        self.errors = 0
+
+    def setup(self, **info) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, desc="trials", unit="trial", file=sys.stderr)
+
+    def _show(self, trials) -> None:
+        running = sum(t.status == "RUNNING" for t in trials)
+        best = "-" if self.best is None else f"{self.best:.4f}"
+        self.bar.set_postfix_str(f"running {running}, best {self.metric} {best}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        value = result.get(self.metric)
+        if value is not None and (self.best is None or value > self.best):
+            self.best = value
+        self._show(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.bar.update(1)
+        self._show(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.errors += 1
+        self.bar.update(1)
+        self._show(trials)
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.bar.close()
+
+
+# --------------------------------------------------------------------------- results
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def trial_table(results, metric: str) -> pd.DataFrame:
+    """One tidy row per trial: status, config, last and best metrics, epochs, folder."""
+    rows = []
+    for result in results:
+        history = result.metrics_dataframe
+        last = result.metrics or {}
+        row = {
+            "trial_id": last.get("trial_id") or Path(result.path).name,
+            "status": "ERROR" if result.error else "TERMINATED",
+            **{k: v for k, v in (result.config or {}).items()},
+            "epochs": last.get("training_iteration", 0),
+            "diverged": int(last.get("diverged", 0) or 0),
+            "error": str(result.error).splitlines()[0][:200] if result.error else "",
+            "time_total_s": last.get("time_total_s"),
+            "path": result.path,
+        }
+        for key in ("val_macro_f1", "val_accuracy", "val_loss", "train_loss", metric):
+            if history is not None and key in history:
+                row[f"last_{key}"] = history[key].iloc[-1]
+                row[f"best_{key}"] = history[key].min() if "loss" in key else history[key].max()
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if f"best_{metric}" in table:
+        table = table.sort_values(f"best_{metric}", ascending=False, na_position="last")
+    return table.reset_index(drop=True)
+
+
+def save_table(table: pd.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".csv")
+    os.close(fd)
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: str) -> None:
+    shown = [
+        c
+        for c in (
+            "lr",
+            "dropout",
+            "num_layers",
+            "hidden_size",
+            "bidirectional",
+            "conv_blocks",
+            "epochs",
+            f"best_{metric}",
+        )
+        if c in table
+    ]
+    print(f"\ntop 5 of {len(table)} trials by best {metric}:")
+    with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
+        print(table[shown].head(5).to_string(index=False))
+    errors = int((table["status"] == "ERROR").sum()) if "status" in table else 0
+    diverged = int(table.get("diverged", pd.Series(dtype=int)).sum())
+    if errors or diverged:
+        print(f"{errors} trial(s) failed after retries, {diverged} diverged (NaN loss)")
+    print(f"\nexperiment: {path}")
+    print(f"trial table: {path}/{TRIALS_FILE}")
+    print(f"next:  tensorboard --logdir {path}")
+    print(f"       python analysis/report.py --storage {root} --sweep {name}")
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run_sweep(options: SweepOptions, trainable=None):
+    """Run (or resume) one sweep and return Ray's ResultGrid."""
+    preset = get_preset(options.preset)
+    task = preset.task
+    root = storage_root(options.storage)
+    name = choose_name(options, root)
+    path = experiment_path(root, name)
+    demo_size = "tiny" if options.smoke_test else "small"
+    data_dir = options.data_dir or os.environ.get(paths.DATA_ENV)
+    if not data_dir:
+        from musictune.demo import ensure_demo
+
+        data_dir = ensure_demo(demo_size)
+    data = load_task(task, data_dir, preset.features, preset.beat, options.target)
+    head_task = {"genre": "classification"}.get(task, task)
+    metric = PRIMARY_METRIC[head_task]
+
+    connect(options)
+    check_resources(options)
+    started = time.time()
+    print(
+        f"musictune sweep {options.preset}: {options.samples} trials, {options.search} search, "
+        f"{options.scheduler.upper()} (max {options.max_epochs} epochs"
+        + (f", grace {options.grace_period}" if options.scheduler == "asha" else "")
+        + f"), {options.cpus_per_trial:g} CPU / {options.gpus_per_trial:g} GPU per trial"
+    )
+    print(
+        f"data: {data.task} {data.features}{' beat-synced' if data.beat else ''} from {data_dir}: "
+        f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test clips, "
+        "loaded once and shared through the object store"
+    )
+    print(f"experiment: {path}{'  (resumed)' if options.resume else ''}")
+    print(f"watch live: tensorboard --logdir {path}", flush=True)
+
+    trainable = build_trainable(options, data, trainable)
+    progress = SweepProgress(options.samples, metric)
+    if options.resume:
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=build_param_space(options, preset.model),
+            tune_config=tune.TuneConfig(
+                metric=metric,
+                mode=MODE,
+                num_samples=options.samples,
+                search_alg=build_search(options, metric),
+                scheduler=build_scheduler(options),
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=root,
+                failure_config=tune.FailureConfig(max_failures=options.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+                callbacks=[progress],
+                verbose=0,
+            ),
+        )
+    meta = {
+        "preset": options.preset,
+        "task": task,
+        "model": preset.model,
+        "features": preset.features,
+        "beat": preset.beat,
+        "target": options.target,
+        "metric": metric,
+        "mode": MODE,
+        "samples": options.samples,
+        "search": options.search,
+        "scheduler": options.scheduler,
+        "max_epochs": options.max_epochs,
+        "seed": options.seed,
+        "data_dir": str(data_dir),
+        "smoke_test": options.smoke_test,
+        "command": " ".join(sys.argv),
+        "status": "running",
+        "started": started,
+        "classes": list(data.classes),
+        "targets": list(data.targets),
+    }
+    local = None if is_uri(root) else Path(path)
+    if local is not None:
+        local.mkdir(parents=True, exist_ok=True)
+        previous = local / SWEEP_FILE
+        if options.resume and previous.exists():
+            earlier = json.loads(previous.read_text())
+            meta["started"] = earlier.get("started", started)
+            meta["wall_time_s"] = earlier.get("wall_time_s", 0.0)
+        write_json_atomic(local / SWEEP_FILE, meta)
+    results = tuner.fit()
+    if local is not None:
+        table = trial_table(results, metric)
+        save_table(table, local / TRIALS_FILE)
+        meta["wall_time_s"] = meta.get("wall_time_s", 0.0) + time.time() - started
+        meta["status"] = "finished"
+        meta["finished"] = time.time()
+        meta["trials"] = len(table)
+        write_json_atomic(local / SWEEP_FILE, meta)
+        print_summary(table, metric, path, root, name)
+    return results
