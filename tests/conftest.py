@@ -65,3 +65,31 @@ def write_layout(
 @pytest.fixture
 def fake_root(tmp_path) -> Path:
     return write_layout(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One real local Ray instance for the in-process sweep tests (ray.init costs seconds)."""
+    import ray
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def demo_tiny() -> Path:
+    """The tiny demo data set, generated once per session into the test cache."""
+    from musictune.demo import ensure_demo
+
+    return ensure_demo("tiny", progress=False)
+
+
+def sweep_options(preset: str, *argv: str):
+    """Parse a sweep command line exactly as `musictune sweep` does."""
+    from musictune.cli import build_parser
+    from musictune.tuning.options import options_from_args
+
+    args = build_parser().parse_args(["sweep", preset, *argv])
+    return options_from_args(preset, args)

@@ -32,7 +32,7 @@ SIZES: dict[str, tuple[int, int, float]] = {
 }
 
 SR = features.SAMPLE_RATE
-BLEND = 0.8  # at most this far a clip's parameters move towards another genre's recipe
+BLEND = 0.4  # at most this far a clip's parameters move towards another genre's recipe
 TARGET_NOISE = 0.06  # sd of the Gaussian noise on the affect targets
 
 # Drum patterns, one 4/4 bar of 16th steps each: (kick, snare, hi-hat).

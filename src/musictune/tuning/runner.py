@@ -127,6 +127,10 @@ def connect(options: SweepOptions) -> None:
         except ConnectionError as exc:
             raise UserError(f"cannot join the Ray cluster at {options.address}: {exc}") from None
     else:
+        # A local cluster we start ourselves: its token-auth notice is noise to the user.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR
+        )
         ray.init(logging_level=logging.WARNING, include_dashboard=False)
 
 
