@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from ray import tune
 
+from musictune.affect import set_loss_weights
 from musictune.data import Dataset
 from musictune.models import model_kwargs
 from musictune.training import (
@@ -53,6 +54,7 @@ def train_supervised(config: dict, data: Dataset) -> None:
     model = build_model(
         data, config["model"], seed=config.get("seed", 0), **model_kwargs(config["model"], config)
     )
+    set_loss_weights(model, config, data.targets)  # multitask only: the sweep's loss weights
     settings = train_config(config)
 
     def report(metrics: dict, state, model, optimizer) -> None:

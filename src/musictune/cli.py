@@ -199,6 +199,7 @@ def run_demo(args: argparse.Namespace) -> None:
 
 
 def add_sweep_parser(sub) -> None:
+    from musictune.tuning.affect import add_affect_arguments
     from musictune.tuning.options import add_sweep_arguments
     from musictune.tuning.presets import PRESETS
 
@@ -207,19 +208,29 @@ def add_sweep_parser(sub) -> None:
     p.add_argument(
         "--target",
         choices=["valence", "energy", "danceability"],
-        help="affect target (regression presets)",
+        help="affect target of regression presets (default energy)",
     )
+    add_affect_arguments(p)
     add_sweep_arguments(p)
     p.set_defaults(handler=run_sweep_command)
 
 
-def run_sweep_command(args: argparse.Namespace) -> None:
+def sweep_options_from_args(args: argparse.Namespace):
+    """SweepOptions of a parsed `sweep` command line, affect flags included."""
+    from musictune.tuning.affect import affect_extra
     from musictune.tuning.options import options_from_args
     from musictune.tuning.presets import get_preset
-    from musictune.tuning.runner import run_sweep
 
     get_preset(args.preset)
-    run_sweep(options_from_args(args.preset, args))
+    options = options_from_args(args.preset, args)
+    options.extra |= affect_extra(args.preset, args)
+    return options
+
+
+def run_sweep_command(args: argparse.Namespace) -> None:
+    from musictune.tuning.runner import run_sweep
+
+    run_sweep(sweep_options_from_args(args))
 
 
 def sweep_main(preset: str) -> None:
@@ -227,9 +238,63 @@ def sweep_main(preset: str) -> None:
     sys.exit(main(["sweep", preset, *sys.argv[1:]]))
 
 
+# --------------------------------------------------------------------------- extract
+
+
+def add_extract_parser(sub) -> None:
+    p = sub.add_parser(
+        "extract", help="turn a folder of audio (genre subfolders or a CSV) into the data layout"
+    )
+    p.add_argument("audio_root", type=Path, metavar="AUDIO_ROOT", help="one subfolder per genre")
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="new folder, or one to resume")
+    p.add_argument(
+        "--csv",
+        type=Path,
+        help="columns path,genre[,valence,energy,danceability]; paths relative to its folder",
+    )
+    p.add_argument("--test-fraction", type=float, default=0.15, help="share of files for test")
+    p.add_argument("--jobs", type=positive_int, help="parallel processes (default: all cores)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=30.0,
+        help="seconds taken from the middle of each file (0: whole files)",
+    )
+    p.add_argument("--mapping", type=Path, help='JSON {"genre": "class" or null} to fold genres')
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
+    p.set_defaults(handler=run_extract)
+
+
+def run_extract(args: argparse.Namespace) -> None:
+    from musictune.extract import extract
+
+    s = extract(
+        args.audio_root,
+        args.out_dir,
+        csv=args.csv,
+        test_fraction=args.test_fraction,
+        jobs=args.jobs,
+        duration=args.duration,
+        mapping=args.mapping,
+        seed=args.seed,
+    )
+    if s.failed:
+        print(f"skipped {len(s.failed)} file(s) that could not be used:", file=sys.stderr)
+        for key, reason in s.failed:
+            print(f"  {key}: {reason}", file=sys.stderr)
+    for note in s.notes:
+        print(f"note: {note}")
+    genres = ", ".join(f"{g} {n}" for g, n in s.genres.items())
+    print(
+        f"{s.tracks} files in {s.out_dir} ({s.extracted} extracted now, {s.skipped} already "
+        f"done): {s.splits.get('train', 0)} train / {s.splits.get('test', 0)} test; {genres}"
+    )
+    print(f"layouts: {', '.join(s.layouts)}; train on it: musictune train --data-dir {s.out_dir}")
+
+
 # --------------------------------------------------------------------------- main
 
-SUBCOMMANDS = [add_train_parser, add_demo_parser, add_sweep_parser]
+SUBCOMMANDS = [add_train_parser, add_demo_parser, add_sweep_parser, add_extract_parser]
 
 
 def build_parser() -> ArgumentParser:

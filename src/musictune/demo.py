@@ -381,6 +381,10 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _warm_up() -> None:
+    features.extract_features(np.random.default_rng(0).standard_normal(SR).astype(np.float32))
+
+
 def _render_all(plan: list[Job], jobs: int, progress: bool) -> dict[int, tuple]:
     from tqdm import tqdm
 
@@ -392,6 +396,8 @@ def _render_all(plan: list[Job], jobs: int, progress: bool) -> dict[int, tuple]:
                 targets[i] = t
                 bar.update()
             return targets
+        if os.environ.get("WARM"):
+            _warm_up()
         pool = ProcessPoolExecutor(jobs, initializer=_ignore_sigint)
         try:
             for future in as_completed([pool.submit(render_job, job) for job in plan]):

@@ -17,6 +17,10 @@ class Preset:
     features: str  # mel | chroma | fused
     beat: bool  # beat-synced clips
     doc: str
+    # Affect presets: the target used when --target is not given ("regression"), or the only
+    # one allowed (transfer). A transfer preset starts from a genre sweep's best checkpoint.
+    target: str | None = None
+    transfer: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -28,6 +32,18 @@ PRESETS: dict[str, Preset] = {
     "lstm_fused_beat": Preset("genre", "lstm", "fused", True, "LSTM, beat-synced mel + chroma"),
     "cnn_spectrogram": Preset("genre", "cnn", "mel", False, "2D CNN, full mel spectrograms"),
     "cnn_spectrogram_beat": Preset("genre", "cnn", "mel", True, "2D CNN, beat-synced mel"),
+    # Affect: the view defaults to full mel; --features mel|fused and --beat choose another.
+    "cnn_regression": Preset(
+        "regression", "cnn", "mel", False, "2D CNN, one affect target", target="energy"
+    ),
+    "lstm_regression": Preset(
+        "regression", "lstm", "mel", False, "LSTM, one affect target", target="energy"
+    ),
+    "multitask": Preset("multitask", "cnn", "mel", False, "2D CNN, all three affect targets"),
+    # The view is the --from-sweep genre sweep's; energy is the only target.
+    "transfer_energy": Preset(
+        "regression", "cnn", "mel", False, "genre CNN backbone -> energy", "energy", True
+    ),
 }
 
 

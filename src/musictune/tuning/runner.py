@@ -18,6 +18,7 @@ from musictune import paths
 from musictune.data import Dataset, load_task
 from musictune.errors import UserError
 from musictune.metrics import PRIMARY_METRIC
+from musictune.tuning.affect import plan_affect
 from musictune.tuning.options import SweepOptions
 from musictune.tuning.presets import get_preset
 from musictune.tuning.space import search_space
@@ -95,24 +96,39 @@ def choose_name(options: SweepOptions, root: str) -> str:
 # --------------------------------------------------------------------------- cluster
 
 
+# `ray up` leaves the autoscaler's config (node types with their resources) here on the head node.
+AUTOSCALER_CONFIG = "~/ray_bootstrap_config.yaml"
+
+
 def check_address(address: str, timeout: float = 3.0) -> None:
-    """Fail in seconds, not a hang, when a host:port cluster address does not answer."""
-    if address in ("auto", "local") or address.startswith("ray://"):
-        target = address.removeprefix("ray://")
-        if address in ("auto", "local"):
-            return
-    else:
-        target = address
+    """Fail in seconds, not a hang, when a cluster address does not answer.
+
+    `ray.init` retries an address that accepts TCP but is no Ray head for minutes, so the
+    address must also complete a gRPC handshake (Ray's GCS and its client server speak gRPC).
+    """
+    if address in ("auto", "local"):
+        return
+    target = address.removeprefix("ray://")
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"--address {address!r} is not host:port (e.g. 10.0.0.5:6379) or auto")
+    failure = UserError(
+        f"no Ray cluster answers at {address}: start one with `ray start --head` or "
+        "`ray up cluster.yaml`, or fix --address / RAY_ADDRESS"
+    )
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError:
-        raise UserError(
-            f"no Ray cluster answers at {address}: start one with `ray start --head` or "
-            "`ray up cluster.yaml`, or fix --address / RAY_ADDRESS"
-        ) from None
+        raise failure from None
+    import grpc
+
+    channel = grpc.insecure_channel(target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise failure from None
+    finally:
+        channel.close()
 
 
 def connect(options: SweepOptions) -> None:
@@ -124,8 +140,9 @@ def connect(options: SweepOptions) -> None:
         check_address(options.address)
         try:
             ray.init(address=options.address, logging_level=logging.WARNING)
-        except ConnectionError as exc:
-            raise UserError(f"cannot join the Ray cluster at {options.address}: {exc}") from None
+        except (ConnectionError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"cannot join the Ray cluster at {options.address}: {first}") from None
     else:
         # A local cluster we start ourselves: its token-auth notice is noise to the user.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
@@ -134,21 +151,59 @@ def connect(options: SweepOptions) -> None:
         ray.init(logging_level=logging.WARNING, include_dashboard=False)
 
 
-def check_resources(options: SweepOptions) -> None:
+def autoscaler_node_types(config_file: str | os.PathLike = AUTOSCALER_CONFIG) -> dict[str, dict]:
+    """Resources of each node type the autoscaler may still start: {type: {"GPU": 1, ...}}.
+
+    Empty off an autoscaling cluster (no config file: a laptop, `ray start`, a test cluster).
+    """
+    import yaml
+
+    path = Path(config_file).expanduser()
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    types = config.get("available_node_types") or {}
+    head = config.get("head_node_type")
+    return {
+        name: dict(spec.get("resources") or {})
+        for name, spec in types.items()
+        if isinstance(spec, dict) and name != head and spec.get("max_workers", 1) > 0
+    }
+
+
+def check_resources(
+    options: SweepOptions, autoscaler_config: str | os.PathLike = AUTOSCALER_CONFIG
+) -> None:
+    """A trial that no node can ever hold would wait forever: refuse it up front.
+
+    On an autoscaling cluster a GPU type with min_workers 0 has no live node yet, so node
+    types the autoscaler can add count as well as live nodes.
+    """
     import ray
 
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    live = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    addable = autoscaler_node_types(autoscaler_config)
+    nodes = live + list(addable.values())
     most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
     most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    where = "no node of the cluster" + (" (nor any node type it can add)" if addable else "")
     if options.gpus_per_trial > most_gpus:
         raise UserError(
-            f"--gpus-per-trial {options.gpus_per_trial:g} but no node of the cluster has more "
-            f"than {most_gpus:g} GPU(s): lower it (0 trains on CPUs)"
+            f"--gpus-per-trial {options.gpus_per_trial:g} but {where} has more than "
+            f"{most_gpus:g} GPU(s): lower it (0 trains on CPUs)"
         )
     if options.cpus_per_trial > most_cpus:
         raise UserError(
-            f"--cpus-per-trial {options.cpus_per_trial:g} but no node has more than "
+            f"--cpus-per-trial {options.cpus_per_trial:g} but {where} has more than "
             f"{most_cpus:g} CPUs: lower it"
+        )
+    live_gpus = max((n.get("GPU", 0) for n in live), default=0)
+    if options.gpus_per_trial > live_gpus:
+        print(
+            f"no live node has {options.gpus_per_trial:g} GPU(s) yet: trials wait until the "
+            "autoscaler adds one (minutes)",
+            flush=True,
         )
 
 
@@ -198,12 +253,14 @@ def build_scheduler(options: SweepOptions):
     )
 
 
-def build_trainable(options: SweepOptions, data: Dataset, trainable=None):
+def build_trainable(options: SweepOptions, data: Dataset, trainable=None, source=None):
     from trainables import train_supervised
 
     resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
+    # A transfer sweep also shares the genre checkpoint's weights through the object store.
+    shared = {"data": data} if source is None else {"data": data, "source": source}
     return tune.with_resources(
-        tune.with_parameters(trainable or train_supervised, data=data), resources
+        tune.with_parameters(trainable or train_supervised, **shared), resources
     )
 
 
@@ -271,7 +328,10 @@ def trial_table(results, metric: str) -> pd.DataFrame:
             "time_total_s": last.get("time_total_s"),
             "path": result.path,
         }
-        for key in ("val_macro_f1", "val_accuracy", "val_loss", "train_loss", metric):
+        per_target = [] if history is None else [c for c in history if c.startswith("val_spearman")]
+        for key in dict.fromkeys(
+            ("val_macro_f1", "val_accuracy", "val_loss", "train_loss", metric, *per_target)
+        ):
             if history is not None and key in history:
                 row[f"last_{key}"] = history[key].iloc[-1]
                 row[f"best_{key}"] = history[key].min() if "loss" in key else history[key].max()
@@ -299,6 +359,7 @@ def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: 
             "hidden_size",
             "bidirectional",
             "conv_blocks",
+            "freeze_backbone",
             "epochs",
             f"best_{metric}",
         )
@@ -325,15 +386,21 @@ def run_sweep(options: SweepOptions, trainable=None):
     preset = get_preset(options.preset)
     task = preset.task
     root = storage_root(options.storage)
+    if options.address:
+        check_address(options.address)  # in seconds, before any minutes of data loading
+    # Affect presets: target, feature view, loss weights, transfer source (genre: nothing).
+    affect = plan_affect(options.preset, preset, options.target, options.extra, root)
+    preset = affect.preset
     name = choose_name(options, root)
     path = experiment_path(root, name)
     demo_size = "tiny" if options.smoke_test else "small"
-    data_dir = options.data_dir or os.environ.get(paths.DATA_ENV)
+    data_dir = options.data_dir or os.environ.get(paths.DATA_ENV) or affect.data_dir
     if not data_dir:
         from musictune.demo import ensure_demo
 
         data_dir = ensure_demo(demo_size)
-    data = load_task(task, data_dir, preset.features, preset.beat, options.target)
+    data = load_task(task, data_dir, preset.features, preset.beat, affect.target)
+    affect.check(data)
     head_task = {"genre": "classification"}.get(task, task)
     metric = PRIMARY_METRIC[head_task]
 
@@ -351,17 +418,24 @@ def run_sweep(options: SweepOptions, trainable=None):
         f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test clips, "
         "loaded once and shared through the object store"
     )
+    for note in affect.notes:
+        print(note)
     print(f"experiment: {path}{'  (resumed)' if options.resume else ''}")
     print(f"watch live: tensorboard --logdir {path}", flush=True)
 
-    trainable = build_trainable(options, data, trainable)
+    if affect.source is not None:
+        from trainables.transfer import train_transfer
+
+        trainable = build_trainable(options, data, trainable or train_transfer, affect.source)
+    else:
+        trainable = build_trainable(options, data, trainable)
     progress = SweepProgress(options.samples, metric)
     if options.resume:
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
     else:
         tuner = tune.Tuner(
             trainable,
-            param_space=build_param_space(options, preset.model),
+            param_space={**build_param_space(options, preset.model), **affect.extra},
             tune_config=tune.TuneConfig(
                 metric=metric,
                 mode=MODE,
@@ -385,7 +459,7 @@ def run_sweep(options: SweepOptions, trainable=None):
         "model": preset.model,
         "features": preset.features,
         "beat": preset.beat,
-        "target": options.target,
+        "target": affect.target,
         "metric": metric,
         "mode": MODE,
         "samples": options.samples,
@@ -400,6 +474,7 @@ def run_sweep(options: SweepOptions, trainable=None):
         "started": started,
         "classes": list(data.classes),
         "targets": list(data.targets),
+        **affect.meta,
     }
     local = None if is_uri(root) else Path(path)
     if local is not None:

@@ -30,3 +30,22 @@ def search_space(
     elif model == "cnn":
         space["conv_blocks"] = tune.choice(CNN_BLOCKS)
     return space
+
+
+# Multitask loss weights: relative, so the sweep scales them to average 1 (see affect.py).
+LOSS_WEIGHT_RANGE = (0.25, 4.0)
+
+
+def loss_weight_space(
+    targets: tuple[str, ...], weights: tuple[float, ...] | None = None, tuned: bool = False
+) -> dict:
+    """`loss_weight_<target>` per target: fixed (default equal) or log-uniform when tuned."""
+    if tuned:
+        return {f"loss_weight_{t}": tune.loguniform(*LOSS_WEIGHT_RANGE) for t in targets}
+    weights = weights or (1.0,) * len(targets)
+    return {f"loss_weight_{t}": float(w) for t, w in zip(targets, weights)}
+
+
+def transfer_space() -> dict:
+    """Transfer tunes whether the genre backbone is frozen; its conv blocks are the source's."""
+    return {"freeze_backbone": tune.choice([True, False])}

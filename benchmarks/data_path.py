@@ -1,0 +1,279 @@
+"""Data path: the data set shared in memory through Ray's object store, against reading one
+`.npy` file per item per epoch as the course's PyTorch Dataset did.
+
+Both sides run as Ray trials built by the sweep's own `build_trainable` (with_parameters +
+with_resources), one trial at a time, one torch thread each. A trial's start is stamped before
+Ray fetches its parameters, so "trial start" covers fetching the data (or the file list) and
+assembling the first batch. Each epoch is timed twice: the data side alone (every batch
+assembled, no model) and a full training pass of the same seeded model.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ray import tune
+from torch.nn.utils.rnn import pad_sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+from musictune import layout  # noqa: E402
+from musictune.data import Dataset, load_task  # noqa: E402
+from musictune.features import VIEWS  # noqa: E402
+from musictune.models import create_model, model_kwargs  # noqa: E402
+from musictune.training import build_model, iterate_batches  # noqa: E402
+from musictune.tuning.options import SweepOptions  # noqa: E402
+from musictune.tuning.presets import get_preset  # noqa: E402
+from musictune.tuning.runner import build_trainable  # noqa: E402
+
+BATCH_SIZE = 32
+START_TARGET_S = 0.1
+SPEEDUP_TARGET = 10.0
+# A mid-sized model of the preset's family for the full-epoch timing.
+MODEL_SETTINGS = {
+    "lstm": {"num_layers": 1, "hidden_size": 64, "bidirectional": False, "dropout": 0.2},
+    "cnn": {"conv_blocks": 3, "dropout": 0.2},
+}
+
+
+# --------------------------------------------------------------------------- the course's way
+
+
+class NpyFiles(torch.utils.data.Dataset):
+    """The course's Dataset: each item is read from its own `.npy` file whenever it is used."""
+
+    def __init__(self, files: list[str], labels: np.ndarray, view: slice, mean, std):
+        self.files, self.labels, self.view = files, labels, view
+        self.mean, self.std = mean, std
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        frames = np.load(self.files[i], allow_pickle=False)[self.view].T
+        x = ((frames - self.mean) / self.std).astype(np.float32)
+        return torch.from_numpy(x), self.labels[i]
+
+
+def pad_collate(items):
+    xs, ys = zip(*items)
+    lengths = torch.tensor([len(x) for x in xs], dtype=torch.int64)
+    return pad_sequence(list(xs), batch_first=True), lengths, torch.as_tensor(np.stack(ys))
+
+
+def file_index(data_dir: Path, data: Dataset) -> dict:
+    """What the course's Dataset kept in memory: file names, labels, normalisation."""
+    folder = Path(data_dir) / layout.dataset_dirname(data.task, data.beat) / "train"
+    return {
+        "files": [str(folder / layout.array_filename(i)) for i in data.train.ids],
+        "labels": data.train.y,
+        "view": VIEWS[data.features],
+        "mean": data.mean,
+        "std": data.std,
+    }
+
+
+def course_loader(index: dict, seed: int) -> torch.utils.data.DataLoader:
+    dataset = NpyFiles(index["files"], index["labels"], index["view"], index["mean"], index["std"])
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=BATCH_SIZE,
+        shuffle=True,
+        collate_fn=pad_collate,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+# --------------------------------------------------------------------------- probe trials
+
+
+def stamped(trainable):
+    """Record when Ray enters the trial, before with_parameters fetches the data."""
+
+    @functools.wraps(trainable)
+    def trial(config):
+        return trainable({**config, "entered": time.perf_counter()})
+
+    return trial
+
+
+def train_pass(model, optimizer, batches) -> None:
+    """One training pass over the given batches: the same loop for both data paths."""
+    model.train()
+    for x, lengths, y in batches:
+        loss = model.loss(model(x, lengths), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+def _model(config: dict):
+    torch.manual_seed(config["seed"])
+    model = create_model(**config["spec"])
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def shared_probe(config: dict, data: Dataset) -> None:
+    """The project's path: arrays from the object store, batches by `iterate_batches`."""
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(config["seed"])
+
+    def batches():
+        return iterate_batches(data.train, BATCH_SIZE, rng.permutation(len(data.train)))
+
+    next(iter(batches()))
+    start_s = time.perf_counter() - config["entered"]
+    model, optimizer = _model(config)
+    for epoch in range(config["epochs"]):
+        t = time.perf_counter()
+        for _ in batches():
+            pass
+        data_s = time.perf_counter() - t
+        t = time.perf_counter()
+        train_pass(model, optimizer, batches())
+        epoch_s = time.perf_counter() - t
+        tune.report({"start_s": start_s, "data_s": data_s, "epoch_s": epoch_s, "epoch": epoch})
+
+
+def files_probe(config: dict, data: dict) -> None:
+    """The course's path: a DataLoader reading one `.npy` file per item, every epoch."""
+    torch.set_num_threads(1)
+    loader = course_loader(data, config["seed"])
+    next(iter(loader))
+    start_s = time.perf_counter() - config["entered"]
+    model, optimizer = _model(config)
+    for epoch in range(config["epochs"]):
+        t = time.perf_counter()
+        for _ in loader:
+            pass
+        data_s = time.perf_counter() - t
+        t = time.perf_counter()
+        train_pass(model, optimizer, loader)
+        epoch_s = time.perf_counter() - t
+        tune.report({"start_s": start_s, "data_s": data_s, "epoch_s": epoch_s, "epoch": epoch})
+
+
+if __name__ != "__main__":  # Ray workers cannot import benchmarks/: ship these by value
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def run_probe(trainable, config: dict, repeats: int, storage: str, name: str) -> list[dict]:
+    tuner = tune.Tuner(
+        trainable,
+        param_space=config,
+        tune_config=tune.TuneConfig(
+            num_samples=repeats, max_concurrent_trials=1, reuse_actors=True
+        ),
+        run_config=tune.RunConfig(name=name, storage_path=storage, verbose=0),
+    )
+    grid = tuner.fit()
+    errors = [r.error for r in grid if r.error]
+    if errors:
+        raise RuntimeError(f"{name} probe failed: {errors[0]}")
+    return [row for r in grid for row in r.metrics_dataframe.to_dict("records")]
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def run(
+    data_dir: Path,
+    preset: str = common.DEFAULT_PRESET,
+    epochs: int = 3,
+    repeats: int = 3,
+    seed: int = 0,
+) -> list[common.Row]:
+    """Median trial start and epoch times of both paths; needs a running Ray."""
+    spec = get_preset(preset)
+    data = load_task(spec.task, data_dir, spec.features, spec.beat)
+    settings = MODEL_SETTINGS.get(spec.model, {})
+    model = build_model(data, spec.model, seed, **model_kwargs(spec.model, settings))
+    config = {"spec": model.spec, "seed": seed, "epochs": epochs}
+    options = SweepOptions(preset=preset, samples=repeats, cpus_per_trial=1)
+    with tempfile.TemporaryDirectory(prefix="bench-data-path-") as storage:
+        shared_trial = stamped(build_trainable(options, data, shared_probe))
+        shared = run_probe(shared_trial, config, repeats, storage, "shared")
+        files_trial = stamped(build_trainable(options, file_index(data_dir, data), files_probe))
+        files = run_probe(files_trial, config, repeats, storage, "files")
+
+    def median(rows: list[dict], key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    start_shared, start_files = median(shared, "start_s"), median(files, "start_s")
+    data_speedup = common.ratio(median(files, "data_s"), median(shared, "data_s"))
+    epoch_speedup = common.ratio(median(files, "epoch_s"), median(shared, "epoch_s"))
+    n = f"{len(data.train)} clips, batch {BATCH_SIZE}, median of {repeats} trials x {epochs} epochs"
+    start_note = "fetch from the object store + first batch"
+    if start_shared >= START_TARGET_S:
+        start_note += f"; {start_shared / START_TARGET_S:.1f}x over the target"
+    speed_note = (
+        f"batch assembly only: {median(files, 'data_s'):.3g} s vs {median(shared, 'data_s'):.3g} s "
+        f"per epoch ({n}; files warm in the page cache)"
+    )
+    if not common.at_least(data_speedup, SPEEDUP_TARGET):
+        speed_note += f"; {SPEEDUP_TARGET / data_speedup:.1f}x short of the target"
+    return [
+        common.Row(
+            "data path",
+            "trial start, shared in memory (s)",
+            start_shared,
+            f"< {START_TARGET_S:g}",
+            start_shared < START_TARGET_S,
+            start_note,
+        ),
+        common.Row(
+            "data path",
+            "trial start, one .npy per item (s)",
+            start_files,
+            note="file list + first batch read from 32 files",
+        ),
+        common.Row(
+            "data path",
+            "data-side epoch speed-up (files / shared)",
+            data_speedup,
+            f">= {SPEEDUP_TARGET:g}",
+            common.at_least(data_speedup, SPEEDUP_TARGET),
+            speed_note,
+        ),
+        common.Row(
+            "data path",
+            "full epoch speed-up (files / shared)",
+            epoch_speedup,
+            note=(
+                f"training pass {median(files, 'epoch_s'):.3g} s vs "
+                f"{median(shared, 'epoch_s'):.3g} s per epoch, model {spec.model} "
+                f"{', '.join(f'{k}={v}' for k, v in settings.items())}"
+            ),
+        ),
+    ]
+
+
+def sizes(quick: bool) -> dict:
+    return {"epochs": 2, "repeats": 3} if quick else {"epochs": 5, "repeats": 5}
+
+
+def build(args) -> tuple[list[common.Row], str]:
+    folder = common.data_dir(args.data_dir)
+    common.start_ray(args.cpus)
+    size = sizes(args.quick)
+    rows = run(folder, args.preset, **size)
+    return rows, f"preset {args.preset}, data {folder}, {size}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    return common.run_main(build, args, "Data path")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Overhead: the same trials through Ray Tune and through a plain Optuna loop in one process.
+
+The Ray side is `run_sweep` (random search, FIFO, one trial at a time, patience 0), i.e. the
+project's trainable in Ray workers with checkpoints, loggers and the trial table. The Optuna side
+replays exactly those configurations (`enqueue_trial`, then ask/tell) and trains each with
+`musictune.training.fit` in this process, with the trainable's own config translation and one
+torch thread, as a trial gets. One untimed epoch warms this process up first.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+from musictune.data import load_task  # noqa: E402
+from musictune.models import model_kwargs  # noqa: E402
+from musictune.training import build_model, fit  # noqa: E402
+from musictune.tuning.options import SweepOptions  # noqa: E402
+from musictune.tuning.presets import get_preset  # noqa: E402
+from musictune.tuning.runner import run_sweep  # noqa: E402
+from musictune.tuning.space import search_space  # noqa: E402
+from trainables.supervised import train_config  # noqa: E402
+
+TARGET = 1.10
+
+
+def train_one(config: dict, data) -> float:
+    """What the trainable does for a config, minus Ray: build the model, fit, best metric."""
+    model = build_model(
+        data, config["model"], seed=config.get("seed", 0), **model_kwargs(config["model"], config)
+    )
+    return fit(model, data, train_config(config)).best_metric
+
+
+def optuna_loop(configs: list[dict], data, seed: int) -> float:
+    """A plain Optuna study over the given configs; returns its wall time in seconds."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    model = configs[0]["model"]
+    distributions = OptunaSearch.convert_search_space(search_space(model))
+    fixed = {k: v for k, v in configs[0].items() if k not in distributions}
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed)
+    )
+    for config in configs:
+        study.enqueue_trial({k: config[k] for k in distributions})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(fixed.get("threads", 1))))
+    try:
+        train_one({**configs[0], "max_epochs": 1}, data)  # warm-up, untimed
+        started = time.perf_counter()
+        for _ in configs:
+            trial = study.ask(distributions)
+            study.tell(trial, train_one({**fixed, **trial.params}, data))
+        return time.perf_counter() - started
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run(
+    data_dir: Path,
+    preset: str = common.DEFAULT_PRESET,
+    trials: int = 4,
+    epochs: int = 3,
+    seed: int = 0,
+) -> list[common.Row]:
+    spec = get_preset(preset)
+    data = load_task(spec.task, data_dir, spec.features, spec.beat)
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as storage:
+        options = SweepOptions(
+            preset=preset,
+            samples=trials,
+            scheduler="fifo",
+            max_epochs=epochs,
+            max_concurrent=1,
+            patience=0,
+            seed=seed,
+            data_dir=str(data_dir),
+            storage=storage,
+            name="ray",
+        )
+        started = time.perf_counter()
+        with common.quiet(Path(storage) / "sweep.log"):
+            grid = run_sweep(options)
+        ray_s = time.perf_counter() - started
+        errors = [r.error for r in grid if r.error]
+        if errors:
+            raise RuntimeError(f"a Ray trial failed: {errors[0]}")
+        configs = [dict(r.config) for r in grid]
+    optuna_s = optuna_loop(configs, data, seed)
+    steady = ray_s / optuna_s
+    budget = f"{trials} trials x {epochs} epochs, 1 at a time, 1 thread"
+    rows = [
+        common.Row("overhead", "Ray Tune sweep, Ray already running (s)", ray_s, note=budget),
+        common.Row("overhead", "plain Optuna loop, one process (s)", optuna_s, note=budget),
+        common.Row(
+            "overhead",
+            "time ratio Ray Tune / Optuna, Ray running",
+            steady,
+            f"<= {TARGET:g}",
+            common.at_most(steady, TARGET),
+            _miss(steady, ray_s - optuna_s, trials),
+        ),
+    ]
+    if common.RAY_START_S is not None:
+        total = (ray_s + common.RAY_START_S) / optuna_s
+        rows.append(
+            common.Row(
+                "overhead",
+                "time ratio Ray Tune / Optuna, incl. ray.init",
+                total,
+                f"<= {TARGET:g}",
+                common.at_most(total, TARGET),
+                f"ray.init took {common.RAY_START_S:.1f} s once per session; "
+                + _miss(total, ray_s + common.RAY_START_S - optuna_s, trials),
+            )
+        )
+    return rows
+
+
+def _miss(value: float, extra_s: float, trials: int) -> str:
+    note = f"{extra_s:+.1f} s in all, {extra_s / trials:+.2f} s per trial"
+    if value > TARGET:
+        note += f"; {value - TARGET:.2f} over the target"
+    return note
+
+
+def sizes(quick: bool) -> dict:
+    return {"trials": 4, "epochs": 3} if quick else {"trials": 8, "epochs": 10}
+
+
+def build(args) -> tuple[list[common.Row], str]:
+    folder = common.data_dir(args.data_dir)
+    common.start_ray(args.cpus)
+    size = sizes(args.quick)
+    rows = run(folder, args.preset, **size)
+    return rows, f"preset {args.preset}, data {folder}, {size}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    return common.run_main(build, args, "Overhead")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""Turn finished sweeps into a report: plots, best-config reruns, test metrics, one HTML page.
+
+    python analysis/report.py                      # every finished experiment in ./results
+    python analysis/report.py --sweep NAME --seeds 5
+
+Modules, in the order the data flows: `experiments` (read sweeps through Ray's result API),
+`rerun` (best configs retrained with several seeds as Ray Tune trials), `testing` (test-split
+metrics), `plots`, `reference` (the course's published figures), `html` (index.md/index.html),
+`build` (the whole report) and `explore` (data-set figures).
+"""

@@ -1,0 +1,204 @@
+"""Find finished experiments in a storage folder and read them through Ray's own result API.
+
+An experiment is a folder `<storage>/<name>` written by `run_sweep`: `sweep.json` (what was
+tuned, status running|finished), `trials.csv` (one row per trial) and Ray's experiment state,
+read back with `tune.ExperimentAnalysis` / `tune.ResultGrid` (configs, per-epoch histories,
+checkpoints). Genre and affect experiments are handled alike: the metric, task and targets
+all come from `sweep.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from musictune import paths
+from musictune.errors import UserError
+
+SWEEP_FILE = "sweep.json"  # the names run_sweep writes (musictune.tuning.runner)
+TRIALS_FILE = "trials.csv"
+RERUN_DIR = "reruns"  # best-config reruns live inside their experiment
+# Config keys that are budget or plumbing, not hyperparameters worth a scatter plot.
+NOT_TUNED = {"max_epochs", "patience", "checkpoint_every", "seed", "threads", "amp", "batch_size"}
+LAYER_KEYS = ("num_layers", "conv_blocks")  # what "layers" means per model family
+HEAD_TASK = {"genre": "classification", "regression": "regression", "multitask": "multitask"}
+
+
+@dataclass
+class Experiment:
+    """One finished sweep: its metadata, its trial table and (lazily) Ray's results."""
+
+    name: str
+    path: Path
+    meta: dict
+    trials: pd.DataFrame  # trials.csv exactly as the sweep wrote it
+
+    @property
+    def metric(self) -> str:
+        return self.meta["metric"]
+
+    @property
+    def mode(self) -> str:
+        return self.meta.get("mode", "max")
+
+    @property
+    def task(self) -> str:
+        return self.meta["task"]
+
+    @property
+    def head_task(self) -> str:
+        return HEAD_TASK[self.task]
+
+    @property
+    def best_column(self) -> str:
+        return f"best_{self.metric}"
+
+    @property
+    def label(self) -> str:
+        """`lstm mel beat` / `cnn chroma` (+ the target of a single-target regression)."""
+        parts = [self.meta["model"], self.meta["features"]] + (
+            ["beat"] if self.meta["beat"] else []
+        )
+        if self.meta.get("target"):
+            parts.append(self.meta["target"])
+        return " ".join(parts)
+
+    @property
+    def finished_trials(self) -> pd.DataFrame:
+        """Trials that ended normally and reported the metric, best first."""
+        done = self.trials[
+            (self.trials["status"] == "TERMINATED") & self.trials[self.best_column].notna()
+        ]
+        return done.sort_values(self.best_column, ascending=self.mode == "min")
+
+    def best_trials(self, n: int = 1) -> pd.DataFrame:
+        return self.finished_trials.head(n)
+
+    @cached_property
+    def results(self):
+        """Ray's ResultGrid of the sweep, read from disk (no Ray cluster needed)."""
+        from ray import tune
+
+        analysis = tune.ExperimentAnalysis(
+            str(self.path), default_metric=self.metric, default_mode=self.mode
+        )
+        return tune.ResultGrid(analysis)
+
+    def result_of(self, trial_id: str):
+        for result in self.results:
+            if (result.metrics or {}).get("trial_id") == trial_id:
+                return result
+        raise UserError(f"{self.path}: trial {trial_id} is in {TRIALS_FILE} but not in Ray's state")
+
+    def histories(self) -> dict[str, pd.DataFrame]:
+        """trial id -> per-epoch metrics, as Ray logged them."""
+        out = {}
+        for result in self.results:
+            trial_id = (result.metrics or {}).get("trial_id")
+            frame = result.metrics_dataframe
+            if trial_id and frame is not None and len(frame):
+                out[trial_id] = frame
+        return out
+
+    def hyperparameters(self) -> list[str]:
+        """Config keys that differ between trials (tuned ones), in config order."""
+        configs = pd.DataFrame([r.config or {} for r in self.results])
+        keys = [k for k in configs.columns if k not in NOT_TUNED]
+        return [k for k in keys if configs[k].astype(str).nunique() > 1]
+
+    def data_dir(self, override: str | os.PathLike | None = None) -> str:
+        chosen = str(override) if override else self.meta.get("data_dir")
+        if not chosen or not Path(chosen).is_dir():
+            raise UserError(
+                f"experiment {self.name}: its data directory {chosen} is not here: pass "
+                "--data-dir to the folder the sweep used"
+            )
+        return chosen
+
+
+def is_demo_data(data_dir: str) -> bool:
+    """The cached synthetic demo set (not the real FMA data)."""
+    try:
+        Path(data_dir).resolve().relative_to(paths.cache_dir().resolve())
+    except ValueError:
+        return False
+    return Path(data_dir).name.startswith("demo-")
+
+
+def read_experiment(path: Path) -> Experiment:
+    try:
+        meta = json.loads((path / SWEEP_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path / SWEEP_FILE} cannot be read ({exc}): re-run that sweep") from None
+    trials_path = path / TRIALS_FILE
+    trials = pd.read_csv(trials_path, dtype={"trial_id": str}) if trials_path.exists() else None
+    return Experiment(path.name, path, meta, trials if trials is not None else pd.DataFrame())
+
+
+def _problem(exp: Experiment) -> str | None:
+    """Why an experiment cannot be reported on, or None."""
+    if exp.meta.get("status") != "finished":
+        return (
+            f"experiment {exp.name} is still running (sweep.json status "
+            f"{exp.meta.get('status')!r}): wait for it to finish, or if its driver was killed, "
+            f"resume it with `musictune sweep {exp.meta.get('preset', 'PRESET')} --resume "
+            f"--name {exp.name} --storage {exp.path.parent}`"
+        )
+    if exp.trials.empty or "status" not in exp.trials or exp.best_column not in exp.trials:
+        return f"experiment {exp.name} has no trial table with {exp.best_column}: re-run it"
+    if exp.finished_trials.empty:
+        return (
+            f"experiment {exp.name} has no finished trial (all {len(exp.trials)} failed; see "
+            f"the error column of {exp.path / TRIALS_FILE}): fix the cause and re-run it"
+        )
+    return None
+
+
+def find_experiments(
+    storage: str | os.PathLike, names: list[str] | None = None
+) -> tuple[list[Experiment], list[str]]:
+    """Every finished experiment in `storage`, or the named ones (each must be finished).
+
+    Returns (experiments, skipped): without names, experiments still running or with no
+    finished trial are skipped with the reason; if nothing is left, that is the error.
+    """
+    root = Path(storage).expanduser()
+    if "://" in str(storage):
+        raise UserError(f"--storage {storage}: reports read a local folder; copy the results here")
+    if not root.is_dir():
+        raise UserError(
+            f"storage {root} does not exist: run a sweep first "
+            "(python sweeps/lstm_spectrogram.py --smoke-test) or pass --storage"
+        )
+    found = sorted(p.parent for p in root.glob(f"*/{SWEEP_FILE}"))
+    if not found:
+        raise UserError(
+            f"storage {root} holds no experiment (no */{SWEEP_FILE}): run a sweep first "
+            "(python sweeps/lstm_spectrogram.py --smoke-test) or pass --storage"
+        )
+    known = {p.name: p for p in found}
+    if names:
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise UserError(
+                f"no experiment {missing[0]!r} in {root}: known ones are {', '.join(known)}"
+            )
+        chosen = [read_experiment(known[n]) for n in dict.fromkeys(names)]
+        for exp in chosen:
+            problem = _problem(exp)
+            if problem:
+                raise UserError(problem)
+        return chosen, []
+    experiments, skipped = [], []
+    for path in found:
+        exp = read_experiment(path)
+        problem = _problem(exp)
+        (skipped if problem else experiments).append(problem or exp)
+    if not experiments:
+        raise UserError(skipped[0] if len(skipped) == 1 else f"{skipped[0]} (and others)")
+    return experiments, skipped

@@ -1,0 +1,105 @@
+"""Final evaluation on the held-out test split, with scikit-learn and scipy.
+
+Each checkpoint (one per rerun seed) gives one `TestRun`; summaries are mean and sample standard
+deviation over the seeds. Classification pools the seeds' predictions for scikit-learn's
+classification report and the normalised confusion matrix; regression gives Spearman's rho per
+target and their mean.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import classification_report, confusion_matrix, f1_score
+
+from musictune.data import Dataset
+from musictune.metrics import task_metrics
+from musictune.training import load_checkpoint, model_from_checkpoint, predict
+
+# The test counterpart of each primary validation metric.
+TEST_METRIC = {
+    "val_macro_f1": "macro_f1",
+    "val_spearman": "spearman",
+    "val_spearman_mean": "spearman_mean",
+}
+
+
+@dataclass
+class TestRun:
+    """One checkpoint's test-split outputs and metrics."""
+
+    seed: int
+    checkpoint: str
+    metrics: dict[str, float]
+    y_true: np.ndarray
+    outputs: np.ndarray  # logits (N, classes) or values (N,) / (N, targets)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike, data: Dataset, seed: int, task: str
+) -> TestRun:
+    """Rebuild the model from a checkpoint (weights_only) and score it on `data.test`."""
+    model = model_from_checkpoint(load_checkpoint(Path(checkpoint)))
+    outputs = predict(model, data.test)
+    metrics = task_metrics(task, data.test.y, outputs, data.targets)
+    if task == "classification":
+        labels = np.arange(len(data.classes))
+        per_class = f1_score(
+            data.test.y, outputs.argmax(1), labels=labels, average=None, zero_division=0
+        )
+        metrics |= {f"f1_{c}": float(v) for c, v in zip(data.classes, per_class)}
+    return TestRun(seed, str(checkpoint), metrics, data.test.y, outputs)
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (nan for a single value)."""
+    values = np.asarray(list(values), dtype=float)
+    sd = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+    return float(values.mean()), sd
+
+
+def format_mean_sd(mean: float, sd: float, digits: int = 3) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}")
+
+
+def per_seed_table(runs: list[TestRun]) -> pd.DataFrame:
+    """One row per seed, one column per test metric."""
+    return pd.DataFrame([{"seed": r.seed, **r.metrics} for r in runs])
+
+
+def summary_table(runs: list[TestRun]) -> pd.DataFrame:
+    """metric, mean, sd, n and the per-seed values, one row per metric."""
+    rows = []
+    for key in runs[0].metrics:
+        values = [r.metrics[key] for r in runs]
+        mean, sd = mean_sd(values)
+        rows.append({"metric": key, "mean": mean, "sd": sd, "n": len(values), "values": values})
+    return pd.DataFrame(rows)
+
+
+def classification_details(runs: list[TestRun], classes: tuple[str, ...]) -> dict:
+    """sklearn's report text and the row-normalised confusion matrix, seeds pooled."""
+    y_true = np.concatenate([r.y_true for r in runs])
+    y_pred = np.concatenate([r.outputs.argmax(1) for r in runs])
+    labels = np.arange(len(classes))
+    report = classification_report(
+        y_true, y_pred, labels=labels, target_names=list(classes), digits=3, zero_division=0
+    )
+    matrix = confusion_matrix(y_true, y_pred, labels=labels, normalize="true")
+    return {"report": report, "confusion": np.nan_to_num(matrix)}
+
+
+def regression_pairs(runs: list[TestRun], targets: tuple[str, ...]) -> dict[str, tuple]:
+    """target -> (true values, predictions) with the seeds pooled, for scatter plots."""
+    pairs = {}
+    for i, target in enumerate(targets):
+        true = np.concatenate([r.y_true if r.y_true.ndim == 1 else r.y_true[:, i] for r in runs])
+        pred = np.concatenate([r.outputs if r.outputs.ndim == 1 else r.outputs[:, i] for r in runs])
+        pairs[target] = (true, pred)
+    return pairs

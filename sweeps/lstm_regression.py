@@ -1,0 +1,11 @@
+"""Affect sweep: LSTM regressing one target (default energy) on full-length mel spectrograms.
+
+    python sweeps/lstm_regression.py --target valence --beat --samples 50
+    python sweeps/lstm_regression.py --target energy --features fused
+    python sweeps/lstm_regression.py --smoke-test         # tiny budget (CI)
+"""
+
+from musictune.cli import sweep_main
+
+if __name__ == "__main__":
+    sweep_main("lstm_regression")

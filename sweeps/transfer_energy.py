@@ -1,0 +1,12 @@
+"""Transfer sweep: the best genre CNN of a finished sweep, its head replaced, trained on energy.
+
+Tunes lr, dropout and freeze_backbone (head only vs full fine-tuning).
+
+    python sweeps/cnn_spectrogram.py --smoke-test --name genre-cnn
+    python sweeps/transfer_energy.py --from-sweep genre-cnn --smoke-test
+"""
+
+from musictune.cli import sweep_main
+
+if __name__ == "__main__":
+    sweep_main("transfer_energy")
