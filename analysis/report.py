@@ -47,8 +47,7 @@ def build_parser() -> ArgumentParser:
 
 
 def options_from_args(args: argparse.Namespace):
-    from musictune.reporting.build import ReportOptions
-    from musictune.reporting.rerun import RerunSettings
+    from musictune.reporting.options import ReportOptions, RerunSettings
 
     return ReportOptions(
         storage=args.storage,

@@ -27,6 +27,11 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 HEADER = "# Benchmark results\n"
 DEFAULT_PRESET = "lstm_spectrogram"  # the main job's preset
+# One mid-sized model per family, where a benchmark needs every trial to cost the same.
+MID_MODEL = {
+    "lstm": {"num_layers": 1, "hidden_size": 64, "bidirectional": False},
+    "cnn": {"conv_blocks": 3},
+}
 
 
 @dataclass
@@ -183,7 +188,14 @@ def start_ray(cpus: int) -> float | None:
         logging.ERROR
     )
     started = time.perf_counter()
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING)
+    # Trial logs stay in Ray's log folder: the console is for the table.
+    ray.init(
+        address="local",  # our own Ray, even if `ray start` left one running here
+        num_cpus=cpus,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
     RAY_START_S = time.perf_counter() - started
     return RAY_START_S
 

@@ -23,10 +23,6 @@ from musictune.tuning.presets import get_preset  # noqa: E402
 from musictune.tuning.runner import run_sweep  # noqa: E402
 
 TARGET = 1.8
-PINNED = {
-    "lstm": {"num_layers": 1, "hidden_size": 64, "bidirectional": False},
-    "cnn": {"conv_blocks": 3},
-}
 
 
 def trials_per_minute(options: SweepOptions, log: Path) -> float:
@@ -52,7 +48,7 @@ def run(
     cpus = ray.cluster_resources().get("CPU", 0)
     if cpus < 2:
         raise UserError(f"the concurrency benchmark needs 2 CPUs, Ray has {cpus:g}: pass --cpus 2")
-    pinned = PINNED.get(get_preset(preset).model, {})
+    pinned = common.MID_MODEL.get(get_preset(preset).model, {})
     tpm = {}
     with tempfile.TemporaryDirectory(prefix="bench-concurrency-") as storage:
         for at_once in (2, 1):
@@ -92,7 +88,7 @@ def run(
 
 
 def sizes(quick: bool) -> dict:
-    return {"trials": 4, "epochs": 3} if quick else {"trials": 8, "epochs": 5}
+    return {"trials": 6, "epochs": 4} if quick else {"trials": 10, "epochs": 8}
 
 
 def build(args) -> tuple[list[common.Row], str]:

@@ -37,11 +37,6 @@ from musictune.tuning.runner import build_trainable  # noqa: E402
 BATCH_SIZE = 32
 START_TARGET_S = 0.1
 SPEEDUP_TARGET = 10.0
-# A mid-sized model of the preset's family for the full-epoch timing.
-MODEL_SETTINGS = {
-    "lstm": {"num_layers": 1, "hidden_size": 64, "bidirectional": False, "dropout": 0.2},
-    "cnn": {"conv_blocks": 3, "dropout": 0.2},
-}
 
 
 # --------------------------------------------------------------------------- the course's way
@@ -196,7 +191,7 @@ def run(
     """Median trial start and epoch times of both paths; needs a running Ray."""
     spec = get_preset(preset)
     data = load_task(spec.task, data_dir, spec.features, spec.beat)
-    settings = MODEL_SETTINGS.get(spec.model, {})
+    settings = common.MID_MODEL.get(spec.model, {})
     model = build_model(data, spec.model, seed, **model_kwargs(spec.model, settings))
     config = {"spec": model.spec, "seed": seed, "epochs": epochs}
     options = SweepOptions(preset=preset, samples=repeats, cpus_per_trial=1)

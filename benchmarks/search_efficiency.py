@@ -41,11 +41,10 @@ def result_times(history: pd.DataFrame) -> pd.Series:
     return start + history["time_total_s"]
 
 
-def time_to_reach(grid, level: float, started: float) -> float:
+def time_to_reach(histories: list[pd.DataFrame], level: float, started: float) -> float:
     """Seconds from the sweep's start until any trial first reported METRIC >= level."""
     best = float("inf")
-    for result in grid:
-        history = result.metrics_dataframe
+    for history in histories:
         if history is None or METRIC not in history:
             continue
         reached = history[METRIC] >= level
@@ -104,8 +103,8 @@ def run(
         same = configs(project) == configs(course)
     course_best, project_best = best_metric(course), best_metric(project)
     level = course_best - TOLERANCE
-    c_reach = time_to_reach(course, level, c_start)
-    p_reach = time_to_reach(project, level, p_start)
+    c_reach = time_to_reach([r.metrics_dataframe for r in course], level, c_start)
+    p_reach = time_to_reach([r.metrics_dataframe for r in project], level, p_start)
     speed = common.ratio(p_reach, c_reach)
     met = common.at_most(speed, TARGET)
     note = f"course reached {level:.3f} after {c_reach:.0f} s, project after {common.fmt(p_reach)}"
@@ -115,7 +114,7 @@ def run(
         note += (
             f"; {speed / TARGET:.1f}x over the target"
             if p_reach != float("inf")
-            else "; ASHA stopped every trial that would have reached it"
+            else "; no project trial got there: ASHA (or patience) cut the ones that would have"
         )
     budget = f"{samples} trials x {max_epochs} epochs"
     return [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import ray
 import torch
 from ray import tune
 
@@ -26,6 +27,17 @@ from musictune.training import (
 )
 
 
+def trial_device() -> str:
+    """The device of this trial: CUDA when Ray gave it a GPU, else the CPU; "auto" outside Ray.
+
+    Ray points CUDA_VISIBLE_DEVICES at the assigned GPU (fractions share one), so "cuda" is that
+    GPU; it leaves the variable alone for a trial with no GPU, which must then stay on the CPU.
+    """
+    if not ray.is_initialized() or ray.get_runtime_context().get_actor_id() is None:
+        return "auto"
+    return "cuda" if ray.get_runtime_context().get_accelerator_ids().get("GPU") else "cpu"
+
+
 def train_config(config: dict) -> TrainConfig:
     return TrainConfig(
         lr=config["lr"],
@@ -36,6 +48,7 @@ def train_config(config: dict) -> TrainConfig:
         checkpoint_every=config.get("checkpoint_every", 5),
         seed=config.get("seed", 0),
         amp=config.get("amp", False),
+        device=trial_device(),
     )
 
 
@@ -56,9 +69,10 @@ def train_supervised(config: dict, data: Dataset) -> None:
     )
     set_loss_weights(model, config, data.targets)  # multitask only: the sweep's loss weights
     settings = train_config(config)
+    node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran this epoch
 
     def report(metrics: dict, state, model, optimizer) -> None:
-        metrics = {**metrics, "data_pid": data.loaded_by_pid}
+        metrics = {**metrics, "data_pid": data.loaded_by_pid, "node_id": node_id}
         if state.finished or state.epoch % settings.checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as directory:
                 save_checkpoint(Path(directory) / CHECKPOINT_FILE, model, optimizer, state, config)

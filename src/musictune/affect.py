@@ -52,12 +52,17 @@ def backbone_state(checkpoint: dict) -> dict[str, torch.Tensor]:
     return {k[n:]: v for k, v in checkpoint["model"].items() if k.startswith(BACKBONE_PREFIX)}
 
 
+def _describe(spec: dict | None) -> str:
+    spec = spec or {}
+    blocks = f", {spec['conv_blocks']} conv blocks" if "conv_blocks" in spec else ""
+    return f"{spec.get('name', '?')}{blocks}"
+
+
 def load_backbone(model: MusicModel, checkpoint: dict, source: str = "the checkpoint") -> None:
     """Copy a checkpoint's backbone into `model`, or name the first tensor that does not fit."""
     theirs = backbone_state(checkpoint)
     ours = model.backbone.state_dict()
-    spec = checkpoint.get("model_spec", {})
-    problems = [f"{k} is missing" for k in sorted(ours.keys() - theirs.keys())]
+    problems = [f"{k} is missing from it" for k in sorted(ours.keys() - theirs.keys())]
     problems += [f"{k} is not in the model" for k in sorted(theirs.keys() - ours.keys())]
     problems += [
         f"{k} has shape {tuple(theirs[k].shape)}, the model {tuple(ours[k].shape)}"
@@ -66,9 +71,9 @@ def load_backbone(model: MusicModel, checkpoint: dict, source: str = "the checkp
     ]
     if problems:
         raise UserError(
-            f"{source} does not fit the model ({spec.get('name')} with "
-            f"{spec.get('conv_blocks', '?')} conv blocks): {problems[0]}; transfer from a "
-            "genre CNN sweep of the same feature view"
+            f"{source} ({_describe(checkpoint.get('model_spec'))}) does not fit the model "
+            f"({_describe(getattr(model, 'spec', None))}): {problems[0]}; transfer from a genre "
+            "CNN sweep of the same feature view"
         )
     model.backbone.load_state_dict(theirs)
 

@@ -3,6 +3,7 @@
     musictune train --model lstm --features mel --epochs 2
     musictune demo-data --out demo --size tiny
     musictune sweep lstm_spectrogram --samples 100
+    musictune extract ~/music/genres data/mine --jobs 4
 
 Bad input ends in one line on stderr naming the problem and the fix, with exit status 2.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +53,18 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
     return value
+
+
+def check_writable(folder: Path, option: str) -> None:
+    """Fail before minutes of work when an output folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"{option} {folder} is not writable ({exc.strerror}): choose a folder you can write"
+        ) from None
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -120,6 +134,8 @@ def run_train(args: argparse.Namespace) -> None:
     )
     if args.overfit:
         config.patience = 0
+    if args.checkpoint_dir:
+        check_writable(args.checkpoint_dir, "--checkpoint-dir")
     resume = load_checkpoint(args.resume) if args.resume else None
     data = load_task(args.task, args.data_dir, args.features, args.beat, args.target)
     print(
@@ -191,6 +207,7 @@ def run_demo(args: argparse.Namespace) -> None:
     if args.out is None:
         path = ensure_demo(args.size, seed=args.seed)
     else:
+        check_writable(args.out.parent, "--out: the parent folder")
         path = generate_demo(args.out, args.size, seed=args.seed)
     print(f"demo data ({args.size}) at {path}")
 
@@ -250,17 +267,25 @@ def add_extract_parser(sub) -> None:
     p.add_argument(
         "--csv",
         type=Path,
+        metavar="FILE",
         help="columns path,genre[,valence,energy,danceability]; paths relative to its folder",
     )
-    p.add_argument("--test-fraction", type=float, default=0.15, help="share of files for test")
-    p.add_argument("--jobs", type=positive_int, help="parallel processes (default: all cores)")
+    p.add_argument(
+        "--test-fraction", type=float, default=0.15, metavar="F", help="share of files for test"
+    )
+    p.add_argument(
+        "--jobs", type=positive_int, metavar="N", help="parallel processes (default: all cores)"
+    )
     p.add_argument(
         "--duration",
         type=float,
         default=30.0,
-        help="seconds taken from the middle of each file (0: whole files)",
+        metavar="SECONDS",
+        help="seconds taken from the middle of each file (0: whole files; default 30)",
     )
-    p.add_argument("--mapping", type=Path, help='JSON {"genre": "class" or null} to fold genres')
+    p.add_argument(
+        "--mapping", type=Path, metavar="FILE", help='JSON {"genre": "class" or null} to fold'
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
     p.set_defaults(handler=run_extract)
 
@@ -312,8 +337,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"musictune {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"musictune {args.command}: interrupted", file=sys.stderr)
+    except OSError as exc:
+        # A path the checks above did not foresee (disk full, permissions): still one line.
+        where = f" ({exc.filename}): check the path, its permissions and the free space"
+        print(
+            f"musictune {args.command}: error: {exc.strerror or exc}"
+            + (where if exc.filename else ""),
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        # A sweep's own interruption says what was kept and how to resume.
+        note = f": {exc}" if str(exc) else ": no half-written file was left; run it again"
+        print(f"musictune {args.command}: interrupted{note}", file=sys.stderr)
         return 130
     return 0
 

@@ -106,6 +106,11 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
 
         return ensure_demo()
     root = Path(chosen).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UserError(
+            f"data directory {root} is a file, not a folder: pass --data-dir (or set "
+            f"{paths.DATA_ENV}) to the folder in the patreco3 layout"
+        )
     if not root.is_dir():
         raise UserError(
             f"data directory {root} does not exist: pass --data-dir (or set {paths.DATA_ENV}) "
@@ -137,8 +142,16 @@ def _read_label_rows(path: Path, task: str) -> tuple[list[str], list[list[str]]]
     if not path.is_file():
         raise UserError(f"label file {path} not found: every split needs its labels file")
     delimiter = "\t" if task == layout.GENRE_TASK else ","
-    with path.open(newline="") as f:
-        rows = [r for r in csv.reader(f, delimiter=delimiter) if r and any(c.strip() for c in r)]
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = [
+                r for r in csv.reader(f, delimiter=delimiter) if r and any(c.strip() for c in r)
+            ]
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"label file {path} is not a text file (byte {exc.start} is not UTF-8): "
+            "replace it with the tab- or comma-separated labels"
+        ) from None
     if not rows:
         raise UserError(f"label file {path} is empty: it needs a header and one row per clip")
     header = [c.strip() for c in rows[0]]
@@ -262,10 +275,24 @@ def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def class_mapping(root: Path) -> dict[str, str | None] | None:
     """FMA's 20->10 folding for the course data; an extracted set's own mapping (None: keep)."""
-    manifest = layout.read_manifest(root)
-    if "class_mapping" in manifest:
-        return manifest["class_mapping"]
-    return FMA_CLASS_MAPPING
+    where = root / layout.MANIFEST
+    try:
+        manifest = layout.read_manifest(root)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"{where} is not valid JSON ({exc}): fix it, or extract the data again"
+        ) from None
+    if not isinstance(manifest, dict) or "class_mapping" not in manifest:
+        return FMA_CLASS_MAPPING
+    mapping = manifest["class_mapping"]
+    if mapping is not None and not (
+        isinstance(mapping, dict) and all(isinstance(v, str) or v is None for v in mapping.values())
+    ):
+        raise UserError(
+            f"{where}: class_mapping must be an object {{genre: class or null}} (or null); "
+            "fix it, or extract the data again"
+        )
+    return mapping
 
 
 def _map_genres(genres: np.ndarray, mapping: dict | None, labels: Path) -> np.ndarray:
@@ -276,7 +303,7 @@ def _map_genres(genres: np.ndarray, mapping: dict | None, labels: Path) -> np.nd
         if g not in mapping:
             known = ", ".join(sorted(mapping))
             raise UserError(
-                f"{labels} line {i + 2}: genre {g!r} is not in the class mapping ({known}); "
+                f"{labels} line {i + 2}: genre {str(g)!r} is not in the class mapping ({known}); "
                 "fix the label or add the genre to the data set's mapping"
             )
         mapped[i] = mapping[g]
@@ -349,6 +376,11 @@ def load_dataset(
         y_train = np.array([index.get(c, -1) if c else -1 for c in train_labels], dtype=np.int64)
         y_test = np.array([index.get(c, -1) if c else -1 for c in test_labels], dtype=np.int64)
         full_train = to_split(raw_train, y_train, np.flatnonzero(y_train >= 0))
+        if not (y_test >= 0).any():
+            raise UserError(
+                f"{directory}/test_labels.txt has no clip of a class the train split knows "
+                f"({', '.join(classes)}): every test genre is dropped or unknown; fix the labels"
+            )
         test = to_split(raw_test, y_test, np.flatnonzero(y_test >= 0))
     else:
         targets = layout.AFFECT_TARGETS

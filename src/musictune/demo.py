@@ -9,6 +9,7 @@ The result is deterministic for a seed, whatever the number of worker processes.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import signal
@@ -381,31 +382,29 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _warm_up() -> None:
-    features.extract_features(np.random.default_rng(0).standard_normal(SR).astype(np.float32))
-
-
 def _render_all(plan: list[Job], jobs: int, progress: bool) -> dict[int, tuple]:
     from tqdm import tqdm
 
     targets: dict[int, tuple] = {}
-    with tqdm(total=len(plan), desc="demo data", unit="clip", disable=not progress) as bar:
-        if jobs == 1:
-            for job in plan:
-                i, t = render_job(job)
-                targets[i] = t
-                bar.update()
-            return targets
-        if os.environ.get("WARM"):
-            _warm_up()
-        pool = ProcessPoolExecutor(jobs, initializer=_ignore_sigint)
-        try:
-            for future in as_completed([pool.submit(render_job, job) for job in plan]):
-                i, t = future.result()
-                targets[i] = t
-                bar.update()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    bar = tqdm(total=len(plan), desc="demo data", unit="clip", disable=not progress)
+
+    def done(result: tuple[int, tuple]) -> None:
+        targets[result[0]] = result[1]
+        bar.update()
+
+    # A fresh process spends ~5 s loading librosa's numba-compiled code; forked workers inherit
+    # it from the parent, so the parent renders the first clip itself before the pool forks.
+    local = len(plan) if jobs == 1 else int(multiprocessing.get_start_method() == "fork")
+    with bar:
+        for job in plan[:local]:
+            done(render_job(job))
+        if local < len(plan):
+            pool = ProcessPoolExecutor(jobs, initializer=_ignore_sigint)
+            try:
+                for future in as_completed([pool.submit(render_job, j) for j in plan[local:]]):
+                    done(future.result())
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     return targets
 
 
@@ -424,6 +423,15 @@ def _is_filled(path: Path) -> bool:
     return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
+def _exists_error(out: Path) -> UserError:
+    return UserError(f"{out} already exists: remove it or pass another --out")
+
+
+def _check_size(size: str) -> None:
+    if size not in SIZES:
+        raise UserError(f"unknown demo size {size!r}: choose one of {', '.join(SIZES)}")
+
+
 def generate_demo(
     out: Path, size: str = "small", seed: int = 0, jobs: int | None = None, progress: bool = True
 ) -> Path:
@@ -432,40 +440,39 @@ def generate_demo(
     Clips are rendered in parallel into a temporary sibling directory that becomes `out` by one
     rename when complete, so `out` is either absent or whole, even after Ctrl-C or a crash.
     """
-    if size not in SIZES:
-        raise UserError(f"unknown demo size {size!r}: choose one of {', '.join(SIZES)}")
+    _check_size(size)
     if seed < 0:
         raise UserError(f"the demo seed must be 0 or more, not {seed}")
-    out = Path(out)
-    if _is_filled(out):
-        raise UserError(f"{out} already exists: remove it or pass another --out")
-    plan_size = sum(SIZES[size][:2])
-    jobs = min(jobs or os.cpu_count() or 1, plan_size)
+    jobs = (os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:
         raise UserError(f"jobs must be 1 or more, not {jobs}")
+    out = Path(out)
+    if _is_filled(out):
+        raise _exists_error(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process that had our pid
     try:
         plan = _plan(size, seed, tmp)
-        _write_labels(tmp, plan, _render_all(plan, jobs, progress))
+        _write_labels(tmp, plan, _render_all(plan, min(jobs, len(plan)), progress))
         if out.is_dir():
             out.rmdir()  # empty (checked above); fails if another process filled it meanwhile
         tmp.rename(out)
-    except OSError as err:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        if _is_filled(out):
-            raise UserError(f"{out} already exists: remove it or pass another --out") from err
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and _is_filled(out):
+            raise _exists_error(out) from err  # another process finished first
         raise
     return out
 
 
 def ensure_demo(size: str = "small", seed: int = 0, progress: bool = True) -> Path:
-    """The cached demo data set, generated on first use; a process that loses a race to
-    generate it uses the winner's copy."""
+    """The cached demo data set (`paths.demo_data_dir`), generated on first use.
+
+    Processes racing to generate it each render their own copy; the first rename wins and
+    the others use it.
+    """
+    _check_size(size)
     out = paths.demo_data_dir(size)
     if _is_filled(out):
         return out
@@ -473,6 +480,6 @@ def ensure_demo(size: str = "small", seed: int = 0, progress: bool = True) -> Pa
     try:
         return generate_demo(out, size, seed, progress=progress)
     except UserError:
-        if size in SIZES and _is_filled(out):
+        if _is_filled(out):
             return out
         raise

@@ -529,7 +529,8 @@ def extract(
             arrays = tuple(zip(pending, (False, True)))
         plan.append(Job(i, str(s.path), arrays, duration, pending))
     todo = [job for job in plan if not all(os.path.exists(p) for p, _ in job.arrays)]
-    workers = min(jobs or os.cpu_count() or 1, max(len(todo), 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(jobs or cores or 1, max(len(todo), 1))
     try:
         results = _run_jobs(todo, workers, progress)
     except KeyboardInterrupt:

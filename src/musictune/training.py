@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,7 +69,18 @@ class TrainState:
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(
+            f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s); "
+            "use --device cpu or auto"
+        )
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -78,37 +90,87 @@ def seed_everything(seed: int) -> None:
 
 # --------------------------------------------------------------------------- batches
 
+# A split is copied to the GPU whole when it needs at most this share of the free GPU memory:
+# trials packed on one GPU (--gpus-per-trial 0.25) each hold their own copy.
+DEVICE_DATA_SHARE = 0.25
+
+
+@dataclass
+class DeviceSplit:
+    """A split's arrays on the GPU, copied once per trial: batches are then gathered there."""
+
+    x: torch.Tensor  # (N, T, F)
+    y: torch.Tensor | None
+
+
+def to_device(split: Split, device: torch.device) -> DeviceSplit | None:
+    """The split on a CUDA device when it fits; None on CPU, where batches come from the arrays."""
+    if device.type != "cuda" or len(split) == 0:
+        return None
+    nbytes = split.x.nbytes + (0 if split.y is None else split.y.nbytes)
+    free, _ = torch.cuda.mem_get_info(device)
+    if nbytes > DEVICE_DATA_SHARE * free:
+        return None
+    with warnings.catch_warnings():
+        # Arrays from Ray's object store are read-only; the copy only reads them.
+        warnings.simplefilter("ignore", UserWarning)
+        x = torch.from_numpy(split.x).to(device)
+        y = None if split.y is None else torch.from_numpy(split.y).to(device)
+    return DeviceSplit(x, y)
+
 
 def iterate_batches(
-    split: Split, batch_size: int, order: np.ndarray | None = None
+    split: Split,
+    batch_size: int,
+    order: np.ndarray | None = None,
+    on_device: DeviceSplit | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-    """In-memory batches trimmed to their longest clip (no per-item file reads)."""
+    """In-memory batches trimmed to their longest clip (no per-item file reads).
+
+    With `on_device` (the split already on the GPU) x and y are gathered there; lengths stay on
+    the CPU, where sequence packing wants them.
+    """
     order = np.arange(len(split)) if order is None else order
     batches = []
     for start in range(0, len(order), batch_size):
         idx = np.sort(order[start : start + batch_size])
         lengths = split.lengths[idx]
-        x = torch.from_numpy(split.x[idx, : int(lengths.max())])
-        y = None if split.y is None else torch.from_numpy(split.y[idx])
+        if on_device is not None:
+            index = torch.from_numpy(idx).to(on_device.x.device)
+            x = on_device.x[index, : int(lengths.max())]
+            y = None if on_device.y is None else on_device.y[index]
+        else:
+            x = torch.from_numpy(split.x[idx, : int(lengths.max())])
+            y = None if split.y is None else torch.from_numpy(split.y[idx])
         batches.append((x, torch.from_numpy(lengths), y))
     return batches
 
 
-def predict(model: MusicModel, split: Split, batch_size: int = 64, device=None) -> np.ndarray:
+def predict(
+    model: MusicModel,
+    split: Split,
+    batch_size: int = 64,
+    device=None,
+    on_device: DeviceSplit | None = None,
+) -> np.ndarray:
     """Model outputs (logits or values) for a whole split, in split order."""
     device = device or next(model.parameters()).device
     model.eval()
     outs = []
     with torch.no_grad():
-        for x, lengths, _ in iterate_batches(split, batch_size):
+        for x, lengths, _ in iterate_batches(split, batch_size, on_device=on_device):
             outs.append(model(x.to(device), lengths).float().cpu())
     return torch.cat(outs).numpy()
 
 
 def evaluate(
-    model: MusicModel, split: Split, targets: tuple[str, ...] = (), batch_size: int = 64
+    model: MusicModel,
+    split: Split,
+    targets: tuple[str, ...] = (),
+    batch_size: int = 64,
+    on_device: DeviceSplit | None = None,
 ) -> dict[str, float]:
-    outputs = predict(model, split, batch_size)
+    outputs = predict(model, split, batch_size, on_device=on_device)
     device = next(model.parameters()).device
     with torch.no_grad():
         loss = model.loss(
@@ -151,12 +213,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found: pass a checkpoint file or its folder")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(
             f"checkpoint {path} cannot be read ({type(exc).__name__}); "
             "it is damaged or not a musictune checkpoint"
         ) from None
+    if not isinstance(checkpoint, dict) or not {"model", "state"} <= checkpoint.keys():
+        raise UserError(
+            f"{path} is not a musictune checkpoint (no model weights and training state): "
+            "pass a best.pt / last.pt that musictune wrote"
+        )
+    return checkpoint
 
 
 def model_from_checkpoint(checkpoint: dict) -> MusicModel:
@@ -205,10 +273,18 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     state = TrainState()
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        if resume.get("optimizer"):
-            optimizer.load_state_dict(resume["optimizer"])
-        state = TrainState(**resume["state"])
+        try:
+            model.load_state_dict(resume["model"])
+            if resume.get("optimizer"):
+                optimizer.load_state_dict(resume["optimizer"])
+            state = TrainState(**resume["state"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            lines = [s.strip() for s in str(exc).splitlines()] or [type(exc).__name__]
+            why = next((s for s in lines if "size mismatch" in s or "key" in s), lines[0])
+            raise UserError(
+                f"the checkpoint does not fit this model ({why.split(':')[0][:120]}): resume with "
+                "the --model, --features/--beat and model options it was trained with"
+            ) from None
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -218,6 +294,8 @@ def fit(
         train = val = train.subset(keep)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else None
     config_dict = asdict(config)
+    # On a GPU the data goes there once per trial, not batch by batch (when it fits).
+    train_on_device, val_on_device = to_device(train, device), to_device(val, device)
 
     while state.epoch < config.max_epochs:
         epoch = state.epoch + 1
@@ -225,7 +303,7 @@ def fit(
         order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
         model.train()
         losses, diverged = [], False
-        for x, lengths, y in iterate_batches(train, config.batch_size, order):
+        for x, lengths, y in iterate_batches(train, config.batch_size, order, train_on_device):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=use_amp):
                 loss = model.loss(model(x, lengths), y)
@@ -246,7 +324,7 @@ def fit(
                 "diverged": 1,
             }
         else:
-            val_metrics = evaluate(model, val, data.targets)
+            val_metrics = evaluate(model, val, data.targets, on_device=val_on_device)
             metrics = {
                 "epoch": epoch,
                 "train_loss": float(np.mean(losses)),

@@ -44,7 +44,9 @@ def hyperparameter_scatter(
     n = len(hparams)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, layout="constrained"
+    )
     colour = trials["dropout"].to_numpy(float) if "dropout" in trials else None
     layer_key = next((k for k in LAYER_KEYS if k in trials and trials[k].nunique() > 1), None)
     groups = sorted(trials[layer_key].unique()) if layer_key else [None]
@@ -91,7 +93,7 @@ def learning_curves(
     histories: dict[str, pd.DataFrame], metric: str, path: Path, title: str
 ) -> Path:
     """Validation metric and train/validation loss per epoch, one line per trial or seed."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
     for i, (label, frame) in enumerate(histories.items()):
         colour = f"C{i % 10}"
         epochs = frame["training_iteration"]
@@ -113,7 +115,7 @@ def learning_curves(
 def confusion_matrix_plot(matrix: np.ndarray, classes: tuple[str, ...], path: Path, title: str):
     """Row-normalised confusion matrix: each row (true class) sums to 1."""
     size = 1.0 + 0.55 * len(classes)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    fig, ax = plt.subplots(figsize=(size + 1.5, size), layout="constrained")
     image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -129,13 +131,15 @@ def predicted_vs_true(
     pairs: dict[str, tuple[np.ndarray, np.ndarray]], rhos: dict, path: Path, title: str
 ) -> Path:
     """One scatter per affect target with the identity line and Spearman's rho."""
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4 * len(pairs), 3.8), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(pairs), figsize=(4.3 * len(pairs), 3.8), squeeze=False, layout="constrained"
+    )
     for ax, (target, (true, pred)) in zip(axes.flat, pairs.items()):
         ax.scatter(true, pred, s=12, alpha=0.6, edgecolors="none")
         ax.plot([0, 1], [0, 1], color="grey", linewidth=1, linestyle="--")
         rho = rhos.get(target, float("nan"))
         ax.set(xlabel=f"true {target}", ylabel=f"predicted {target}")
-        ax.set_title(f"{target}: Spearman {rho:.3f}")
+        ax.set_title(f"{target}: Spearman {rho:.3f} (seed mean)")
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     return save(fig, path)

@@ -24,8 +24,8 @@ import pandas as pd
 from ray import tune
 
 from musictune.data import Dataset
-from musictune.errors import UserError
 from musictune.reporting.experiments import RERUN_DIR, Experiment
+from musictune.reporting.options import RerunSettings
 from musictune.tuning.options import SweepOptions
 from musictune.tuning.runner import build_trainable, check_resources, connect, write_json_atomic
 
@@ -33,20 +33,6 @@ DONE_FILE = "rerun.json"
 # Keeping only the best checkpoint makes Ray snapshot the experiment after every epoch, which is
 # cheap for K trials but triggers a warning per epoch.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
-
-@dataclass
-class RerunSettings:
-    seeds: int = 3  # K: independent trainings of the same config
-    max_epochs: int = 1000  # the course's long budget; early stopping ends runs far sooner
-    patience: int = 10  # epochs without a better validation metric
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    address: str | None = None
-
-    def validate(self) -> None:
-        if self.seeds < 1 or self.max_epochs < 1 or self.patience < 0:
-            raise UserError("--seeds and --rerun-max-epochs must be >= 1, --rerun-patience >= 0")
 
 
 @dataclass
@@ -158,14 +144,17 @@ def collect(grid, metric: str, trial_id: str, config: dict, path: Path, reused: 
             rerun.errors.append(f"seed {seed}: {str(result.error).splitlines()[0][:200]}")
             continue
         history = result.metrics_dataframe
-        best = history[metric].idxmax()
-        checkpoint = result.get_best_checkpoint(metric, "max")
+        # Ray kept the best-scoring checkpoint (of equal scores, the later epoch).
+        kept = [(c, m) for c, m in result.best_checkpoints if m.get(metric) is not None]
+        checkpoint, metrics = max(
+            kept, key=lambda p: (p[1][metric], p[1]["training_iteration"]), default=(None, {})
+        )
         rerun.runs.append(
             SeedRun(
                 seed=int(result.config["seed"]),
                 checkpoint=checkpoint.path if checkpoint else None,
-                best_val=float(history.loc[best, metric]),
-                best_epoch=int(history.loc[best, "training_iteration"]),
+                best_val=float(metrics.get(metric, history[metric].max())),
+                best_epoch=int(metrics.get("training_iteration", 0)),
                 epochs=int(history["training_iteration"].max()),
                 history=history,
             )

@@ -1,6 +1,6 @@
 """Final evaluation on the held-out test split, with scikit-learn and scipy.
 
-Each checkpoint (one per rerun seed) gives one `TestRun`; summaries are mean and sample standard
+Each checkpoint (one per rerun seed) gives one `Evaluation`; summaries are mean and sample standard
 deviation over the seeds. Classification pools the seeds' predictions for scikit-learn's
 classification report and the normalised confusion matrix; regression gives Spearman's rho per
 target and their mean.
@@ -29,7 +29,7 @@ TEST_METRIC = {
 
 
 @dataclass
-class TestRun:
+class Evaluation:
     """One checkpoint's test-split outputs and metrics."""
 
     seed: int
@@ -41,7 +41,7 @@ class TestRun:
 
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike, data: Dataset, seed: int, task: str
-) -> TestRun:
+) -> Evaluation:
     """Rebuild the model from a checkpoint (weights_only) and score it on `data.test`."""
     model = model_from_checkpoint(load_checkpoint(Path(checkpoint)))
     outputs = predict(model, data.test)
@@ -52,7 +52,7 @@ def evaluate_checkpoint(
             data.test.y, outputs.argmax(1), labels=labels, average=None, zero_division=0
         )
         metrics |= {f"f1_{c}": float(v) for c, v in zip(data.classes, per_class)}
-    return TestRun(seed, str(checkpoint), metrics, data.test.y, outputs)
+    return Evaluation(seed, str(checkpoint), metrics, data.test.y, outputs)
 
 
 def mean_sd(values) -> tuple[float, float]:
@@ -68,12 +68,12 @@ def format_mean_sd(mean: float, sd: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}")
 
 
-def per_seed_table(runs: list[TestRun]) -> pd.DataFrame:
+def per_seed_table(runs: list[Evaluation]) -> pd.DataFrame:
     """One row per seed, one column per test metric."""
     return pd.DataFrame([{"seed": r.seed, **r.metrics} for r in runs])
 
 
-def summary_table(runs: list[TestRun]) -> pd.DataFrame:
+def summary_table(runs: list[Evaluation]) -> pd.DataFrame:
     """metric, mean, sd, n and the per-seed values, one row per metric."""
     rows = []
     for key in runs[0].metrics:
@@ -83,7 +83,7 @@ def summary_table(runs: list[TestRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def classification_details(runs: list[TestRun], classes: tuple[str, ...]) -> dict:
+def classification_details(runs: list[Evaluation], classes: tuple[str, ...]) -> dict:
     """sklearn's report text and the row-normalised confusion matrix, seeds pooled."""
     y_true = np.concatenate([r.y_true for r in runs])
     y_pred = np.concatenate([r.outputs.argmax(1) for r in runs])
@@ -95,7 +95,7 @@ def classification_details(runs: list[TestRun], classes: tuple[str, ...]) -> dic
     return {"report": report, "confusion": np.nan_to_num(matrix)}
 
 
-def regression_pairs(runs: list[TestRun], targets: tuple[str, ...]) -> dict[str, tuple]:
+def regression_pairs(runs: list[Evaluation], targets: tuple[str, ...]) -> dict[str, tuple]:
     """target -> (true values, predictions) with the seeds pooled, for scatter plots."""
     pairs = {}
     for i, target in enumerate(targets):

@@ -20,7 +20,9 @@ from musictune.layout import AFFECT_TARGETS
 from musictune.tuning.presets import PRESETS, Preset
 from musictune.tuning.space import loss_weight_space, transfer_space
 
-REGRESSION_PRESETS = sorted(n for n, p in PRESETS.items() if p.task == "regression")
+REGRESSION_PRESETS = sorted(
+    n for n, p in PRESETS.items() if p.task == "regression" and not p.transfer
+)
 GENRE_CNN_PRESETS = sorted(n for n, p in PRESETS.items() if p.task == "genre" and p.model == "cnn")
 
 
@@ -128,7 +130,8 @@ def plan_affect(
     if "features" in extra:
         plan.preset = replace(preset, features=extra["features"], beat=bool(extra["beat"]))
     if plan.target:
-        default = " (the default; --target picks another)" if target is None else ""
+        chosen = target is not None or preset.transfer
+        default = "" if chosen else " (the default; --target picks another)"
         plan.notes.append(f"target: {plan.target}{default}")
     if preset.task == "multitask":
         weights = {k: v for k, v in extra.items() if k.startswith("loss_weight_")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
+import shlex
 import sys
 import tempfile
 import time
@@ -32,6 +32,23 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 log = logging.getLogger("musictune")
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the sweep: finished trials are saved and the message says how to resume."""
+
+
+class _HideRayResumeNotes(logging.Filter):
+    """Ray's own notes on an interrupted run name its Python API (`Tuner.restore(...)`) and
+    list unfinished trials; the sweep prints the command to resume and the trial summary."""
+
+    NOTES = ("Experiment has been interrupted", "Trials did not complete")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.NOTES)
+
+
+logging.getLogger("ray.tune.tune").addFilter(_HideRayResumeNotes())
 
 
 # --------------------------------------------------------------------------- storage and names
@@ -101,10 +118,11 @@ AUTOSCALER_CONFIG = "~/ray_bootstrap_config.yaml"
 
 
 def check_address(address: str, timeout: float = 3.0) -> None:
-    """Fail in seconds, not a hang, when a cluster address does not answer.
+    """Fail in seconds, not a hang, when a cluster address does not answer as Ray.
 
-    `ray.init` retries an address that accepts TCP but is no Ray head for minutes, so the
-    address must also complete a gRPC handshake (Ray's GCS and its client server speak gRPC).
+    `ray.init` retries for minutes an address where nothing listens, where a listener stays
+    silent, or where something other than Ray answers; one gRPC call to the head's GCS
+    (or, for a `ray://` client address, a gRPC handshake) settles it within `timeout`.
     """
     if address in ("auto", "local"):
         return
@@ -112,23 +130,32 @@ def check_address(address: str, timeout: float = 3.0) -> None:
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"--address {address!r} is not host:port (e.g. 10.0.0.5:6379) or auto")
-    failure = UserError(
-        f"no Ray cluster answers at {address}: start one with `ray start --head` or "
-        "`ray up cluster.yaml`, or fix --address / RAY_ADDRESS"
-    )
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError:
-        raise failure from None
     import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
 
     channel = grpc.insecure_channel(target)
     try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
+        if address.startswith("ray://"):
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        else:
+            stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout)
+        return
     except grpc.FutureTimeoutError:
-        raise failure from None
+        problem = "nothing answers there"
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return  # a Ray head with token authentication: ray.init brings the token
+        problem = {
+            grpc.StatusCode.UNAVAILABLE: "nothing listens there",
+            grpc.StatusCode.DEADLINE_EXCEEDED: f"no answer within {timeout:g} s",
+        }.get(exc.code(), "what answers there is not a Ray head")
     finally:
         channel.close()
+    raise UserError(
+        f"no Ray cluster answers at {address} ({problem}): start one with `ray start --head` "
+        "or `ray up cluster.yaml`, or fix --address / RAY_ADDRESS"
+    )
 
 
 def connect(options: SweepOptions) -> None:
@@ -307,20 +334,46 @@ class SweepProgress(tune.Callback):
 
 def write_json_atomic(path: Path, payload: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, default=str)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_sweep_meta(folder: Path) -> dict:
+    """An experiment's sweep.json, or {} when absent or damaged (a resume rewrites it)."""
+    try:
+        meta = json.loads((folder / SWEEP_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def ray_trials(results) -> list:
+    """Ray's Trial objects behind a ResultGrid, in its order: status and crash count live there
+    (Ray 2.60 has no public accessor for them)."""
+    analysis = getattr(results, "_experiment_analysis", None)
+    trials = list(getattr(analysis, "trials", None) or [])
+    return trials if len(trials) == len(results) else []
 
 
 def trial_table(results, metric: str) -> pd.DataFrame:
     """One tidy row per trial: status, config, last and best metrics, epochs, folder."""
     rows = []
-    for result in results:
+    trials = ray_trials(results)
+    for i, result in enumerate(results):
         history = result.metrics_dataframe
         last = result.metrics or {}
+        trial = trials[i] if trials else None
         row = {
             "trial_id": last.get("trial_id") or Path(result.path).name,
-            "status": "ERROR" if result.error else "TERMINATED",
+            # RUNNING / PENDING / PAUSED only after Ctrl-C: those trials resume with --resume.
+            "status": trial.status if trial else ("ERROR" if result.error else "TERMINATED"),
+            # Process crashes survived by restoring the last checkpoint (--max-failures).
+            "retries": int(getattr(trial, "num_failures", 0) or 0),
             **{k: v for k, v in (result.config or {}).items()},
             "epochs": last.get("training_iteration", 0),
             "diverged": int(last.get("diverged", 0) or 0),
@@ -345,8 +398,36 @@ def trial_table(results, metric: str) -> pd.DataFrame:
 def save_table(table: pd.DataFrame, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".csv")
     os.close(fd)
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def failure_lines(table: pd.DataFrame) -> list[str]:
+    """What went wrong in a sweep, one line per kind: crashes retried, failures, divergence."""
+    lines = []
+    column = table.get("retries", pd.Series(dtype=int)).fillna(0)
+    if (column > 0).any():
+        lines.append(
+            f"{int((column > 0).sum())} trial(s) crashed and were retried from their last "
+            f"checkpoint ({int(column.sum())} retries; first error in trials.csv)"
+        )
+    errors = int((table["status"] == "ERROR").sum()) if "status" in table else 0
+    if errors:
+        lines.append(
+            f"{errors} trial(s) failed after all retries (--max-failures): see the error column "
+            "of trials.csv and error.txt in the trial folder"
+        )
+    diverged = int(table.get("diverged", pd.Series(dtype=int)).fillna(0).sum())
+    if diverged:
+        lines.append(
+            f"{diverged} trial(s) diverged (NaN/inf loss): stopped at once and scored the worst "
+            "value (try a lower --lr-max)"
+        )
+    return lines
 
 
 def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: str) -> None:
@@ -368,10 +449,8 @@ def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: 
     print(f"\ntop 5 of {len(table)} trials by best {metric}:")
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
         print(table[shown].head(5).to_string(index=False))
-    errors = int((table["status"] == "ERROR").sum()) if "status" in table else 0
-    diverged = int(table.get("diverged", pd.Series(dtype=int)).sum())
-    if errors or diverged:
-        print(f"{errors} trial(s) failed after retries, {diverged} diverged (NaN loss)")
+    for line in failure_lines(table):
+        print(line)
     print(f"\nexperiment: {path}")
     print(f"trial table: {path}/{TRIALS_FILE}")
     print(f"next:  tensorboard --logdir {path}")
@@ -379,6 +458,31 @@ def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: 
 
 
 # --------------------------------------------------------------------------- run
+
+
+def resume_command(options: SweepOptions, name: str, root: str) -> str:
+    """The user's own command line with `--resume --name NAME --storage ROOT` in place of any
+    earlier ones; for a call from Python, the preset script with the data options."""
+    argv, preset = sys.argv, options.preset
+    if argv[1:3] == ["sweep", preset]:
+        head, rest = ["musictune", "sweep", preset], argv[3:]
+    elif Path(argv[0]).name == f"{preset}.py":
+        head, rest = ["python", argv[0]], argv[1:]
+    else:
+        head, rest = ["python", f"sweeps/{preset}.py"], []
+        rest += ["--data-dir", options.data_dir] if options.data_dir else []
+        rest += ["--smoke-test"] if options.smoke_test else []
+        rest += ["--target", options.target] if options.target else []
+    kept, skip = [], False
+    for arg in rest:
+        option = arg.split("=", 1)[0]
+        if skip or option == "--resume":
+            skip = False
+        elif option in ("--name", "--storage"):
+            skip = "=" not in arg  # the value is the next argument
+        else:
+            kept.append(arg)
+    return shlex.join([*head, *kept, "--resume", "--name", name, "--storage", root])
 
 
 def run_sweep(options: SweepOptions, trainable=None):
@@ -394,7 +498,14 @@ def run_sweep(options: SweepOptions, trainable=None):
     name = choose_name(options, root)
     path = experiment_path(root, name)
     demo_size = "tiny" if options.smoke_test else "small"
-    data_dir = options.data_dir or os.environ.get(paths.DATA_ENV) or affect.data_dir
+    # A resumed sweep trains on the data it started with, unless --data-dir says otherwise.
+    earlier = read_sweep_meta(Path(path)) if options.resume and not is_uri(root) else {}
+    data_dir = (
+        options.data_dir
+        or earlier.get("data_dir")
+        or os.environ.get(paths.DATA_ENV)
+        or affect.data_dir
+    )
     if not data_dir:
         from musictune.demo import ensure_demo
 
@@ -479,20 +590,34 @@ def run_sweep(options: SweepOptions, trainable=None):
     local = None if is_uri(root) else Path(path)
     if local is not None:
         local.mkdir(parents=True, exist_ok=True)
-        previous = local / SWEEP_FILE
-        if options.resume and previous.exists():
-            earlier = json.loads(previous.read_text())
-            meta["started"] = earlier.get("started", started)
-            meta["wall_time_s"] = earlier.get("wall_time_s", 0.0)
+        if earlier:
+            # The experiment's own settings: options repeated with --resume do not change them.
+            kept = ("samples", "search", "scheduler", "max_epochs", "seed", "smoke_test")
+            kept += ("command", "started", "wall_time_s")
+            meta |= {k: earlier[k] for k in kept if k in earlier}
         write_json_atomic(local / SWEEP_FILE, meta)
-    results = tuner.fit()
+    try:
+        # Ctrl-C: Tune stops the trials, saves the experiment state and returns.
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        # A second Ctrl-C skipped that last save; the state of a second earlier is on disk.
+        raise SweepInterrupted(f"resume with: {resume_command(options, name, root)}") from None
+    unfinished = [t for t in ray_trials(results) if t.status not in ("TERMINATED", "ERROR")]
+    interrupted = bool(unfinished) or len(results) < meta["samples"]
     if local is not None:
         table = trial_table(results, metric)
         save_table(table, local / TRIALS_FILE)
         meta["wall_time_s"] = meta.get("wall_time_s", 0.0) + time.time() - started
-        meta["status"] = "finished"
-        meta["finished"] = time.time()
+        meta["status"] = "interrupted" if interrupted else "finished"
+        if not interrupted:
+            meta["finished"] = time.time()
         meta["trials"] = len(table)
         write_json_atomic(local / SWEEP_FILE, meta)
         print_summary(table, metric, path, root, name)
+    if interrupted:
+        ended = len(results) - len(unfinished)
+        raise SweepInterrupted(
+            f"{ended} of {meta['samples']} trials ended and are kept in {path}; "
+            f"resume with: {resume_command(options, name, root)}"
+        )
     return results

@@ -1,0 +1,210 @@
+"""Data-set exploration figures, as the course's first lab step did them by hand.
+
+    python analysis/explore.py [--data-dir DIR] [--out DIR] [--genres Rock Classical]
+
+clips.png: mel spectrogram and chromagram of one clip from each of two genres, full length and
+beat-synced; classes.png: clips per FMA genre before and per class after the 20 -> 10 mapping;
+lengths.png: sequence lengths (frames) of the full and beat-synced clips.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from musictune import layout, paths
+from musictune.data import class_mapping, dataset_dir, read_split, resolve_data_dir
+from musictune.errors import UserError
+from musictune.features import HOP_LENGTH, N_MELS, SAMPLE_RATE
+from musictune.reporting import plots
+
+SPLITS = ("train", "test")
+
+
+def default_out() -> Path:
+    return (
+        paths.default_results_dir().parent
+        / "reports"
+        / f"explore-{time.strftime('%Y-%m-%d_%H%M%S')}"
+    )
+
+
+def _mapped(genres: np.ndarray, mapping: dict | None) -> list[str | None]:
+    return [str(g) if mapping is None else mapping.get(str(g)) for g in genres]
+
+
+def pick_clips(
+    train: dict, beat_ids: set[str] | None, mapping: dict | None, wanted: list[str] | None
+) -> list[tuple[str, int]]:
+    """(class, index) of one clip for each of two different classes, present in both views."""
+    classes = _mapped(train["genres"], mapping)
+    raw = [str(g) for g in train["genres"]]
+    usable = [i for i, t in enumerate(train["ids"]) if beat_ids is None or str(t) in beat_ids]
+    if wanted:
+        picks = []
+        for name in wanted:
+            hits = [i for i in usable if classes[i] == name or raw[i] == name]
+            if not hits:
+                known = sorted({c for c in classes if c} | set(raw))
+                raise UserError(f"no clip of genre {name!r}: choose from {', '.join(known)}")
+            picks.append((name, hits[0]))
+        return picks
+    counts = Counter(classes[i] for i in usable if classes[i])
+    top = [c for c, _ in counts.most_common(2)]
+    if len(top) < 2:
+        raise UserError("the train split needs clips of at least two classes to compare")
+    return [(c, next(i for i in usable if classes[i] == c)) for c in top]
+
+
+def clip_figure(clips: list[tuple[str, np.ndarray, np.ndarray | None]], path: Path) -> Path:
+    """Rows: clips; columns: mel and chroma, full then beat-synced."""
+    import librosa.display
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(clips), 4, figsize=(17, 3.4 * len(clips)), layout="constrained")
+    for row, (label, full, beat) in zip(axes, clips):
+        views = [(full, "full"), (beat, "beat-synced")]
+        for col, (array, view) in enumerate(views):
+            mel_ax, chroma_ax = row[2 * col], row[2 * col + 1]
+            if array is None:
+                for ax in (mel_ax, chroma_ax):
+                    ax.axis("off")
+                    ax.set_title(f"{label}: no {view} clip")
+                continue
+            timed = view == "full"
+            common = {
+                "sr": SAMPLE_RATE,
+                "hop_length": HOP_LENGTH,
+                "x_axis": "time" if timed else None,
+            }
+            image = librosa.display.specshow(
+                array[:N_MELS], y_axis="mel", fmax=SAMPLE_RATE / 2, ax=mel_ax, **common
+            )
+            fig.colorbar(image, ax=mel_ax, format="%+.0f dB")
+            image = librosa.display.specshow(
+                array[N_MELS:], y_axis="chroma", ax=chroma_ax, **common
+            )
+            fig.colorbar(image, ax=chroma_ax)
+            mel_ax.set_title(f"{label}: mel spectrogram, {view}")
+            chroma_ax.set_title(f"{label}: chromagram, {view}")
+            if not timed:
+                for ax in (mel_ax, chroma_ax):
+                    ax.set_xlabel(f"beat ({array.shape[1]} frames)")
+    return plots.save(fig, path)
+
+
+def class_figure(
+    genres: dict[str, np.ndarray], mapping: dict | None, path: Path
+) -> tuple[Path, dict, dict]:
+    """Clips per raw genre and per mapped class (with the dropped ones), train and test."""
+    import matplotlib.pyplot as plt
+
+    before = {s: Counter(str(g) for g in genres[s]) for s in SPLITS}
+    after = {s: Counter(c or "(dropped)" for c in _mapped(genres[s], mapping)) for s in SPLITS}
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.5), layout="constrained")
+    for ax, counts, title in (
+        (axes[0], before, "before the mapping: FMA genres"),
+        (axes[1], after, "after the mapping: classes"),
+    ):
+        names = sorted(
+            set(counts["train"]) | set(counts["test"]),
+            key=lambda n: (n == "(dropped)", -counts["train"][n], n),
+        )
+        x = np.arange(len(names))
+        train = [counts["train"][n] for n in names]
+        ax.bar(x, train, label="train")
+        ax.bar(x, [counts["test"][n] for n in names], bottom=train, label="test")
+        ax.set_xticks(x, names, rotation=60, ha="right")
+        ax.set(ylabel="clips", title=title)
+        ax.legend()
+        ax.grid(axis="y", alpha=0.3)
+    plots.save(fig, path)
+    return path, before, after
+
+
+def length_figure(lengths: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
+    """Histograms of clip lengths in frames, one panel per view, train and test overlaid."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, len(lengths), figsize=(6 * len(lengths), 3.8), squeeze=False, layout="constrained"
+    )
+    for ax, (view, per_split) in zip(axes.flat, lengths.items()):
+        for split, values in per_split.items():
+            ax.hist(values, bins=30, alpha=0.6, label=f"{split} (n={len(values)})")
+        ax.set(xlabel="frames", ylabel="clips", title=f"sequence lengths, {view}")
+        ax.legend()
+    return plots.save(fig, path)
+
+
+def explore(
+    data_dir: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    genres: list[str] | None = None,
+) -> Path:
+    """Write the exploration PNGs into a new folder (built aside, renamed when complete)."""
+    if genres is not None and len(set(genres)) != 2:
+        raise UserError(f"--genres takes two different genres, got {' '.join(genres)}")
+    root = resolve_data_dir(data_dir)
+    full_dir = dataset_dir(root, layout.GENRE_TASK, False)
+    beat_dir = root / layout.dataset_dirname(layout.GENRE_TASK, True)
+    mapping = class_mapping(root)
+    full = {s: read_split(full_dir, layout.GENRE_TASK, s) for s in SPLITS}
+    beat = (
+        {s: read_split(beat_dir, layout.GENRE_TASK, s) for s in SPLITS}
+        if beat_dir.is_dir()
+        else None
+    )
+
+    target = Path(out).expanduser() if out else default_out()
+    if target.exists():
+        raise UserError(f"{target} already exists: choose another --out")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
+    try:
+        beat_index = (
+            None if beat is None else {str(t): i for i, t in enumerate(beat["train"]["ids"])}
+        )
+        picks = pick_clips(
+            full["train"], None if beat is None else set(beat_index), mapping, genres
+        )
+        clips = []
+        for label, i in picks:
+            track = str(full["train"]["ids"][i])
+            n = full["train"]["lengths"][i]
+            full_clip = full["train"]["x"][i, :n].T
+            beat_clip = None
+            if beat is not None:
+                j = beat_index[track]
+                beat_clip = beat["train"]["x"][j, : beat["train"]["lengths"][j]].T
+            clips.append((f"{label} (track {track})", full_clip, beat_clip))
+        clip_figure(clips, tmp / "clips.png")
+        _, before, after = class_figure(
+            {s: full[s]["genres"] for s in SPLITS}, mapping, tmp / "classes.png"
+        )
+        lengths = {"full": {s: full[s]["lengths"] for s in SPLITS}}
+        if beat is not None:
+            lengths["beat-synced"] = {s: beat[s]["lengths"] for s in SPLITS}
+        length_figure(lengths, tmp / "lengths.png")
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    total = {s: sum(before[s].values()) for s in SPLITS}
+    kept = {s: total[s] - after[s].get("(dropped)", 0) for s in SPLITS}
+    print(f"data: {root}")
+    print(
+        f"clips: {total['train']} train / {total['test']} test in {len(before['train'])} genres; "
+        f"after the mapping {kept['train']} / {kept['test']} in "
+        f"{len([c for c in after['train'] if c != '(dropped)'])} classes"
+    )
+    print(f"clips compared: {', '.join(c[0] for c in clips)}")
+    print(f"figures: {target}/clips.png, classes.png, lengths.png")
+    return target

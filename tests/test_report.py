@@ -1,0 +1,394 @@
+"""analysis/report.py on real finished sweeps: tables against trials.csv, reruns, HTML, errors.
+
+One module-scoped fixture runs the issue's smoke sweep (`lstm_spectrogram --samples 8
+--smoke-test`, on small random data in the real layout) and a two-trial multitask sweep, then
+the report twice with 2 seeds and a 3-epoch rerun budget: the second run must reuse the reruns.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+from sklearn.metrics import f1_score
+
+from musictune.data import load_task
+from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE, TRIALS_FILE
+from musictune.reporting.rerun import DONE_FILE
+from musictune.training import load_checkpoint, model_from_checkpoint, predict
+from musictune.tuning.presets import PRESETS, Preset
+from musictune.tuning.runner import run_sweep
+
+from .conftest import sweep_options, write_layout
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "analysis" / "report.py"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+pytestmark = pytest.mark.slow
+
+
+def load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+report_cli = load_script(SCRIPT)
+
+
+def report(*argv: str) -> Path:
+    """Run the report CLI in-process and return the new report folder."""
+    out = Path(argv[argv.index("--out") + 1])
+    before = set(out.iterdir()) if out.exists() else set()
+    assert report_cli.main(list(argv)) == 0
+    (new,) = set(out.iterdir()) - before
+    return new
+
+
+@pytest.fixture(scope="module")
+def reported(ray_local, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    data = write_layout(tmp / "data")
+    storage, out = tmp / "results", tmp / "reports"
+    common = ["--data-dir", str(data), "--storage", str(storage)]
+    run_sweep(
+        sweep_options(
+            "lstm_spectrogram", "--samples", "8", "--smoke-test", *common, "--name", "lstm"
+        )
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        # A multitask experiment whatever the affect presets are called.
+        mp.setitem(PRESETS, "report_multitask", Preset("multitask", "cnn", "mel", True, "test"))
+        run_sweep(
+            sweep_options(
+                "report_multitask",
+                "--samples",
+                "1",
+                "--max-epochs",
+                "1",
+                "--smoke-test",
+                *common,
+                "--name",
+                "multi",
+            )
+        )
+    args = ["--storage", str(storage), "--seeds", "2", "--rerun-max-epochs", "3", "--out", str(out)]
+    first = report(*args)
+    snapshot = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    reruns = {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*") if p.is_file()}
+    second = report(*args)
+    return {
+        "data": data,
+        "storage": storage,
+        "out": out,
+        "first": first,
+        "second": second,
+        "snapshot": snapshot,
+        "reruns": reruns,
+    }
+
+
+def summary(folder: Path) -> dict[str, dict]:
+    rows = json.loads((folder / "summary.json").read_text())["experiments"]
+    return {r["experiment"]: r for r in rows}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_cross_sweep_table_agrees_with_the_trial_csv(reported):
+    storage, folder = reported["storage"], reported["first"]
+    table = pd.read_csv(folder / "summary.csv").set_index("experiment")
+    markdown = (folder / "index.md").read_text()
+    for name, metric in (("lstm", "val_macro_f1"), ("multi", "val_spearman_mean")):
+        trials = pd.read_csv(storage / name / TRIALS_FILE, dtype={"trial_id": str})
+        copied = pd.read_csv(folder / name / TRIALS_FILE, dtype={"trial_id": str})
+        pd.testing.assert_frame_equal(copied, trials)
+        best = trials[f"best_{metric}"].max()
+        row = table.loc[name]
+        assert row["metric"] == metric
+        assert row["best_val"] == pytest.approx(best, abs=1e-12)
+        assert row["best_trial"] == trials.loc[trials[f"best_{metric}"].idxmax(), "trial_id"]
+        assert row["trials"] == len(trials)
+        assert row["finished_trials"] == int((trials["status"] == "TERMINATED").sum())
+        meta = json.loads((storage / name / SWEEP_FILE).read_text())
+        assert row["wall_time_s"] == pytest.approx(meta["wall_time_s"])
+        # The rendered cross-sweep row carries the same numbers.
+        assert f"| {name} | {meta['model']} | {meta['features']} |" in markdown
+        assert f"{metric} {best:.4f}" in markdown
+        assert f"{(trials['status'] == 'TERMINATED').sum()}/{len(trials)}" in markdown
+    assert len(pd.read_csv(storage / "lstm" / TRIALS_FILE)) == 8
+
+
+def test_ray_histories_agree_with_the_trial_csv(reported):
+    """The scatter/curve data (Ray's result API) and trials.csv hold the same numbers."""
+    from musictune.reporting.experiments import find_experiments
+
+    (exp,), _ = find_experiments(reported["storage"], ["lstm"])
+    histories = exp.histories()
+    trials = exp.trials.set_index("trial_id")
+    assert set(histories) == set(trials.index)
+    for trial_id, frame in histories.items():
+        assert frame["val_macro_f1"].max() == pytest.approx(
+            trials.loc[trial_id, "best_val_macro_f1"]
+        )
+        assert len(frame) == trials.loc[trial_id, "epochs"]
+    assert {"lr", "dropout"} <= set(exp.hyperparameters())
+
+
+# --------------------------------------------------------------------------- reruns and tests
+
+
+def test_reruns_give_k_test_results_and_their_mean_and_sd(reported):
+    rows = summary(reported["first"])
+    row = rows["lstm"]
+    values = row["test_values"]
+    assert row["seeds"] == 2 and len(values) == 2
+    assert row["test_mean"] == pytest.approx(np.mean(values))
+    assert row["test_sd"] == pytest.approx(np.std(values, ddof=1))
+    rerun = Path(row["rerun_path"])
+    assert rerun.parent == reported["storage"] / "lstm" / RERUN_DIR
+    assert json.loads((rerun / DONE_FILE).read_text())["seeds"] == [0, 1]
+    per_seed = pd.read_csv(reported["first"] / "lstm" / f"{row['tested_trial']}-test.csv")
+    assert per_seed["macro_f1"].tolist() == pytest.approx(values)
+    # Recompute each seed's test macro F1 from the best-epoch checkpoint Ray kept, by hand.
+    data = load_task("genre", reported["data"], "mel", False)
+    trial_dirs = sorted(p for p in rerun.iterdir() if p.is_dir())
+    assert len(trial_dirs) == 2
+    for trial_dir in trial_dirs:
+        lines = (trial_dir / "result.json").read_text().splitlines()
+        history = {r["training_iteration"]: r["val_macro_f1"] for r in map(json.loads, lines)}
+        assert len(history) == 3  # the rerun budget, patience 10 never triggered
+        checkpoints = {}
+        for folder in trial_dir.glob("checkpoint_*"):
+            checkpoint = load_checkpoint(folder)
+            checkpoints[checkpoint["state"]["epoch"]] = checkpoint
+        seed = checkpoints[max(checkpoints)]["config"]["seed"]
+        row = per_seed.set_index("seed").loc[seed]
+        assert row["best_val_macro_f1"] == pytest.approx(max(history.values()))
+        assert history[row["best_epoch"]] == pytest.approx(max(history.values()))
+        logits = predict(model_from_checkpoint(checkpoints[row["best_epoch"]]), data.test)
+        score = f1_score(data.test.y, logits.argmax(1), average="macro", zero_division=0)
+        assert score == pytest.approx(row["macro_f1"])
+
+
+def test_second_report_reuses_reruns_and_keeps_the_first(reported):
+    first, second = reported["first"], reported["second"]
+    assert first != second and first.parent == second.parent
+    assert not [p for p in reported["out"].iterdir() if p.name.startswith(".tmp")]
+    # The first report is untouched.
+    for path, content in reported["snapshot"].items():
+        assert path.read_bytes() == content
+    one, two = summary(first), summary(second)
+    for name in ("lstm", "multi"):
+        assert not one[name]["rerun_reused"] and two[name]["rerun_reused"]
+        assert two[name]["test_values"] == pytest.approx(one[name]["test_values"])
+        assert two[name]["rerun_path"] == one[name]["rerun_path"]
+        trials = [p for p in Path(two[name]["rerun_path"]).iterdir() if p.is_dir()]
+        assert len(trials) == 2  # no third trial: nothing retrained
+    # Nothing in the rerun folders was written again, and nothing was added.
+    storage = reported["storage"]
+    now = {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*") if p.is_file()}
+    assert now == reported["reruns"]
+
+
+def test_multitask_report_gives_spearman_per_target(reported):
+    row = summary(reported["first"])["multi"]
+    assert row["test_metric"] == "test_spearman_mean"
+    per_seed = pd.read_csv(reported["first"] / "multi" / f"{row['tested_trial']}-test.csv")
+    targets = ["valence", "energy", "danceability"]
+    means = per_seed[[f"spearman_{t}" for t in targets]].mean(axis=1)
+    assert per_seed["spearman_mean"].tolist() == pytest.approx(means.tolist())
+    assert per_seed["spearman_mean"].tolist() == pytest.approx(row["test_values"])
+    # One seed again by hand with scipy, from the checkpoint Ray kept as best.
+    data = load_task("multitask", reported["data"], "mel", True)
+    rerun = Path(row["rerun_path"])
+    from musictune.reporting.rerun import read_rerun
+
+    runs = read_rerun(rerun, "val_spearman_mean", row["tested_trial"], {}).runs
+    outputs = predict(model_from_checkpoint(load_checkpoint(runs[0].checkpoint)), data.test)
+    rho = spearmanr(data.test.y[:, 1], outputs[:, 1]).statistic
+    assert per_seed.loc[0, "spearman_energy"] == pytest.approx(rho)
+    markdown = (reported["first"] / "index.md").read_text()
+    assert "held out as test" in markdown  # the multitask test split has no labels
+    assert "0.61 (2D CNN, one multitask model, mean)" in markdown  # reference, in its column
+    assert "multi/" + row["tested_trial"] + "-scatter-test.png" in markdown
+
+
+def test_no_rerun_tests_the_sweep_checkpoint(reported, tmp_path):
+    folder = report(
+        "--storage",
+        str(reported["storage"]),
+        "--sweep",
+        "lstm",
+        "--no-rerun",
+        "--out",
+        str(tmp_path),
+    )
+    row = summary(folder)["lstm"]
+    assert row["seeds"] == 1 and row["test_source"].startswith("sweep checkpoint")
+    assert 0 <= row["test_mean"] <= 1 and np.isnan(row["test_sd"])
+
+
+# --------------------------------------------------------------------------- figures and HTML
+
+
+class Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources: list[str] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.sources.append(attrs.get("src", ""))
+        for key in ("href", "src"):
+            value = attrs.get(key) or ""
+            if value and not value.startswith("data:"):
+                self.external.append(value)
+
+
+def test_pngs_are_real_and_the_html_embeds_every_one(reported):
+    import matplotlib.image
+
+    folder = reported["first"]
+    pngs = sorted(folder.rglob("*.png"))
+    names = {p.name for p in pngs}
+    assert {"scatter.png", "curves.png"} <= names
+    assert any(n.endswith("-confusion.png") for n in names)
+    assert any(n.endswith("-scatter-test.png") for n in names)
+    parser = Images()
+    parser.feed((folder / "index.html").read_text())
+    assert not parser.external, "the page must not load anything from outside"
+    embedded = []
+    for src in parser.sources:
+        assert src.startswith("data:image/png;base64,")
+        raw = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert raw.startswith(PNG_MAGIC)
+        pixels = matplotlib.image.imread(io.BytesIO(raw))
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and pixels.std() > 0
+        embedded.append(raw)
+    assert sorted(embedded) == sorted(p.read_bytes() for p in pngs)
+    markdown = (folder / "index.md").read_text()
+    for png in pngs:
+        assert f"]({png.relative_to(folder).as_posix()})" in markdown
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def images_loaded(browser: str, page: Path, profile: Path) -> str:
+    """'total:loaded' images as reported by the browser itself after the load event."""
+    html = page.read_text()
+    probe = (
+        "<script>window.addEventListener('load', () => { const all = [...document.images];"
+        " const ok = all.filter(i => i.complete && i.naturalWidth > 0);"
+        " document.body.setAttribute('data-images', all.length + ':' + ok.length); });</script>"
+    )
+    page.write_text(html.replace("</body>", probe + "</body>"))
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    marker = 'data-images="'
+    assert marker in done.stdout, done.stderr[-2000:]
+    return done.stdout.split(marker, 1)[1].split('"', 1)[0]
+
+
+@pytest.mark.skipif(chromium() is None, reason="no Chromium/Chrome on PATH (apt install chromium)")
+def test_html_renders_every_image_in_headless_chromium(reported, tmp_path):
+    page = tmp_path / "index.html"
+    shutil.copyfile(reported["first"] / "index.html", page)
+    n = (reported["first"] / "index.html").read_text().count("<img ")
+    assert n >= 6
+    assert images_loaded(chromium(), page, tmp_path / "profile") == f"{n}:{n}"
+    # The check can fail: a damaged image is seen as not loaded.
+    broken = tmp_path / "broken.html"
+    html = (reported["first"] / "index.html").read_text()
+    broken.write_text(html.replace("base64,iVBOR", "base64,AAAA", 1))
+    assert images_loaded(chromium(), broken, tmp_path / "profile2") == f"{n}:{n - 1}"
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def one_line_error(capsys, *argv: str) -> str:
+    assert report_cli.main(list(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def copy_experiment(src: Path, dst: Path, **meta) -> None:
+    dst.mkdir(parents=True)
+    shutil.copyfile(src / TRIALS_FILE, dst / TRIALS_FILE)
+    data = json.loads((src / SWEEP_FILE).read_text()) | meta
+    (dst / SWEEP_FILE).write_text(json.dumps(data))
+
+
+def test_bad_input_is_one_line_with_exit_status_2(reported, tmp_path, capsys):
+    out = ["--out", str(tmp_path / "reports")]
+    err = one_line_error(capsys, "--storage", str(tmp_path / "missing"), *out)
+    assert "does not exist" in err and "--storage" in err
+    (tmp_path / "empty").mkdir()
+    assert "no experiment" in one_line_error(capsys, "--storage", str(tmp_path / "empty"), *out)
+    err = one_line_error(capsys, "--storage", str(reported["storage"]), "--sweep", "nope", *out)
+    assert "'nope'" in err and "lstm" in err and "multi" in err  # lists the known ones
+
+    running = tmp_path / "running"
+    copy_experiment(reported["storage"] / "lstm", running / "busy", status="running")
+    err = one_line_error(capsys, "--storage", str(running), *out)
+    assert "busy is still running" in err and "--resume" in err
+
+    failed = tmp_path / "failed"
+    copy_experiment(reported["storage"] / "lstm", failed / "broken")
+    trials = pd.read_csv(failed / "broken" / TRIALS_FILE)
+    trials["status"] = "ERROR"
+    trials.to_csv(failed / "broken" / TRIALS_FILE, index=False)
+    err = one_line_error(capsys, "--storage", str(failed), "--sweep", "broken", *out)
+    assert "no finished trial" in err
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
+
+
+def test_script_reports_bad_input_without_traceback(tmp_path):
+    env = {**os.environ, "MUSICTUNE_RESULTS": str(tmp_path / "nothing")}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--seeds", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
+    assert "nothing does not exist" in done.stderr
+    assert not (tmp_path / "reports").exists()
