@@ -27,6 +27,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 HEADER = "# Benchmark results\n"
 DEFAULT_PRESET = "lstm_spectrogram"  # the main job's preset
+BUSY_LOAD = 1.5  # a 1-minute load average above this means the figures are not clean
 # One mid-sized model per family, where a benchmark needs every trial to cost the same.
 MID_MODEL = {
     "lstm": {"num_layers": 1, "hidden_size": 64, "bidirectional": False},
@@ -245,6 +246,12 @@ def run_main(
     title: str,
 ) -> int:
     """Run a benchmark, print its table, append it to RESULTS.md; bad input exits 2."""
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if busy > BUSY_LOAD:
+        print(
+            f"warning: load average {busy:.1f}: other work inflates every time measured here",
+            file=sys.stderr,
+        )
     try:
         check_cpus(args.cpus)
         rows, settings = build(args)

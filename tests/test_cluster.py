@@ -239,7 +239,7 @@ def test_silent_listener_is_not_mistaken_for_a_cluster():
     server.listen(4)
     held = []
     threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
-    address = "127.0.0.1:%d" % server.getsockname()[1]
+    address = f"127.0.0.1:{server.getsockname()[1]}"
     started = time.monotonic()
     with pytest.raises(UserError, match="no answer within 1 s"):
         check_address(address, timeout=1.0)

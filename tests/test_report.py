@@ -1,8 +1,9 @@
 """analysis/report.py on real finished sweeps: tables against trials.csv, reruns, HTML, errors.
 
 One module-scoped fixture runs the issue's smoke sweep (`lstm_spectrogram --samples 8
---smoke-test`, on small random data in the real layout) and a two-trial multitask sweep, then
-the report twice with 2 seeds and a 3-epoch rerun budget: the second run must reuse the reruns.
+--smoke-test`, on small random data in the real layout) and a one-trial multitask sweep, then
+reports: the genre sweep twice with 2 seeds and a 3-epoch rerun budget (the second run must
+reuse the reruns), and both sweeps with --no-rerun (no training: the sweeps' checkpoints).
 """
 
 from __future__ import annotations
@@ -85,17 +86,20 @@ def reported(ray_local, tmp_path_factory):
                 "multi",
             )
         )
-    args = ["--storage", str(storage), "--seeds", "2", "--rerun-max-epochs", "3", "--out", str(out)]
-    first = report(*args)
+    args = ["--storage", str(storage), "--out", str(out)]
+    rerun = [*args, "--sweep", "lstm", "--seeds", "2", "--rerun-max-epochs", "3"]
+    first = report(*rerun)
     snapshot = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
     reruns = {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*") if p.is_file()}
-    second = report(*args)
+    second = report(*rerun)
+    no_rerun = report(*args, "--no-rerun")
     return {
         "data": data,
         "storage": storage,
         "out": out,
         "first": first,
         "second": second,
+        "no_rerun": no_rerun,
         "snapshot": snapshot,
         "reruns": reruns,
     }
@@ -109,11 +113,15 @@ def summary(folder: Path) -> dict[str, dict]:
 # --------------------------------------------------------------------------- tables
 
 
-def test_cross_sweep_table_agrees_with_the_trial_csv(reported):
-    storage, folder = reported["storage"], reported["first"]
+@pytest.mark.parametrize("which, names", [("first", ["lstm"]), ("no_rerun", ["lstm", "multi"])])
+def test_cross_sweep_table_agrees_with_the_trial_csv(reported, which, names):
+    storage, folder = reported["storage"], reported[which]
     table = pd.read_csv(folder / "summary.csv").set_index("experiment")
+    assert sorted(table.index) == names
     markdown = (folder / "index.md").read_text()
-    for name, metric in (("lstm", "val_macro_f1"), ("multi", "val_spearman_mean")):
+    metrics = {"lstm": "val_macro_f1", "multi": "val_spearman_mean"}
+    for name in names:
+        metric = metrics[name]
         trials = pd.read_csv(storage / name / TRIALS_FILE, dtype={"trial_id": str})
         copied = pd.read_csv(folder / name / TRIALS_FILE, dtype={"trial_id": str})
         pd.testing.assert_frame_equal(copied, trials)
@@ -193,7 +201,8 @@ def test_second_report_reuses_reruns_and_keeps_the_first(reported):
     for path, content in reported["snapshot"].items():
         assert path.read_bytes() == content
     one, two = summary(first), summary(second)
-    for name in ("lstm", "multi"):
+    assert list(one) == list(two) == ["lstm"]
+    for name in one:
         assert not one[name]["rerun_reused"] and two[name]["rerun_reused"]
         assert two[name]["test_values"] == pytest.approx(one[name]["test_values"])
         assert two[name]["rerun_path"] == one[name]["rerun_path"]
@@ -206,41 +215,36 @@ def test_second_report_reuses_reruns_and_keeps_the_first(reported):
 
 
 def test_multitask_report_gives_spearman_per_target(reported):
-    row = summary(reported["first"])["multi"]
-    assert row["test_metric"] == "test_spearman_mean"
-    per_seed = pd.read_csv(reported["first"] / "multi" / f"{row['tested_trial']}-test.csv")
+    folder = reported["no_rerun"]
+    row = summary(folder)["multi"]
+    assert row["test_metric"] == "test_spearman_mean" and row["seeds"] == 1
+    per_seed = pd.read_csv(folder / "multi" / f"{row['tested_trial']}-test.csv")
     targets = ["valence", "energy", "danceability"]
     means = per_seed[[f"spearman_{t}" for t in targets]].mean(axis=1)
     assert per_seed["spearman_mean"].tolist() == pytest.approx(means.tolist())
     assert per_seed["spearman_mean"].tolist() == pytest.approx(row["test_values"])
-    # One seed again by hand with scipy, from the checkpoint Ray kept as best.
-    data = load_task("multitask", reported["data"], "mel", True)
-    rerun = Path(row["rerun_path"])
-    from musictune.reporting.rerun import read_rerun
+    # Again by hand with scipy, from the sweep checkpoint Ray reports as the trial's best.
+    from musictune.reporting.experiments import find_experiments
 
-    runs = read_rerun(rerun, "val_spearman_mean", row["tested_trial"], {}).runs
-    outputs = predict(model_from_checkpoint(load_checkpoint(runs[0].checkpoint)), data.test)
-    rho = spearmanr(data.test.y[:, 1], outputs[:, 1]).statistic
-    assert per_seed.loc[0, "spearman_energy"] == pytest.approx(rho)
-    markdown = (reported["first"] / "index.md").read_text()
+    (exp,), _ = find_experiments(reported["storage"], ["multi"])
+    best = exp.result_of(row["tested_trial"]).get_best_checkpoint(exp.metric, "max")
+    data = load_task("multitask", reported["data"], "mel", True)
+    outputs = predict(model_from_checkpoint(load_checkpoint(best.path)), data.test)
+    for i, target in enumerate(targets):
+        rho = spearmanr(data.test.y[:, i], outputs[:, i]).statistic
+        assert per_seed.loc[0, f"spearman_{target}"] == pytest.approx(rho)
+    markdown = (folder / "index.md").read_text()
     assert "held out as test" in markdown  # the multitask test split has no labels
     assert "0.61 (2D CNN, one multitask model, mean)" in markdown  # reference, in its column
     assert "multi/" + row["tested_trial"] + "-scatter-test.png" in markdown
+    assert "No hyperparameter varied" in markdown  # one trial: no scatter plot
 
 
-def test_no_rerun_tests_the_sweep_checkpoint(reported, tmp_path):
-    folder = report(
-        "--storage",
-        str(reported["storage"]),
-        "--sweep",
-        "lstm",
-        "--no-rerun",
-        "--out",
-        str(tmp_path),
-    )
-    row = summary(folder)["lstm"]
+def test_no_rerun_tests_the_sweep_checkpoint(reported):
+    row = summary(reported["no_rerun"])["lstm"]
     assert row["seeds"] == 1 and row["test_source"].startswith("sweep checkpoint")
     assert 0 <= row["test_mean"] <= 1 and np.isnan(row["test_sd"])
+    assert not row["rerun_path"]
 
 
 # --------------------------------------------------------------------------- figures and HTML
@@ -262,15 +266,20 @@ class Images(HTMLParser):
                 self.external.append(value)
 
 
-def test_pngs_are_real_and_the_html_embeds_every_one(reported):
+@pytest.mark.parametrize(
+    "which, kinds",
+    [
+        ("first", ["scatter.png", "curves.png", "-rerun-curves.png", "-confusion.png"]),
+        ("no_rerun", ["scatter.png", "curves.png", "-confusion.png", "-scatter-test.png"]),
+    ],
+)
+def test_pngs_are_real_and_the_html_embeds_every_one(reported, which, kinds):
     import matplotlib.image
 
-    folder = reported["first"]
+    folder = reported[which]
     pngs = sorted(folder.rglob("*.png"))
-    names = {p.name for p in pngs}
-    assert {"scatter.png", "curves.png"} <= names
-    assert any(n.endswith("-confusion.png") for n in names)
-    assert any(n.endswith("-scatter-test.png") for n in names)
+    for kind in kinds:
+        assert any(p.name.endswith(kind) for p in pngs), kind
     parser = Images()
     parser.feed((folder / "index.html").read_text())
     assert not parser.external, "the page must not load anything from outside"
@@ -329,7 +338,7 @@ def test_html_renders_every_image_in_headless_chromium(reported, tmp_path):
     page = tmp_path / "index.html"
     shutil.copyfile(reported["first"] / "index.html", page)
     n = (reported["first"] / "index.html").read_text().count("<img ")
-    assert n >= 6
+    assert n >= 4  # scatter, curves, rerun curves, confusion matrix
     assert images_loaded(chromium(), page, tmp_path / "profile") == f"{n}:{n}"
     # The check can fail: a damaged image is seen as not loaded.
     broken = tmp_path / "broken.html"

@@ -69,10 +69,11 @@ def train_supervised(config: dict, data: Dataset) -> None:
     )
     set_loss_weights(model, config, data.targets)  # multitask only: the sweep's loss weights
     settings = train_config(config)
-    node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran this epoch
+    # Where this epoch ran: the cluster node, and the device (cuda when Ray gave it a GPU).
+    where = {"node_id": ray.get_runtime_context().get_node_id(), "device": settings.device}
 
     def report(metrics: dict, state, model, optimizer) -> None:
-        metrics = {**metrics, "data_pid": data.loaded_by_pid, "node_id": node_id}
+        metrics = {**metrics, "data_pid": data.loaded_by_pid, **where}
         if state.finished or state.epoch % settings.checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as directory:
                 save_checkpoint(Path(directory) / CHECKPOINT_FILE, model, optimizer, state, config)

@@ -6,8 +6,10 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -292,7 +294,15 @@ def build_trainable(options: SweepOptions, data: Dataset, trainable=None, source
 
 
 class SweepProgress(tune.Callback):
-    """A progress bar over trials: done / running / total and the best metric so far."""
+    """A progress bar over trials: done / running / total and the best metric so far.
+
+    It also notes for `run_sweep` what Ray 2.60 keeps private: whether Ctrl-C stopped the run,
+    and each trial's status before Tune's clean-up marks the stopped ones TERMINATED. Kept on
+    the class: a resumed sweep runs the instance Tune unpickles, not the one run_sweep made.
+    """
+
+    ctrl_c: bool = False
+    status: dict[str, str] = {}
 
     def __init__(self, total: int, metric: str):
         self.total, self.metric = total, metric
@@ -304,6 +314,24 @@ class SweepProgress(tune.Callback):
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=self.total, desc="trials", unit="trial", file=sys.stderr)
+        self._watch_ctrl_c()
+
+    @staticmethod
+    def _watch_ctrl_c() -> None:
+        """Wrap Tune's SIGINT handler (installed before callbacks are set up): note the
+        Ctrl-C, then let Tune stop the trials and save the experiment state."""
+        tune_handler = signal.getsignal(signal.SIGINT)
+        if not callable(tune_handler) or threading.current_thread() is not threading.main_thread():
+            return
+
+        def noted(sig, frame) -> None:
+            SweepProgress.ctrl_c = True
+            tune_handler(sig, frame)  # it puts the previous handler back for a second Ctrl-C
+
+        signal.signal(signal.SIGINT, noted)
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        SweepProgress.status = {t.trial_id: t.status for t in trials}
 
     def _show(self, trials) -> None:
         running = sum(t.status == "RUNNING" for t in trials)
@@ -360,8 +388,23 @@ def ray_trials(results) -> list:
     return trials if len(trials) == len(results) else []
 
 
-def trial_table(results, metric: str) -> pd.DataFrame:
-    """One tidy row per trial: status, config, last and best metrics, epochs, folder."""
+def first_error(result) -> str:
+    """The trial's error, or the first crash a retry survived (Ray logs those in error.txt)."""
+    if result.error:
+        return (str(result.error).strip().splitlines() or [type(result.error).__name__])[0][:200]
+    log = Path(result.path) / "error.txt"
+    if not log.is_file():
+        return ""
+    lines = [s for s in log.read_text(errors="replace").splitlines() if s.strip()]
+    return next((s.strip()[:200] for s in lines if not s.startswith("Failure #")), "")
+
+
+def trial_table(results, metric: str, status: dict[str, str] | None = None) -> pd.DataFrame:
+    """One tidy row per trial: status, config, last and best metrics, epochs, folder.
+
+    `status` (trial id -> status) overrides the statuses the ResultGrid carries.
+    """
+    status = status or {}
     rows = []
     trials = ray_trials(results)
     for i, result in enumerate(results):
@@ -371,13 +414,15 @@ def trial_table(results, metric: str) -> pd.DataFrame:
         row = {
             "trial_id": last.get("trial_id") or Path(result.path).name,
             # RUNNING / PENDING / PAUSED only after Ctrl-C: those trials resume with --resume.
-            "status": trial.status if trial else ("ERROR" if result.error else "TERMINATED"),
+            "status": status.get(trial.trial_id, trial.status)
+            if trial
+            else ("ERROR" if result.error else "TERMINATED"),
             # Process crashes survived by restoring the last checkpoint (--max-failures).
             "retries": int(getattr(trial, "num_failures", 0) or 0),
             **{k: v for k, v in (result.config or {}).items()},
             "epochs": last.get("training_iteration", 0),
             "diverged": int(last.get("diverged", 0) or 0),
-            "error": str(result.error).splitlines()[0][:200] if result.error else "",
+            "error": first_error(result),
             "time_total_s": last.get("time_total_s"),
             "path": result.path,
         }
@@ -446,6 +491,8 @@ def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: 
         )
         if c in table
     ]
+    if "status" in table and (table["status"] != "TERMINATED").any():
+        shown.append("status")  # ERROR, or RUNNING / PENDING after Ctrl-C
     print(f"\ntop 5 of {len(table)} trials by best {metric}:")
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
         print(table[shown].head(5).to_string(index=False))
@@ -596,16 +643,18 @@ def run_sweep(options: SweepOptions, trainable=None):
             kept += ("command", "started", "wall_time_s")
             meta |= {k: earlier[k] for k in kept if k in earlier}
         write_json_atomic(local / SWEEP_FILE, meta)
+    SweepProgress.ctrl_c, SweepProgress.status = False, {}
     try:
         # Ctrl-C: Tune stops the trials, saves the experiment state and returns.
         results = tuner.fit()
     except KeyboardInterrupt:
         # A second Ctrl-C skipped that last save; the state of a second earlier is on disk.
         raise SweepInterrupted(f"resume with: {resume_command(options, name, root)}") from None
-    unfinished = [t for t in ray_trials(results) if t.status not in ("TERMINATED", "ERROR")]
-    interrupted = bool(unfinished) or len(results) < meta["samples"]
+    status = {t.trial_id: t.status for t in ray_trials(results)} | SweepProgress.status
+    unfinished = [i for i, s in status.items() if s not in ("TERMINATED", "ERROR")]
+    interrupted = SweepProgress.ctrl_c or bool(unfinished) or len(results) < meta["samples"]
     if local is not None:
-        table = trial_table(results, metric)
+        table = trial_table(results, metric, status)
         save_table(table, local / TRIALS_FILE)
         meta["wall_time_s"] = meta.get("wall_time_s", 0.0) + time.time() - started
         meta["status"] = "interrupted" if interrupted else "finished"
