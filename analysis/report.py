@@ -77,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted (no report written; finished reruns are kept)", file=sys.stderr)
+        print(
+            f"{PROG}: interrupted: no report written; finished reruns are kept and an "
+            "unfinished one resumes on the next run",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

@@ -176,6 +176,13 @@ def start_ray(cpus: int) -> float | None:
     global RAY_START_S
     import ray
 
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if busy > BUSY_LOAD:
+        print(
+            f"warning: load average {busy:.1f}: other work inflates every time measured here",
+            file=sys.stderr,
+        )
+
     if ray.is_initialized():
         available = ray.cluster_resources().get("CPU", 0)
         if available < cpus:
@@ -246,12 +253,6 @@ def run_main(
     title: str,
 ) -> int:
     """Run a benchmark, print its table, append it to RESULTS.md; bad input exits 2."""
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if busy > BUSY_LOAD:
-        print(
-            f"warning: load average {busy:.1f}: other work inflates every time measured here",
-            file=sys.stderr,
-        )
     try:
         check_cpus(args.cpus)
         rows, settings = build(args)

@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--amp", action="store_true", help="mixed precision in the sweeps too")
     p.add_argument("--data-dir", help="patreco3-layout data (default: the small demo data)")
+    p.add_argument("--storage", help="keep the sweeps and their logs here (default: a temp dir)")
     p.add_argument("--results", default=str(common.RESULTS), help="markdown file to append to")
     p.add_argument("--no-save", action="store_true", help="print the table only")
     args = p.parse_args(argv)
@@ -79,26 +80,12 @@ def amp_check(data) -> dict[str, float]:
     return losses
 
 
-def concurrency(results) -> int:
-    """The most trials that were training at the same moment (from their report times)."""
-    events = []
-    for result in results:
-        df = result.metrics_dataframe
-        start = float(df["timestamp"].iloc[0] - df["time_this_iter_s"].iloc[0])
-        events += [(start, 1), (float(df["timestamp"].iloc[-1]), -1)]
-    running = peak = 0
-    for _, step in sorted(events):
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
 def sweep(args: argparse.Namespace, fraction: float, data_dir: Path, storage: str) -> dict:
     from musictune.cli import build_parser
     from musictune.tuning.options import options_from_args
     from musictune.tuning.runner import SWEEP_FILE, run_sweep
 
-    name = f"gpu-{fraction:g}"
+    name = f"gpu-{fraction:g}" + ("-amp" if args.amp else "")
     argv = [
         "sweep", args.preset, "--data-dir", str(data_dir), "--storage", storage,
         "--name", name, "--samples", str(args.samples), "--max-epochs", str(args.max_epochs),
@@ -117,7 +104,8 @@ def sweep(args: argparse.Namespace, fraction: float, data_dir: Path, storage: st
     best = [r.metrics_dataframe["val_macro_f1"].max() for r in results]
     return {
         "gpus per trial": f"{fraction:g}",
-        "trials at once (seen)": concurrency(results),
+        # Trial-seconds over sweep seconds: how many trials trained at once, on average.
+        "mean trials running": sum(times) / wall,
         "sweep wall s": wall,
         "trials per hour": len(results) * 3600 / wall,
         "mean trial s": sum(times) / len(times),
@@ -160,7 +148,8 @@ def run(args: argparse.Namespace) -> str:
         log_to_driver=False,
     )
     rows = []
-    with tempfile.TemporaryDirectory(prefix="gpu-check-") as storage:
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
+        storage = str(Path(args.storage).resolve()) if args.storage else scratch
         for fraction in args.fractions:
             rows.append(sweep(args, fraction, data_dir, storage))
             print(f"{fraction:g} GPU per trial: {rows[-1]['trials per hour']:.0f} trials/h",

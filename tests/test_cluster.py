@@ -55,6 +55,7 @@ def history(results):
         df = r.metrics_dataframe
         rows.append({"status": "ERROR" if r.error else "TERMINATED",
                      "epochs": [int(e) for e in df["epoch"]], "nodes": list(df["node_id"]),
+                     "devices": sorted(set(df["device"])),
                      "iterations": int(r.metrics["training_iteration"])})
     return rows
 
@@ -131,7 +132,7 @@ def test_cluster_yaml_passes_ray_autoscaler_schema():
     assert config["provider"]["type"] == "aws"
     types = config["available_node_types"]
     head, workers = config["head_node_type"], [t for t in types if t != config["head_node_type"]]
-    assert "p" not in types[head]["node_config"]["InstanceType"][:1]  # a CPU head
+    assert not types[head]["node_config"]["InstanceType"].startswith(("g", "p"))  # a CPU head
     (gpu,) = workers
     assert types[gpu]["node_config"]["InstanceType"].startswith(("g", "p"))
     assert 1 <= types[gpu]["min_workers"] <= types[gpu]["max_workers"] <= config["max_workers"]
@@ -184,6 +185,7 @@ def test_sweep_places_trials_on_both_nodes(two_node_report):
     assert all(t["epochs"][-1] == 2 for t in trials)
     used = {node for t in trials for node in t["nodes"]}
     assert used == {report["head"], report["worker"]}
+    assert all(t["devices"] == ["cpu"] for t in trials)  # no GPU given: the trial stays on CPU
 
 
 def test_lost_worker_node_does_not_stop_the_sweep(two_node_report):
@@ -275,3 +277,28 @@ def test_gpus_the_autoscaler_can_add_count(ray_local, tmp_path):
     too_many = sweep_options("lstm_spectrogram_beat", "--gpus-per-trial", "2")
     with pytest.raises(UserError, match="nor any node type it can add"):
         check_resources(too_many, bootstrap)
+
+
+# --------------------------------------------------------------------------- data on the device
+
+
+def test_batches_from_a_device_copy_match_the_array_path(fake_root):
+    """The GPU path gathers batches from a copy made once; they must equal the CPU batches.
+
+    Run here on CPU tensors (no GPU in CI): the indexing is the same code on any device.
+    """
+    import numpy as np
+    import torch
+
+    from musictune.data import load_task
+    from musictune.training import DeviceSplit, iterate_batches, to_device
+
+    split = load_task("genre", fake_root, "mel", False).train
+    assert to_device(split, torch.device("cpu")) is None  # CPU: batches come from the arrays
+    copy_ = DeviceSplit(torch.from_numpy(split.x.copy()), torch.from_numpy(split.y.copy()))
+    order = np.random.default_rng(0).permutation(len(split))
+    plain = iterate_batches(split, 7, order)
+    gathered = iterate_batches(split, 7, order, copy_)
+    assert len(plain) == len(gathered) > 1
+    for (x1, l1, y1), (x2, l2, y2) in zip(plain, gathered):
+        assert torch.equal(x1, x2) and torch.equal(l1, l2) and torch.equal(y1, y2)

@@ -92,6 +92,8 @@ def reported(ray_local, tmp_path_factory):
     snapshot = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
     reruns = {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*") if p.is_file()}
     second = report(*rerun)
+    # An experiment still running is skipped, with a note, when no --sweep names it.
+    copy_experiment(storage / "lstm", storage / "busy", status="running")
     no_rerun = report(*args, "--no-rerun")
     return {
         "data": data,
@@ -186,9 +188,11 @@ def test_reruns_give_k_test_results_and_their_mean_and_sd(reported):
             checkpoints[checkpoint["state"]["epoch"]] = checkpoint
         seed = checkpoints[max(checkpoints)]["config"]["seed"]
         row = per_seed.set_index("seed").loc[seed]
-        assert row["best_val_macro_f1"] == pytest.approx(max(history.values()))
-        assert history[row["best_epoch"]] == pytest.approx(max(history.values()))
-        logits = predict(model_from_checkpoint(checkpoints[row["best_epoch"]]), data.test)
+        best = max(history.values())
+        assert row["best_val_macro_f1"] == pytest.approx(best)
+        assert row["best_epoch"] == min(e for e, v in history.items() if v == best)
+        assert history[row["tested_epoch"]] == pytest.approx(best)
+        logits = predict(model_from_checkpoint(checkpoints[row["tested_epoch"]]), data.test)
         score = f1_score(data.test.y, logits.argmax(1), average="macro", zero_division=0)
         assert score == pytest.approx(row["macro_f1"])
 
@@ -245,6 +249,10 @@ def test_no_rerun_tests_the_sweep_checkpoint(reported):
     assert row["seeds"] == 1 and row["test_source"].startswith("sweep checkpoint")
     assert 0 <= row["test_mean"] <= 1 and np.isnan(row["test_sd"])
     assert not row["rerun_path"]
+    assert (
+        "Skipped: experiment busy is still running"
+        in (reported["no_rerun"] / "index.md").read_text()
+    )
 
 
 # --------------------------------------------------------------------------- figures and HTML

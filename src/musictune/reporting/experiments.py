@@ -142,12 +142,20 @@ def read_experiment(path: Path) -> Experiment:
 
 def _problem(exp: Experiment) -> str | None:
     """Why an experiment cannot be reported on, or None."""
-    if exp.meta.get("status") != "finished":
+    status = exp.meta.get("status")
+    if status != "finished":
+        resume = (
+            f"`musictune sweep {exp.meta.get('preset', 'PRESET')} --resume --name {exp.name} "
+            f"--storage {exp.path.parent}`"
+        )
+        if status == "running":
+            return (
+                f"experiment {exp.name} is still running (sweep.json status 'running'): wait for "
+                f"it to finish, or if its driver was killed, resume it with {resume}"
+            )
         return (
-            f"experiment {exp.name} is still running (sweep.json status "
-            f"{exp.meta.get('status')!r}): wait for it to finish, or if its driver was killed, "
-            f"resume it with `musictune sweep {exp.meta.get('preset', 'PRESET')} --resume "
-            f"--name {exp.name} --storage {exp.path.parent}`"
+            f"experiment {exp.name} has not finished (sweep.json status {status!r}): "
+            f"resume it with {resume}"
         )
     if exp.trials.empty or "status" not in exp.trials or exp.best_column not in exp.trials:
         return f"experiment {exp.name} has no trial table with {exp.best_column}: re-run it"

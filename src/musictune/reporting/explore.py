@@ -91,8 +91,8 @@ def clip_figure(clips: list[tuple[str, np.ndarray, np.ndarray | None]], path: Pa
                 array[N_MELS:], y_axis="chroma", ax=chroma_ax, **common
             )
             fig.colorbar(image, ax=chroma_ax)
-            mel_ax.set_title(f"{label}: mel spectrogram, {view}")
-            chroma_ax.set_title(f"{label}: chromagram, {view}")
+            mel_ax.set_title(f"{label}\nmel spectrogram, {view}")
+            chroma_ax.set_title(f"{label}\nchromagram, {view}")
             if not timed:
                 for ax in (mel_ax, chroma_ax):
                     ax.set_xlabel(f"beat ({array.shape[1]} frames)")
@@ -136,8 +136,12 @@ def length_figure(lengths: dict[str, dict[str, np.ndarray]], path: Path) -> Path
         1, len(lengths), figsize=(6 * len(lengths), 3.8), squeeze=False, layout="constrained"
     )
     for ax, (view, per_split) in zip(axes.flat, lengths.items()):
+        every = np.concatenate(list(per_split.values()))
+        low, high = int(every.min()), int(every.max())
+        # One bin per length when lengths are few (beat-synced), else 30 bins.
+        bins = np.arange(low, high + 2) - 0.5 if high - low < 60 else 30
         for split, values in per_split.items():
-            ax.hist(values, bins=30, alpha=0.6, label=f"{split} (n={len(values)})")
+            ax.hist(values, bins=bins, alpha=0.6, label=f"{split} (n={len(values)})")
         ax.set(xlabel="frames", ylabel="clips", title=f"sequence lengths, {view}")
         ax.legend()
     return plots.save(fig, path)

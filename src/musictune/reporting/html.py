@@ -18,8 +18,8 @@ STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em;
        color: #222; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f2f2f2; } .num { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 figure { margin: 1em 0; } img { max-width: 100%; } figcaption { color: #555; font-size: 0.9em; }
 .note { color: #555; }
@@ -55,7 +55,11 @@ class Document:
 
     def table(self, frame: pd.DataFrame, digits: int = 4) -> None:
         rows = [[cell(v, digits) for v in row] for row in frame.itertuples(index=False)]
-        self.blocks.append(("table", ([str(c) for c in frame.columns], rows)))
+        numeric = [
+            pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
+            for t in frame.dtypes
+        ]
+        self.blocks.append(("table", ([str(c) for c in frame.columns], rows, numeric)))
 
     def image(self, relpath: str, caption: str) -> None:
         self.blocks.append(("image", (relpath, caption)))
@@ -75,10 +79,10 @@ class Document:
             elif kind == "pre":
                 out += ["```", payload.rstrip("\n"), "```", ""]
             elif kind == "table":
-                header, rows = payload
+                header, rows, numeric = payload
                 esc = [[c.replace("|", "\\|") for c in r] for r in [header, *rows]]
                 out.append("| " + " | ".join(esc[0]) + " |")
-                out.append("|" + "|".join("---" for _ in header) + "|")
+                out.append("|" + "|".join("--:" if n else "---" for n in numeric) + "|")
                 out += ["| " + " | ".join(r) + " |" for r in esc[1:]]
                 out.append("")
             elif kind == "image":
@@ -105,10 +109,13 @@ class Document:
             elif kind == "pre":
                 body.append(f"<pre>{html.escape(payload)}</pre>")
             elif kind == "table":
-                header, rows = payload
-                head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+                header, rows, numeric = payload
+                align = ['class="num"' if n else "" for n in numeric]
+                head = "".join(f"<th {a}>{html.escape(c)}</th>" for c, a in zip(header, align))
                 cells = [
-                    "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                    "<tr>"
+                    + "".join(f"<td {a}>{html.escape(c)}</td>" for c, a in zip(r, align))
+                    + "</tr>"
                     for r in rows
                 ]
                 body.append(f"<table><tr>{head}</tr>{''.join(cells)}</table>")

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 
 from musictune.reporting.experiments import LAYER_KEYS  # noqa: E402
 
-LOG_KEYS = {"lr", "weight_decay"}  # sampled log-uniformly: plotted on a log axis
+LOG_KEYS = {"lr", "weight_decay"}  # sampled log-uniformly (as are loss weights): log axis
 MARKERS = "os^Dv<>P*X"
 DPI = 100
 
@@ -71,7 +71,8 @@ def hyperparameter_scatter(
                 linewidths=0.4,
                 label=None if group is None else f"{layer_key}={group}",
             )
-        if key in LOG_KEYS and (trials[key] > 0).all():
+        logarithmic = key in LOG_KEYS or key.startswith("loss_weight_")
+        if logarithmic and labels is None and (trials[key] > 0).all():
             ax.set_xscale("log")
         if labels is not None:
             ax.set_xticks(range(len(labels)), labels)

@@ -3,7 +3,8 @@
 As the course did, a rerun trains for up to 1000 epochs with early stopping (patience 10 on the
 validation metric); unlike the course, the K seeds run in parallel as trials of one Ray Tune
 experiment, with the sweep's own trainable and data sharing. Every epoch is checkpointed and
-Ray keeps the best one (by the validation metric), which is what the test split sees.
+Ray keeps the best one by the validation metric (of equal scores, the later epoch), which is
+what the test split sees.
 
 Reruns live in `<experiment>/reruns/<trial>-seeds<K>-epochs<N>-patience<P>/`; a finished one
 (marked by `rerun.json`) is read back with Ray's result API instead of being trained again, and
@@ -15,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +30,13 @@ from musictune.data import Dataset
 from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
 from musictune.tuning.options import SweepOptions
-from musictune.tuning.runner import build_trainable, check_resources, connect, write_json_atomic
+from musictune.tuning.runner import (
+    build_trainable,
+    check_resources,
+    connect,
+    ray_trials,
+    write_json_atomic,
+)
 
 DONE_FILE = "rerun.json"
 # Keeping only the best checkpoint makes Ray snapshot the experiment after every epoch, which is
@@ -38,9 +47,12 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 @dataclass
 class SeedRun:
     seed: int
-    checkpoint: str | None  # the best-epoch checkpoint folder
+    checkpoint: str | None  # the best-scoring checkpoint folder Ray kept
     best_val: float
-    best_epoch: int
+    best_epoch: int  # first epoch with best_val (early stopping counts from here)
+    checkpoint_epoch: (
+        int  # epoch of `checkpoint`: best_val too (of equal scores Ray keeps the later)
+    )
     epochs: int
     history: pd.DataFrame
 
@@ -110,6 +122,7 @@ class RerunProgress(tune.Callback):
         self.seeds, self.metric = seeds, metric
         self.state: dict[int, tuple[int, float]] = {}
         self.bar = None
+        self.shown_at = 0.0
 
     def setup(self, **info) -> None:
         from tqdm.auto import tqdm
@@ -123,7 +136,10 @@ class RerunProgress(tune.Callback):
         shown = ", ".join(
             f"seed {s}: epoch {e} best {v:.3f}" for s, (e, v) in sorted(self.state.items())
         )
-        self.bar.set_postfix_str(shown)
+        self.bar.set_postfix_str(shown, refresh=False)
+        if time.monotonic() - self.shown_at > 1.0:  # one line a second in a log file
+            self.bar.refresh()
+            self.shown_at = time.monotonic()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.bar.update(1)
@@ -144,17 +160,19 @@ def collect(grid, metric: str, trial_id: str, config: dict, path: Path, reused: 
             rerun.errors.append(f"seed {seed}: {str(result.error).splitlines()[0][:200]}")
             continue
         history = result.metrics_dataframe
-        # Ray kept the best-scoring checkpoint (of equal scores, the later epoch).
+        # Ray kept the best-scoring checkpoint; of equal scores, the later epoch.
         kept = [(c, m) for c, m in result.best_checkpoints if m.get(metric) is not None]
         checkpoint, metrics = max(
             kept, key=lambda p: (p[1][metric], p[1]["training_iteration"]), default=(None, {})
         )
+        best = history[metric].idxmax()
         rerun.runs.append(
             SeedRun(
                 seed=int(result.config["seed"]),
                 checkpoint=checkpoint.path if checkpoint else None,
-                best_val=float(metrics.get(metric, history[metric].max())),
-                best_epoch=int(metrics.get("training_iteration", 0)),
+                best_val=float(history.loc[best, metric]),
+                best_epoch=int(history.loc[best, "training_iteration"]),
+                checkpoint_epoch=int(metrics.get("training_iteration", 0)),
                 epochs=int(history["training_iteration"].max()),
                 history=history,
             )
@@ -217,7 +235,16 @@ def run_rerun(exp: Experiment, trial_id: str, data: Dataset, settings: RerunSett
                 verbose=0,
             ),
         )
-    rerun = collect(tuner.fit(), exp.metric, trial_id, config, path, reused=False)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        grid = tuner.fit()  # Ctrl-C: Tune stops the trials, saves their state and returns
+    finally:
+        if before is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, before)  # Tune leaves its handler behind
+    statuses = [t.status for t in ray_trials(grid)]
+    if len(grid) < settings.seeds or any(s not in ("TERMINATED", "ERROR") for s in statuses):
+        raise KeyboardInterrupt  # unfinished: the next report resumes it (Tuner.restore)
+    rerun = collect(grid, exp.metric, trial_id, config, path, reused=False)
     if not rerun.errors:  # a rerun with failed seeds is tried again next time
         write_json_atomic(
             path / DONE_FILE,

@@ -146,6 +146,107 @@ def describe_trials(exp: Experiment, doc: Document, folder: Path) -> None:
         doc.image(f"{exp.name}/curves.png", f"learning curves of the top {len(top)} trials")
 
 
+def describe_rerun(exp: Experiment, t: EvaluatedConfig, doc: Document, folder: Path) -> None:
+    """Per-seed table (epochs, best epoch, validation and test metrics) and the seeds' curves."""
+    trained = [r for r in t.rerun.runs if r.checkpoint]
+    doc.table(
+        pd.DataFrame(
+            [
+                {
+                    "seed": r.seed,
+                    "epochs": r.epochs,
+                    "best epoch": r.best_epoch,
+                    "tested epoch": r.checkpoint_epoch,
+                    f"best {exp.metric}": r.best_val,
+                    **{f"test {k}": v for k, v in ev.metrics.items() if not k.startswith("f1_")},
+                }
+                for r, ev in zip(trained, t.runs)
+            ]
+        )
+    )
+    if t.rerun.errors:
+        doc.note("Failed seeds (retried on the next report run): " + "; ".join(t.rerun.errors))
+    if (t.rerun.path / DONE_FILE).exists():
+        took = rerun_done(t.rerun.path).get("wall_time_s", float("nan"))
+        doc.note(f"Rerun folder: {t.rerun.path} (trained in {took:.0f} s).")
+    plots.learning_curves(
+        {f"seed {r.seed}": r.history for r in t.rerun.runs},
+        exp.metric,
+        folder / f"{t.trial_id}-rerun-curves.png",
+        f"{exp.name}: reruns of {t.trial_id}",
+    )
+    doc.image(f"{exp.name}/{t.trial_id}-rerun-curves.png", "rerun learning curves, one per seed")
+
+
+def save_seed_metrics(exp: Experiment, t: EvaluatedConfig, path: Path) -> None:
+    """`<trial>-test.csv`: one row per seed, training summary and every test metric."""
+    trained = {r.seed: r for r in t.rerun.runs} if t.rerun else {}
+    rows = []
+    for ev in t.runs:
+        r = trained.get(ev.seed)
+        extra = (
+            {
+                "epochs": r.epochs,
+                "best_epoch": r.best_epoch,
+                "tested_epoch": r.checkpoint_epoch,
+                f"best_{exp.metric}": r.best_val,
+            }
+            if r
+            else {}
+        )
+        rows.append({"seed": ev.seed, **extra, **ev.metrics})
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def describe_classification(
+    exp: Experiment,
+    data: Dataset,
+    t: EvaluatedConfig,
+    summary: pd.DataFrame,
+    doc: Document,
+    folder: Path,
+) -> None:
+    per_class = summary[summary["metric"].str.startswith("f1_")]
+    doc.table(
+        pd.DataFrame(
+            {
+                "class": per_class["metric"].str.removeprefix("f1_"),
+                "F1 mean ± sd": [
+                    format_mean_sd(m, s) for m, s in zip(per_class["mean"], per_class["sd"])
+                ],
+            }
+        )
+    )
+    details = classification_details(t.runs, data.classes)
+    doc.text("scikit-learn classification report (predictions of all seeds pooled):")
+    doc.pre(details["report"])
+    plots.confusion_matrix_plot(
+        details["confusion"],
+        data.classes,
+        folder / f"{t.trial_id}-confusion.png",
+        f"{exp.name}: normalised confusion matrix (test)",
+    )
+    doc.image(f"{exp.name}/{t.trial_id}-confusion.png", "normalised confusion matrix (rows: true)")
+
+
+def describe_regression(
+    exp: Experiment, data: Dataset, t: EvaluatedConfig, doc: Document, folder: Path
+) -> None:
+    def rho(ev, target: str) -> float:
+        return ev.metrics.get(f"spearman_{target}", ev.metrics.get("spearman"))
+
+    rhos = {target: float(np.mean([rho(ev, target) for ev in t.runs])) for target in data.targets}
+    plots.predicted_vs_true(
+        regression_pairs(t.runs, data.targets),
+        rhos,
+        folder / f"{t.trial_id}-scatter-test.png",
+        f"{exp.name}: predicted vs true (test, seeds pooled)",
+    )
+    doc.image(
+        f"{exp.name}/{t.trial_id}-scatter-test.png", "predicted against true on the test split"
+    )
+
+
 def describe_test(
     exp: Experiment,
     data: Dataset,
@@ -154,7 +255,7 @@ def describe_test(
     folder: Path,
     options: ReportOptions,
 ) -> None:
-    tag = f"{exp.name}/{t.trial_id}"
+    """One tested config: its hyperparameters, the rerun, and the test metrics and figures."""
     config = {k: v for k, v in exp.result_of(t.trial_id).config.items() if k not in NOT_TUNED}
     doc.heading(f"Config of trial {t.trial_id}: {t.source}", 3)
     doc.pre(json.dumps(config, indent=1, default=str))
@@ -163,37 +264,14 @@ def describe_test(
         doc.text(
             f"Retrained with seeds {[r.seed for r in t.rerun.runs]} for up to {s.max_epochs} "
             f"epochs, early stopping with patience {s.patience} on {exp.metric}; each seed's "
-            "best-epoch checkpoint is tested."
+            "best-epoch checkpoint is tested (where later epochs tie with the best, Ray keeps the "
+            "latest of them: the tested epoch)."
         )
     if not t.runs:
         doc.note("No checkpoint to test: " + "; ".join(t.rerun.errors if t.rerun else []))
         return
     if t.rerun:
-        seeds = pd.DataFrame(
-            [
-                {
-                    "seed": r.seed,
-                    "epochs": r.epochs,
-                    "best epoch": r.best_epoch,
-                    f"best {exp.metric}": r.best_val,
-                    **{f"test {k}": v for k, v in run.metrics.items() if not k.startswith("f1_")},
-                }
-                for r, run in zip([r for r in t.rerun.runs if r.checkpoint], t.runs)
-            ]
-        )
-        doc.table(seeds)
-        if t.rerun.errors:
-            doc.note("Failed seeds (retried on the next report run): " + "; ".join(t.rerun.errors))
-        if (t.rerun.path / DONE_FILE).exists():
-            took = rerun_done(t.rerun.path).get("wall_time_s", float("nan"))
-            doc.note(f"Rerun folder: {t.rerun.path} (trained in {took:.0f} s).")
-        plots.learning_curves(
-            {f"seed {r.seed}": r.history for r in t.rerun.runs},
-            exp.metric,
-            folder / f"{t.trial_id}-rerun-curves.png",
-            f"{exp.name}: reruns of {t.trial_id}",
-        )
-        doc.image(f"{tag}-rerun-curves.png", "rerun learning curves, one line per seed")
+        describe_rerun(exp, t, doc, folder)
     summary = summary_table(t.runs)
     main = summary[~summary["metric"].str.startswith("f1_")]
     doc.text(f"Test split ({data.test_note}, {len(data.test)} clips): mean ± sd over seeds.")
@@ -206,64 +284,11 @@ def describe_test(
             }
         )
     )
-    trained = {r.seed: r for r in t.rerun.runs} if t.rerun else {}
-    pd.DataFrame(
-        [
-            {
-                "seed": r.seed,
-                **(
-                    {
-                        "epochs": trained[r.seed].epochs,
-                        "best_epoch": trained[r.seed].best_epoch,
-                        f"best_{exp.metric}": trained[r.seed].best_val,
-                    }
-                    if r.seed in trained
-                    else {}
-                ),
-                **r.metrics,
-            }
-            for r in t.runs
-        ]
-    ).to_csv(folder / f"{t.trial_id}-test.csv", index=False)
+    save_seed_metrics(exp, t, folder / f"{t.trial_id}-test.csv")
     if exp.head_task == "classification":
-        per_class = summary[summary["metric"].str.startswith("f1_")]
-        doc.table(
-            pd.DataFrame(
-                {
-                    "class": per_class["metric"].str.removeprefix("f1_"),
-                    "F1 mean ± sd": [
-                        format_mean_sd(m, s) for m, s in zip(per_class["mean"], per_class["sd"])
-                    ],
-                }
-            )
-        )
-        details = classification_details(t.runs, data.classes)
-        doc.text("scikit-learn classification report (predictions of all seeds pooled):")
-        doc.pre(details["report"])
-        plots.confusion_matrix_plot(
-            details["confusion"],
-            data.classes,
-            folder / f"{t.trial_id}-confusion.png",
-            f"{exp.name}: normalised confusion matrix (test)",
-        )
-        doc.image(f"{tag}-confusion.png", "normalised confusion matrix (rows: true class)")
+        describe_classification(exp, data, t, summary, doc, folder)
     else:
-        pairs = regression_pairs(t.runs, data.targets)
-        rhos = {
-            target: float(
-                np.mean(
-                    [r.metrics.get(f"spearman_{target}", r.metrics.get("spearman")) for r in t.runs]
-                )
-            )
-            for target in data.targets
-        }
-        plots.predicted_vs_true(
-            pairs,
-            rhos,
-            folder / f"{t.trial_id}-scatter-test.png",
-            f"{exp.name}: predicted vs true (test, seeds pooled)",
-        )
-        doc.image(f"{tag}-scatter-test.png", "predicted against true values on the test split")
+        describe_regression(exp, data, t, doc, folder)
 
 
 def report_experiment(
@@ -276,10 +301,18 @@ def report_experiment(
     doc = Document(exp.name)
     doc.heading(f"{exp.name}: {exp.label} ({exp.task})")
     doc.text(
-        f"Preset {exp.meta.get('preset')}, data {exp.meta.get('data_dir')}: {len(data.train)} "
-        f"train / {len(data.val)} val / {len(data.test)} test clips. "
-        f"Command: `{exp.meta.get('command', '?')}`"
+        f"Preset {exp.meta.get('preset')}, data {exp.data_dir(options.data_dir)}: "
+        f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test clips. "
+        f"Command: `{exp.meta.get('command') or '?'}`"
     )
+    transfer = exp.meta.get("transfer")
+    if isinstance(transfer, dict):
+        best = transfer.get("source_best")
+        shown = f"{best:.4f}" if isinstance(best, float) else "?"
+        doc.text(
+            f"Transfer from genre sweep {transfer.get('source_sweep')}, trial "
+            f"{transfer.get('source_trial')} ({transfer.get('source_metric')} {shown})."
+        )
     describe_trials(exp, doc, folder)
     tested = evaluate_configs(exp, data, options)
     for t in tested:

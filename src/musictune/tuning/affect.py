@@ -127,8 +127,9 @@ def plan_affect(
     plan = AffectPlan(preset, resolve_target(name, preset, target))
     if preset.task == "genre":
         return plan
-    if "features" in extra:
-        plan.preset = replace(preset, features=extra["features"], beat=bool(extra["beat"]))
+    if "features" in extra or "beat" in extra:
+        features, beat = extra.get("features", preset.features), extra.get("beat", preset.beat)
+        plan.preset = replace(preset, features=features, beat=bool(beat))
     if plan.target:
         chosen = target is not None or preset.transfer
         default = "" if chosen else " (the default; --target picks another)"
@@ -136,8 +137,8 @@ def plan_affect(
     if preset.task == "multitask":
         weights = {k: v for k, v in extra.items() if k.startswith("loss_weight_")}
         if not weights:
-            plan.extra |= loss_weight_space(AFFECT_TARGETS)
-            weights = plan.extra
+            weights = loss_weight_space(AFFECT_TARGETS)
+            plan.extra |= weights
         fixed = all(isinstance(v, float) for v in weights.values())
         plan.meta["loss_weights"] = (
             {k.removeprefix("loss_weight_"): v for k, v in weights.items()} if fixed else "tuned"

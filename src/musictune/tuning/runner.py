@@ -417,8 +417,9 @@ def trial_table(results, metric: str, status: dict[str, str] | None = None) -> p
             "status": status.get(trial.trial_id, trial.status)
             if trial
             else ("ERROR" if result.error else "TERMINATED"),
-            # Process crashes survived by restoring the last checkpoint (--max-failures).
-            "retries": int(getattr(trial, "num_failures", 0) or 0),
+            # Times the trial's process died; each is retried from the last checkpoint while
+            # --max-failures allows.
+            "crashes": int(getattr(trial, "num_failures", 0) or 0),
             **{k: v for k, v in (result.config or {}).items()},
             "epochs": last.get("training_iteration", 0),
             "diverged": int(last.get("diverged", 0) or 0),
@@ -454,11 +455,12 @@ def save_table(table: pd.DataFrame, path: Path) -> None:
 def failure_lines(table: pd.DataFrame) -> list[str]:
     """What went wrong in a sweep, one line per kind: crashes retried, failures, divergence."""
     lines = []
-    column = table.get("retries", pd.Series(dtype=int)).fillna(0)
-    if (column > 0).any():
+    crashes = table.get("crashes", pd.Series(dtype=int)).fillna(0)
+    if (crashes > 0).any():
         lines.append(
-            f"{int((column > 0).sum())} trial(s) crashed and were retried from their last "
-            f"checkpoint ({int(column.sum())} retries; first error in trials.csv)"
+            f"{int((crashes > 0).sum())} trial(s) crashed ({int(crashes.sum())} crash(es)) and "
+            "were retried from their last checkpoint up to --max-failures times "
+            "(crashes and error columns of trials.csv)"
         )
     errors = int((table["status"] == "ERROR").sum()) if "status" in table else 0
     if errors:
@@ -644,12 +646,16 @@ def run_sweep(options: SweepOptions, trainable=None):
             meta |= {k: earlier[k] for k in kept if k in earlier}
         write_json_atomic(local / SWEEP_FILE, meta)
     SweepProgress.ctrl_c, SweepProgress.status = False, {}
+    before = signal.getsignal(signal.SIGINT)
     try:
         # Ctrl-C: Tune stops the trials, saves the experiment state and returns.
         results = tuner.fit()
     except KeyboardInterrupt:
         # A second Ctrl-C skipped that last save; the state of a second earlier is on disk.
         raise SweepInterrupted(f"resume with: {resume_command(options, name, root)}") from None
+    finally:
+        if before is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, before)  # Tune leaves its handler behind
     status = {t.trial_id: t.status for t in ray_trials(results)} | SweepProgress.status
     unfinished = [i for i, s in status.items() if s not in ("TERMINATED", "ERROR")]
     interrupted = SweepProgress.ctrl_c or bool(unfinished) or len(results) < meta["samples"]
