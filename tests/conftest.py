@@ -73,7 +73,8 @@ def ray_local():
     import ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    # address="local": always a fresh cluster of our own, even if a `ray start` one is up.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
 

@@ -6,5 +6,6 @@
 Modules, in the order the data flows: `experiments` (read sweeps through Ray's result API),
 `rerun` (best configs retrained with several seeds as Ray Tune trials), `testing` (test-split
 metrics), `plots`, `reference` (the course's published figures), `html` (index.md/index.html),
-`build` (the whole report) and `explore` (data-set figures).
+`sections` (the report's content), `build` (folders and the atomic publish, `options` its
+settings) and `explore` (data-set figures).
 """

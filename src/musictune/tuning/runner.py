@@ -177,7 +177,7 @@ def connect(options: SweepOptions) -> None:
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR
         )
-        ray.init(logging_level=logging.WARNING, include_dashboard=False)
+        ray.init(address="local", logging_level=logging.WARNING, include_dashboard=False)
 
 
 def autoscaler_node_types(config_file: str | os.PathLike = AUTOSCALER_CONFIG) -> dict[str, dict]:
