@@ -390,6 +390,11 @@ def torch_file_without_model(root: Path, tmp: Path) -> None:
     torch.save({"weights": torch.zeros(3)}, tmp / "other.pt")
 
 
+def existing_folder(root: Path, tmp: Path) -> None:
+    (tmp / "out").mkdir()
+    (tmp / "out" / "keep.txt").write_text("mine")
+
+
 def make_extract_input(root: Path, tmp: Path) -> None:
     (tmp / "audio" / "Rock").mkdir(parents=True)
     (tmp / "audio" / "Rock" / "song.wav").write_bytes(b"RIFF....WAVEfmt garbage")
@@ -429,7 +434,7 @@ BREAK: dict[str, Callable[[Path, Path], None]] = {
             f"{p.stem.split('.')[0]}.full.fused.npy.gz\tOld-Time\n"
             for p in (root / GENRE_DIR / "test").glob("*.npy")
         )
-    ),  # fmt: skip
+    ),
     "missing_array": lambda root, tmp: first_array(root).unlink(),
     "truncated_array": lambda root, tmp: first_array(root).write_bytes(
         first_array(root).read_bytes()[:90]
@@ -452,7 +457,7 @@ BREAK: dict[str, Callable[[Path, Path], None]] = {
     "chroma_checkpoint": lstm_checkpoint_for_chroma,
     "not_a_checkpoint": torch_file_without_model,
     "garbage_checkpoint": lambda root, tmp: (tmp / "garbage.pt").write_text("not torch"),
-    "existing_out": lambda root, tmp: write_layout(tmp / "out", n_train=1, n_test=1),
+    "existing_out": existing_folder,
     "extract_input": make_extract_input,
     "report_input": make_report_input,
 }
@@ -515,6 +520,7 @@ BAD_INPUT = {
     "train-dropout-above-1": Case((*T, "--dropout", "1.5"), ("--dropout", "[0, 1)")),
     "train-zero-batch": Case((*T, "--batch-size", "0"), ("--batch-size",)),
     "train-negative-weight-decay": Case((*T, "--weight-decay", "-1"), ("weight_decay",)),
+    "train-abbreviated-option": Case((*T, "--epoch", "3"), ("unrecognized arguments: --epoch",)),
     "train-epochs-not-a-number": Case(("train", "--epochs", "many"), ("--epochs", "'many'")),
     "train-unknown-device": Case((*T, "--device", "tpu9"), ("--device", "tpu9")),
     "train-too-many-conv-blocks": Case((*T, "--model", "cnn", "--conv-blocks", "9"), ("cnn",)),
@@ -587,7 +593,7 @@ BAD_INPUT = {
         (*X, "{tmp}/audio", "/proc/musictune-extract"),
         ("/proc/musictune-extract",),
         "extract_input",
-    ),  # fmt: skip
+    ),
     "extract-unknown-option": Case(
         (*X, "{tmp}/audio", "{tmp}/x", "--colour", "red"), ("unrecognized arguments",)
     ),
@@ -607,7 +613,7 @@ BAD_INPUT = {
         ("never-ran",),
         "report_input",
         "process",
-    ),  # fmt: skip
+    ),
 }
 
 

@@ -21,7 +21,12 @@ from musictune.errors import EXIT_USAGE, UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (and still exits 2)."""
+    """argparse that reports a usage error in one line (and still exits 2), and that takes no
+    abbreviations: a typo such as `--sample 3` is an error, not silently `--samples 3`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

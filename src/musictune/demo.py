@@ -74,13 +74,14 @@ class Recipe:
     rolloff: float = 1.5  # harmonic k has amplitude k**-rolloff: low = bright
     odd: bool = False  # odd harmonics only: square-ish, hollow
     drive: float = 0.0  # tanh distortion
+    attack: float = 0.01  # note attack time (s): bowed strings and pads swell in
     decay: float = 0.5  # note decay time (s): plucked vs sustained
     octave: int = 5  # register of the melody
     density: float = 2.0  # melody notes per beat
     noise: float = 0.01  # hiss / vinyl level
     vibrato: float = 0.0  # relative pitch modulation depth
     scale: str = "diatonic"
-    sevenths: bool = False  # four-note chords
+    sevenths: bool = False  # four-note chords and a walking bass
 
 
 # fmt: off
@@ -89,8 +90,8 @@ RECIPES: dict[str, Recipe] = {
     "Rock":          Recipe(14, 120, .4, "rock",   .8, rolloff=1.2, drive=2.0),
     "Psych-Rock":    Recipe(3, 110, .5, "rock",    .6, rolloff=1.3, drive=1.5, decay=0.8,
                             noise=.03, vibrato=.01, scale="modal"),
-    "Post-Rock":     Recipe(3, 95, .5, "sparse",   .5, rolloff=1.6, drive=0.3, decay=1.2,
-                            octave=6, density=4, noise=.02),
+    "Post-Rock":     Recipe(3, 95, .5, "sparse",   .5, rolloff=1.6, drive=0.3, attack=.08,
+                            decay=1.2, octave=6, density=4, noise=.02),
     "Psych-Folk":    Recipe(3, 95, .6, "hand",     .3, rolloff=1.8, decay=0.4, noise=.03,
                             vibrato=.008, scale="pentatonic"),
     "Folk":          Recipe(6, 100, .3, "hand",   .25, rolloff=1.7, decay=0.35),
@@ -107,8 +108,8 @@ RECIPES: dict[str, Recipe] = {
     "Pop":           Recipe(5, 115, .25, "rock",   .7, rolloff=1.3, drive=0.3),
     "Hip-Hop":       Recipe(7, 90, .6, "hiphop",  1.0, swing=.25, rolloff=2.0, octave=4,
                             density=1, noise=.03, scale="pentatonic"),
-    "Classical":     Recipe(2, 80, .45, "none",     0, rolloff=1.8, decay=1.5, noise=.005,
-                            vibrato=.012),
+    "Classical":     Recipe(2, 80, .45, "none",     0, rolloff=1.8, attack=.2, decay=1.5,
+                            noise=.005, vibrato=.012),
     "Blues":         Recipe(1.5, 80, .5, "shuffle", .5, swing=.33, rolloff=1.5, drive=0.8,
                             decay=0.6, octave=4, noise=.02, vibrato=.008, scale="blues",
                             sevenths=True),
@@ -117,8 +118,8 @@ RECIPES: dict[str, Recipe] = {
     "Indie-Rock":    Recipe(5, 125, .4, "rock",    .7, rolloff=1.1, drive=1.0),
     "Post-Punk":     Recipe(3, 145, .8, "punk",    .8, rolloff=1.0, drive=1.5, decay=0.4,
                             octave=4, noise=.02),
-    "Soundtrack":    Recipe(3, 75, .7, "sparse",   .2, rolloff=2.0, decay=2.0, octave=4,
-                            density=0.5, vibrato=.01),
+    "Soundtrack":    Recipe(3, 75, .7, "sparse",   .2, rolloff=2.0, attack=.3, decay=2.0,
+                            octave=4, density=0.5, vibrato=.01),
     "International": Recipe(4, 110, .5, "hand",    .6, swing=.1, rolloff=1.4, odd=True,
                             decay=0.3, density=3, noise=.02, vibrato=.01, scale="modal"),
     "Old-Time":      Recipe(2, 120, .1, "hand",    .3, rolloff=1.2, decay=0.25, octave=6,
@@ -202,7 +203,7 @@ def _midi_hz(midi: np.ndarray) -> np.ndarray:
 
 
 def _voice(onsets: np.ndarray, midi: np.ndarray, n: int, r: Recipe, decay: float) -> np.ndarray:
-    """One monophonic line: additive harmonics (band-limited) under a plucked envelope."""
+    """One monophonic line: additive harmonics (band-limited) under an attack-decay envelope."""
     if len(onsets) == 0:
         return np.zeros(n)
     idx = np.arange(n)
@@ -215,7 +216,7 @@ def _voice(onsets: np.ndarray, midi: np.ndarray, n: int, r: Recipe, decay: float
     # float32 from here on (it is twice as fast), after wrapping the phase to keep it exact.
     phase = np.mod(2 * np.pi / SR * np.cumsum(freq), 2 * np.pi).astype(np.float32)
     since = ((idx - onsets[note]) / SR).astype(np.float32)
-    env = np.minimum(since / 0.01, 1) * np.exp(-since / np.float32(decay)) * active
+    env = np.minimum(since / np.float32(r.attack), 1) * np.exp(-since / np.float32(decay)) * active
     # sin(k x) by the Chebyshev recurrence, in place: a multiply per harmonic instead of a sin.
     prev, cur = np.zeros(n, np.float32), np.sin(phase)
     two_cos, scratch = 2 * np.cos(phase), np.empty(n, np.float32)
@@ -286,12 +287,11 @@ def render(clip: Clip, seconds: float, rng: np.random.Generator) -> np.ndarray:
     def on_grid(times: np.ndarray) -> np.ndarray:
         return (times * SR).astype(int)
 
-    # Bass: the chord root (sometimes the fifth) on every beat, two octaves down.
-    bass_midi = [
-        36 + clip.key + chord_scale[(chord_of(b) + 4 * (rng.random() < 0.25)) % 7]
-        for b in range(beats)
-    ]
-    bass = _voice(on_grid(np.arange(beats) * beat), np.array(bass_midi), n, r, 0.4)
+    # Bass on every beat, two octaves down: the chord root, sometimes the fifth, or walking.
+    steps = rng.choice([0, 1, 2, 4], beats) if r.sevenths else 4 * (rng.random(beats) < 0.25)
+    degrees = np.array([chord_of(b) for b in range(beats)]) + steps
+    bass_midi = 36 + clip.key + chord_scale[degrees % 7]
+    bass = _voice(on_grid(np.arange(beats) * beat), bass_midi, n, r, 0.4)
     # Chords: stacked thirds, restruck every 1, 2 or 4 beats.
     every = int(rng.choice([1, 2, 4]))
     strikes = np.arange(0, beats, every)

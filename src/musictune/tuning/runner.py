@@ -149,7 +149,7 @@ def check_address(address: str, timeout: float = 3.0) -> None:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             return  # a Ray head with token authentication: ray.init brings the token
         problem = {
-            grpc.StatusCode.UNAVAILABLE: "nothing listens there",
+            grpc.StatusCode.UNAVAILABLE: "unknown host, or nothing listens on that port",
             grpc.StatusCode.DEADLINE_EXCEEDED: f"no answer within {timeout:g} s",
         }.get(exc.code(), "what answers there is not a Ray head")
     finally:
