@@ -88,6 +88,15 @@ def test_arrays_are_float32_140_rows(tiny):
             assert np.isfinite(a).all()
 
 
+def test_multitask_sets_hold_the_same_clips(tiny):
+    for beat in ("", "_beat"):
+        genre = files(tiny / ("fma_genre_spectrograms" + beat))
+        multi = files(tiny / ("multitask_dataset" + beat))
+        assert {k: v for k, v in multi.items() if k.endswith(".npy")} == {
+            k: v for k, v in genre.items() if k.endswith(".npy")
+        }
+
+
 def test_genres_imbalanced_but_all_present(tiny):
     train = [r[1] for r in rows(tiny, "fma_genre_spectrograms", "train")[1:]]
     test = [r[1] for r in rows(tiny, "fma_genre_spectrograms", "test")[1:]]

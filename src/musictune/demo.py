@@ -370,10 +370,14 @@ def render_job(job: Job) -> tuple[int, tuple[float, float, float]]:
     full, beat = features.extract_features(render(clip, job.seconds, rng), SR)
     name = layout.array_filename(job.track_id)
     for array, is_beat in ((full, False), (beat, True)):
-        genre_path = Path(job.root) / layout.dataset_dirname(layout.GENRE_TASK, is_beat)
-        multi_path = Path(job.root) / layout.dataset_dirname(layout.MULTITASK_TASK, is_beat)
-        layout.save_array_atomic(genre_path / job.split / name, array)
-        layout.save_array_atomic(multi_path / job.split / name, array)
+        genre = Path(job.root) / layout.dataset_dirname(layout.GENRE_TASK, is_beat) / job.split
+        multi = Path(job.root) / layout.dataset_dirname(layout.MULTITASK_TASK, is_beat) / job.split
+        layout.save_array_atomic(genre / name, array)
+        multi.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(genre / name, multi / name)  # same clip in both tasks: half the disk
+        except OSError:
+            layout.save_array_atomic(multi / name, array)
     return job.index, targets
 
 

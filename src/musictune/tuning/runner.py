@@ -503,7 +503,8 @@ def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: 
     print(f"\nexperiment: {path}")
     print(f"trial table: {path}/{TRIALS_FILE}")
     print(f"next:  tensorboard --logdir {path}")
-    print(f"       python analysis/report.py --storage {root} --sweep {name}")
+    if "status" not in table or table["status"].isin(["TERMINATED", "ERROR"]).all():
+        print(f"       python analysis/report.py --storage {root} --sweep {name}")
 
 
 # --------------------------------------------------------------------------- run
