@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from musictune.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,7 +37,17 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
 @pytest.mark.parametrize("model", ["lstm", "cnn"])
 def test_train_prints_progress_and_macro_f1(model, demo_tiny):
     proc = run(
-        "-m", "musictune.cli", "train", "--model", model, "--features", "mel", "--epochs", "2"
+        "-m",
+        "musictune.cli",
+        "train",
+        "--model",
+        model,
+        "--features",
+        "mel",
+        "--epochs",
+        "2",
+        "--data-dir",
+        str(demo_tiny),
     )
     assert proc.returncode == 0, proc.stderr
     assert "epoch   2" in proc.stdout
@@ -45,10 +57,9 @@ def test_train_prints_progress_and_macro_f1(model, demo_tiny):
 @pytest.mark.parametrize(
     "extra", [["--beat"], ["--features", "chroma"], ["--features", "fused", "--beat"]]
 )
-def test_train_feature_views(extra, demo_tiny):
-    proc = run("-m", "musictune.cli", "train", "--epochs", "1", *extra)
-    assert proc.returncode == 0, proc.stderr
-    assert "final val_loss" in proc.stdout
+def test_train_feature_views(extra, demo_tiny, capsys):
+    assert main(["train", "--epochs", "1", "--data-dir", str(demo_tiny), *extra]) == 0
+    assert "final val_loss" in capsys.readouterr().out
 
 
 def test_train_overfit_mode(fake_root):
@@ -110,9 +121,15 @@ def test_train_overfit_mode(fake_root):
         ),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(argv, needles, tmp_path, demo_tiny):
+def test_bad_input_is_one_line_and_exit_2(argv, needles, tmp_path, demo_tiny, capsys):
+    """In-process through the same `main` as the console script (subprocesses cost seconds)."""
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    assert_one_line_error(run("-m", "musictune.cli", *argv), *needles)
+    with pytest.raises(SystemExit) as exit_info:
+        sys.exit(main(argv))
+    err = capsys.readouterr().err
+    assert_one_line_error(
+        subprocess.CompletedProcess(argv, exit_info.value.code, "", err), *needles
+    )
 
 
 def test_preset_script_rejects_unknown_option_without_traceback():

@@ -360,7 +360,10 @@ def extract_job(job: Job) -> tuple[int, str | None, bool]:
     have = {beat: p for p, beat in reversed(known) if os.path.exists(p)}
     decoded = False
     if False in have and True in have:
-        full, beat = np.load(have[False]), np.load(have[True])
+        full, beat = (
+            np.load(have[False], allow_pickle=False),
+            np.load(have[True], allow_pickle=False),
+        )
     else:
         result = _compute(job.path, job.duration)
         if isinstance(result, str):
@@ -427,7 +430,7 @@ def _place(out: Path, track: int, split: str, multitask: bool) -> None:
     for (path, beat), source in zip(_array_paths(out, track, split, False), pending):
         if multitask:
             multi = out / layout.dataset_dirname(layout.MULTITASK_TASK, beat) / split
-            layout.save_array_atomic(multi / Path(path).name, np.load(source))
+            layout.save_array_atomic(multi / Path(path).name, np.load(source, allow_pickle=False))
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, path)
 

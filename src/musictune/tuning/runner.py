@@ -168,7 +168,11 @@ def connect(options: SweepOptions) -> None:
     if options.address:
         check_address(options.address)
         try:
-            ray.init(address=options.address, logging_level=logging.WARNING)
+            ray.init(
+                address=options.address,
+                logging_level=logging.WARNING,
+                logging_config=ray.LoggingConfig(log_level="WARNING"),
+            )
         except (ConnectionError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"cannot join the Ray cluster at {options.address}: {first}") from None
@@ -177,7 +181,13 @@ def connect(options: SweepOptions) -> None:
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR
         )
-        ray.init(address="local", logging_level=logging.WARNING, include_dashboard=False)
+        ray.init(
+            address="local",
+            logging_level=logging.WARNING,
+            # Workers log every checkpoint at INFO: the progress bar already says enough.
+            logging_config=ray.LoggingConfig(log_level="WARNING"),
+            include_dashboard=False,
+        )
 
 
 def autoscaler_node_types(config_file: str | os.PathLike = AUTOSCALER_CONFIG) -> dict[str, dict]:
