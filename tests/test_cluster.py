@@ -53,7 +53,7 @@ def history(results):
     rows = []
     for r in results:
         df = r.metrics_dataframe
-        rows.append({"status": "ERROR" if r.error else "TERMINATED",
+        rows.append({"name": Path(r.path).name, "status": "ERROR" if r.error else "TERMINATED",
                      "epochs": [int(e) for e in df["epoch"]], "nodes": list(df["node_id"]),
                      "devices": sorted(set(df["device"])),
                      "iterations": int(r.metrics["training_iteration"])})
@@ -89,7 +89,7 @@ def remove_worker():
         for trial in session.glob("artifacts/*/lost/driver_artifacts/*/result.json"):
             lines = [json.loads(x) for x in trial.read_text().splitlines() if x.strip()]
             on_worker = lines and lines[-1].get("node_id") == worker.node_id
-            if on_worker and lines[-1]["epoch"] >= 2:
+            if on_worker and 2 <= lines[-1]["epoch"] <= 4:  # mid-trial (of 6 epochs)
                 cluster.remove_node(worker)
                 removed.update(trial=trial.parent.name, epoch=lines[-1]["epoch"])
                 return
@@ -195,10 +195,11 @@ def test_lost_worker_node_does_not_stop_the_sweep(two_node_report):
     trials = report["lost"]
     assert all(t["status"] == "TERMINATED" and t["epochs"][-1] == 6 for t in trials), trials
     # The trial that lost its node carried on on the head from its checkpoint, not from epoch 1.
-    (moved,) = [t for t in trials if report["worker"] in t["nodes"]]
+    # (Its rows from the lost node may or may not survive in its history; the head's rows do.)
+    (moved,) = [t for t in trials if t["name"] == removed["trial"]]
     first_on_head = moved["nodes"].index(report["head"])
-    assert moved["nodes"][:first_on_head] == [report["worker"]] * first_on_head
-    assert moved["epochs"][first_on_head] > 1
+    assert set(moved["nodes"][:first_on_head]) <= {report["worker"]}
+    assert moved["epochs"][first_on_head] > 1, moved
 
 
 def test_more_gpus_than_any_node_is_refused(two_node_report):

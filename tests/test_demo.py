@@ -21,9 +21,9 @@ N_TRAIN, N_TEST, SECONDS = demo.SIZES["tiny"]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "tiny"
-    return demo.generate_demo(out, "tiny", seed=0, jobs=2, progress=False)
+def tiny(demo_tiny) -> Path:
+    """The session's tiny demo set (seed 0, one worker per core): generating costs ~30 s."""
+    return demo_tiny
 
 
 def rows(root: Path, directory: str, split: str) -> list[list[str]]:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -36,10 +32,10 @@ GENRE_PRESETS = sorted(n for n, p in PRESETS.items() if p.task == "genre")
 
 @pytest.mark.parametrize("preset", GENRE_PRESETS)
 def test_every_preset_runs_its_smoke_test(preset, ray_local, demo_tiny, tmp_path):
-    run_sweep(sweep_options(preset, "--smoke-test", "--samples", "2", "--storage", str(tmp_path)))
+    run_sweep(sweep_options(preset, "--smoke-test", "--samples", "1", "--storage", str(tmp_path)))
     (experiment,) = tmp_path.iterdir()
     table = pd.read_csv(experiment / TRIALS_FILE)
-    assert len(table) == 2 and (table["status"] == "TERMINATED").all()
+    assert len(table) == 1 and (table["status"] == "TERMINATED").all()
     assert table["best_val_macro_f1"].between(0, 1).all()
     meta = json.loads((experiment / SWEEP_FILE).read_text())
     assert meta["status"] == "finished" and meta["preset"] == preset
@@ -98,72 +94,3 @@ def test_optuna_search_runs(ray_local, fake_root, tmp_path):
     assert len(results) == 3 and not results.errors
     lrs = {r.config["lr"] for r in results}
     assert len(lrs) == 3 and all(10**-4.4 <= lr <= 1e-2 for lr in lrs)
-
-
-def _finished_trials(experiment: Path) -> set[str]:
-    states = sorted(experiment.glob("experiment_state-*.json"))
-    if not states:
-        return set()
-    try:
-        state = json.loads(states[-1].read_text())
-    except json.JSONDecodeError:
-        return set()
-    done = set()
-    for raw, _ in state.get("trial_data", []):
-        trial = json.loads(raw)
-        if trial.get("status") == "TERMINATED":
-            done.add(trial["trial_id"])
-    return done
-
-
-def test_resume_after_interrupted_run_reruns_no_finished_trial(ray_local, fake_root, tmp_path):
-    cmd = [
-        sys.executable,
-        str(ROOT / "sweeps" / "lstm_spectrogram_beat.py"),
-        "--data-dir",
-        str(fake_root),
-        "--samples",
-        "6",
-        "--max-epochs",
-        "3",
-        "--scheduler",
-        "fifo",
-        "--max-concurrent",
-        "1",
-        "--storage",
-        str(tmp_path),
-        "--name",
-        "cut",
-    ]
-    driver = subprocess.Popen(
-        cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    experiment = tmp_path / "cut"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(_finished_trials(experiment)) < 2:
-        time.sleep(0.5)
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
-    finished = _finished_trials(experiment)
-    assert 2 <= len(finished) < 6, "the driver should be cut off mid-sweep"
-    progress_before = {p.parent.name: p.read_text() for p in experiment.glob("*/progress.csv")}
-
-    results = run_sweep(
-        sweep_options(
-            "lstm_spectrogram_beat",
-            "--data-dir",
-            str(fake_root),
-            "--resume",
-            "--storage",
-            str(tmp_path),
-            "--name",
-            "cut",
-        )
-    )
-    assert len(results) == 6 and not results.errors
-    assert all(r.metrics["training_iteration"] == 3 for r in results)
-    # Finished trials were not run again: their logs are exactly as before.
-    for name, text in progress_before.items():
-        if any(t in name for t in finished):
-            assert (experiment / name / "progress.csv").read_text() == text
-    assert len(pd.read_csv(experiment / TRIALS_FILE)) == 6
