@@ -264,3 +264,22 @@ def run_main(
     if not args.no_save:
         print(f"appended to {append_results(text, Path(args.results))}")
     return 0
+
+
+def script_main(
+    run: Callable[..., list[Row]],
+    sizes: Callable[[bool], dict],
+    title: str,
+    doc: str,
+    argv: list[str] | None = None,
+) -> int:
+    """The whole of one benchmark script: shared options, its budget, its table."""
+    args = parser(doc.splitlines()[0]).parse_args(argv)
+
+    def build(args: argparse.Namespace) -> tuple[list[Row], str]:
+        folder = data_dir(args.data_dir)
+        start_ray(args.cpus)
+        size = sizes(args.quick)
+        return run(folder, args.preset, **size), f"preset {args.preset}, data {folder}, {size}"
+
+    return run_main(build, args, title)

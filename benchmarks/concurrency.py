@@ -91,17 +91,8 @@ def sizes(quick: bool) -> dict:
     return {"trials": 6, "epochs": 4} if quick else {"trials": 10, "epochs": 8}
 
 
-def build(args) -> tuple[list[common.Row], str]:
-    folder = common.data_dir(args.data_dir)
-    common.start_ray(args.cpus)
-    size = sizes(args.quick)
-    rows = run(folder, args.preset, **size)
-    return rows, f"preset {args.preset}, data {folder}, {size}"
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    return common.run_main(build, args, "Concurrency")
+    return common.script_main(run, sizes, "Concurrency", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -257,17 +257,8 @@ def sizes(quick: bool) -> dict:
     return {"epochs": 2, "repeats": 3} if quick else {"epochs": 5, "repeats": 5}
 
 
-def build(args) -> tuple[list[common.Row], str]:
-    folder = common.data_dir(args.data_dir)
-    common.start_ray(args.cpus)
-    size = sizes(args.quick)
-    rows = run(folder, args.preset, **size)
-    return rows, f"preset {args.preset}, data {folder}, {size}"
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    return common.run_main(build, args, "Data path")
+    return common.script_main(run, sizes, "Data path", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -142,17 +142,8 @@ def sizes(quick: bool) -> dict:
     return {"trials": 4, "epochs": 4} if quick else {"trials": 8, "epochs": 10}
 
 
-def build(args) -> tuple[list[common.Row], str]:
-    folder = common.data_dir(args.data_dir)
-    common.start_ray(args.cpus)
-    size = sizes(args.quick)
-    rows = run(folder, args.preset, **size)
-    return rows, f"preset {args.preset}, data {folder}, {size}"
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    return common.run_main(build, args, "Overhead")
+    return common.script_main(run, sizes, "Overhead", __doc__, argv)
 
 
 if __name__ == "__main__":

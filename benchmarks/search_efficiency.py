@@ -155,17 +155,8 @@ def sizes(quick: bool) -> dict:
     return {"samples": 8, "max_epochs": 6} if quick else {"samples": 20, "max_epochs": 20}
 
 
-def build(args) -> tuple[list[common.Row], str]:
-    folder = common.data_dir(args.data_dir)
-    common.start_ray(args.cpus)
-    size = sizes(args.quick)
-    rows = run(folder, args.preset, **size)
-    return rows, f"preset {args.preset}, data {folder}, {size}"
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    return common.run_main(build, args, "Search efficiency")
+    return common.script_main(run, sizes, "Search efficiency", __doc__, argv)
 
 
 if __name__ == "__main__":
