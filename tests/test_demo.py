@@ -124,6 +124,20 @@ def test_same_seed_same_bytes_whatever_the_workers(tiny, tmp_path):
     assert files(tmp_path / "alone").items() <= files(tiny).items()
 
 
+def test_features_do_not_depend_on_the_blas_thread_count():
+    """With 2 BLAS threads the mel product's last bits differ from 1 thread's; not so here."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng([0, 1])
+    y = demo.render(demo.draw_clip("Jazz", rng), SECONDS, rng)
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            results.append(features.extract_features(y))
+    for one, two in zip(*results):
+        assert one.tobytes() == two.tobytes()
+
+
 def test_other_seed_other_data(tiny, tmp_path):
     plan0, plan1 = demo._plan("tiny", 0, tmp_path), demo._plan("tiny", 1, tmp_path)
     assert [j.track_id for j in plan0] != [j.track_id for j in plan1]
