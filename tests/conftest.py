@@ -74,7 +74,15 @@ def ray_local():
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # address="local": always a fresh cluster of our own, even if a `ray start` one is up.
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    # Workers log at WARNING as in `musictune sweep`: their INFO lines (a checkpoint saved) reach
+    # the driver late and would land in the next test's captured stderr.
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="WARNING",
+        logging_config=ray.LoggingConfig(log_level="WARNING"),
+    )
     yield ray
     ray.shutdown()
 
