@@ -18,6 +18,7 @@ sys.path.insert(0, str(BENCH))
 
 import common  # noqa: E402
 import data_path  # noqa: E402
+import overhead  # noqa: E402
 import search_efficiency  # noqa: E402
 
 
@@ -33,6 +34,22 @@ def test_data_path_benchmark_runs_at_its_smallest_size(ray_local, tmp_path):
     lines = common.markdown_table(rows).strip().splitlines()
     assert len(lines) == 2 + len(rows)
     assert all(line.count(" | ") == len(common.COLUMNS) - 1 for line in lines if "---" not in line)
+
+
+def test_overhead_benchmark_splits_ray_time_into_a_timeline(ray_local, tmp_path):
+    """The timed trainable reaches Ray's workers from an imported module, and its spans add up."""
+    root = write_layout(tmp_path / "data", n_train=40, n_test=10, frames=30)
+    rows = {r.figure: r for r in overhead.run(root, "lstm_spectrogram", trials=3, epochs=1)}
+    ray_s = rows["Ray Tune sweep, Ray already running (s)"].value
+    inside = rows["Ray: inside the trial functions (s)"].value
+    start = rows["Ray: sweep start to the first trial's first line (s)"].value
+    gap = rows["Ray: between one trial's end and the next one's start, mean (s)"]
+    tail = rows["Ray: last trial's end to the sweep's return (s)"].value
+    assert gap.note.startswith("2 gaps")  # three trials, three spans
+    assert 0 < inside and 0 < start and 0 <= gap.value and 0 <= tail
+    assert start + inside + 2 * gap.value + tail == pytest.approx(ray_s, abs=1e-6)
+    ratio = rows["time ratio Ray Tune / Optuna, Ray running"]
+    assert ratio.value == pytest.approx(ray_s / rows["plain Optuna loop, one process (s)"].value)
 
 
 def test_time_to_reach_recovers_trial_start_from_whole_second_stamps():
