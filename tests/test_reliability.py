@@ -23,9 +23,10 @@ import pandas as pd
 import pytest
 import torch
 
-from musictune import layout
+from musictune import features, layout
 from musictune.cli import main as musictune_main
 from musictune.data import _cache_path, _save_npz_atomic, load_dataset, read_split
+from musictune.demo import generate_demo
 from musictune.errors import UserError
 from musictune.models import create_model
 from musictune.training import TrainState, load_checkpoint, save_checkpoint
@@ -687,7 +688,7 @@ def test_the_unbroken_layout_trains(pristine, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_demo_generation_leaves_nothing_a_later_command_trusts(tmp_path):
+def test_killed_demo_generation_leaves_nothing_a_later_command_trusts(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     logs = tmp_path / "logs"
     argv = ["-m", "musictune.cli", "demo-data", "--out", str(out), "--size", "tiny"]
@@ -697,6 +698,16 @@ def test_killed_demo_generation_leaves_nothing_a_later_command_trusts(tmp_path):
     assert not out.exists()  # only the temporary sibling, which no command reads
     code, err = call(MUSICTUNE, ["train", "--data-dir", str(out), "--epochs", "1"])
     assert code == 2 and "does not exist" in err
+    # The next generation removes the dead one's leftovers, though it is stopped itself.
+    (stale,) = tmp_path.glob(".tmp-demo-*")
+    monkeypatch.setattr(features, "extract_features", stop_at_once)
+    with pytest.raises(KeyboardInterrupt):
+        generate_demo(out, "tiny", jobs=1, progress=False)
+    assert not stale.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def stop_at_once(*args, **kwargs):
+    raise KeyboardInterrupt
 
 
 class Interrupt:

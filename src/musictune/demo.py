@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, fields, replace
@@ -436,6 +437,34 @@ def _check_size(size: str) -> None:
         raise UserError(f"unknown demo size {size!r}: choose one of {', '.join(SIZES)}")
 
 
+def _tmp_prefix(out: Path) -> str:
+    # The host is in the name: on a shared file system only this host's pids can be checked.
+    return f".tmp-{out.name}-{socket.gethostname()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def _remove_stale_tmp(out: Path) -> None:
+    """Delete half-written sets that killed generations (SIGKILL, power loss) left beside `out`.
+
+    Ctrl-C and errors clean up after themselves; a killed process cannot, and its clips would
+    otherwise fill the disk unseen. Only directories of dead processes on this host go.
+    """
+    prefix = _tmp_prefix(out)
+    for tmp in out.parent.glob(prefix + "*"):
+        pid = tmp.name[len(prefix) :]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def generate_demo(
     out: Path, size: str = "small", seed: int = 0, jobs: int | None = None, progress: bool = True
 ) -> Path:
@@ -454,8 +483,8 @@ def generate_demo(
     if _is_filled(out):
         raise _exists_error(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process that had our pid
+    _remove_stale_tmp(out)
+    tmp = out.parent / f"{_tmp_prefix(out)}{os.getpid()}"
     try:
         plan = _plan(size, seed, tmp)
         _write_labels(tmp, plan, _render_all(plan, min(jobs, len(plan)), progress))
