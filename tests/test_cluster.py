@@ -21,7 +21,12 @@ import pytest
 import yaml
 
 from musictune.errors import UserError
-from musictune.tuning.runner import autoscaler_node_types, check_address, check_resources
+from musictune.tuning.runner import (
+    autoscaler_node_types,
+    check_address,
+    check_resources,
+    print_summary,
+)
 
 from .conftest import sweep_options, write_layout
 
@@ -303,3 +308,18 @@ def test_batches_from_a_device_copy_match_the_array_path(fake_root):
     assert len(plain) == len(gathered) > 1
     for (x1, l1, y1), (x2, l2, y2) in zip(plain, gathered):
         assert torch.equal(x1, x2) and torch.equal(l1, l2) and torch.equal(y1, y2)
+
+
+def test_summary_of_an_object_storage_sweep_says_how_to_copy_it_down(capsys):
+    """Reports read local folders: for an S3 sweep the summary gives the copy, then the report."""
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {"lr": [1e-3], "epochs": [3], "best_val_macro_f1": [0.3], "status": ["TERMINATED"]}
+    )
+    root = "s3://bkt/musictune/results"
+    print_summary(table, "val_macro_f1", f"{root}/lstm-gpu", root, "lstm-gpu")
+    out = capsys.readouterr().out
+    assert f"trial table: {root}/lstm-gpu/trials.csv" in out
+    assert f"aws s3 sync {root}/lstm-gpu results/lstm-gpu" in out
+    assert "analysis/report.py --storage results --sweep lstm-gpu" in out

@@ -371,21 +371,60 @@ class SweepProgress(tune.Callback):
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    write_experiment_file(path.parent, path.name, json.dumps(payload, indent=2, default=str))
+
+
+def write_experiment_file(folder: str | Path, name: str, text: str) -> None:
+    """Write one whole file into an experiment folder, local or a URI (s3://, gs://).
+
+    Locally through a temporary file and a rename; to object storage as one upload through
+    pyarrow (Ray's own storage layer), where an object appears whole or not at all. Either way
+    a reader never sees half a file.
+    """
+    folder = str(folder)
+    if is_uri(folder):
+        from pyarrow import fs
+
+        filesystem, base = fs.FileSystem.from_uri(folder)
+        with filesystem.open_output_stream(f"{base.rstrip('/')}/{name}") as stream:
+            stream.write(text.encode())
+        return
+    local = Path(folder.removeprefix("file://"))
+    local.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=local, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, default=str)
-        os.replace(tmp, path)
+            f.write(text)
+        os.replace(tmp, local / name)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def read_sweep_meta(folder: Path) -> dict:
+def read_experiment_file(folder: str | Path, name: str) -> str | None:
+    """The text of `folder/name`, local or a URI; None when it is not there."""
+    folder = str(folder)
+    try:
+        if is_uri(folder):
+            from pyarrow import fs
+
+            filesystem, base = fs.FileSystem.from_uri(folder)
+            with filesystem.open_input_stream(f"{base.rstrip('/')}/{name}") as stream:
+                return stream.read().decode()
+        return (Path(folder.removeprefix("file://")) / name).read_text()
+    except (OSError, UnicodeDecodeError):  # pyarrow raises FileNotFoundError / OSError
+        return None
+
+
+def write_sweep_meta(folder: str | Path, meta: dict) -> None:
+    write_experiment_file(folder, SWEEP_FILE, json.dumps(meta, indent=2, default=str))
+
+
+def read_sweep_meta(folder: str | Path) -> dict:
     """An experiment's sweep.json, or {} when absent or damaged (a resume rewrites it)."""
     try:
-        meta = json.loads((folder / SWEEP_FILE).read_text())
-    except (OSError, ValueError):
+        meta = json.loads(read_experiment_file(folder, SWEEP_FILE) or "")
+    except ValueError:
         return {}
     return meta if isinstance(meta, dict) else {}
 
@@ -452,14 +491,7 @@ def trial_table(results, metric: str, status: dict[str, str] | None = None) -> p
 
 
 def save_table(table: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".csv")
-    os.close(fd)
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_experiment_file(path.parent, path.name, table.to_csv(index=False))
 
 
 def failure_lines(table: pd.DataFrame) -> list[str]:
@@ -514,6 +546,10 @@ def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: 
     print(f"trial table: {path}/{TRIALS_FILE}")
     print(f"next:  tensorboard --logdir {path}")
     if "status" not in table or table["status"].isin(["TERMINATED", "ERROR"]).all():
+        if is_uri(root):  # reports read a local copy
+            copy = "aws s3 sync" if root.startswith("s3://") else "copy"
+            print(f"       {copy} {path} results/{name}")
+            root = "results"
         print(f"       python analysis/report.py --storage {root} --sweep {name}")
 
 
@@ -559,7 +595,7 @@ def run_sweep(options: SweepOptions, trainable=None):
     path = experiment_path(root, name)
     demo_size = "tiny" if options.smoke_test else "small"
     # A resumed sweep trains on the data it started with, unless --data-dir says otherwise.
-    earlier = read_sweep_meta(Path(path)) if options.resume and not is_uri(root) else {}
+    earlier = read_sweep_meta(path) if options.resume else {}
     data_dir = (
         options.data_dir
         or earlier.get("data_dir")
@@ -647,15 +683,12 @@ def run_sweep(options: SweepOptions, trainable=None):
         "targets": list(data.targets),
         **affect.meta,
     }
-    local = None if is_uri(root) else Path(path)
-    if local is not None:
-        local.mkdir(parents=True, exist_ok=True)
-        if earlier:
-            # The experiment's own settings: options repeated with --resume do not change them.
-            kept = ("samples", "search", "scheduler", "max_epochs", "seed", "smoke_test")
-            kept += ("command", "started", "wall_time_s")
-            meta |= {k: earlier[k] for k in kept if k in earlier}
-        write_json_atomic(local / SWEEP_FILE, meta)
+    if earlier:
+        # The experiment's own settings: options repeated with --resume do not change them.
+        kept = ("samples", "search", "scheduler", "max_epochs", "seed", "smoke_test")
+        kept += ("command", "started", "wall_time_s")
+        meta |= {k: earlier[k] for k in kept if k in earlier}
+    write_sweep_meta(path, meta)
     SweepProgress.ctrl_c, SweepProgress.status = False, {}
     before = signal.getsignal(signal.SIGINT)
     try:
@@ -670,16 +703,15 @@ def run_sweep(options: SweepOptions, trainable=None):
     status = {t.trial_id: t.status for t in ray_trials(results)} | SweepProgress.status
     unfinished = [i for i, s in status.items() if s not in ("TERMINATED", "ERROR")]
     interrupted = SweepProgress.ctrl_c or bool(unfinished) or len(results) < meta["samples"]
-    if local is not None:
-        table = trial_table(results, metric, status)
-        save_table(table, local / TRIALS_FILE)
-        meta["wall_time_s"] = meta.get("wall_time_s", 0.0) + time.time() - started
-        meta["status"] = "interrupted" if interrupted else "finished"
-        if not interrupted:
-            meta["finished"] = time.time()
-        meta["trials"] = len(table)
-        write_json_atomic(local / SWEEP_FILE, meta)
-        print_summary(table, metric, path, root, name)
+    table = trial_table(results, metric, status)
+    write_experiment_file(path, TRIALS_FILE, table.to_csv(index=False))
+    meta["wall_time_s"] = meta.get("wall_time_s", 0.0) + time.time() - started
+    meta["status"] = "interrupted" if interrupted else "finished"
+    if not interrupted:
+        meta["finished"] = time.time()
+    meta["trials"] = len(table)
+    write_sweep_meta(path, meta)
+    print_summary(table, metric, path, root, name)
     if interrupted:
         ended = len(results) - len(unfinished)
         raise SweepInterrupted(
