@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from musictune.tuning.presets import PRESETS
-from musictune.tuning.runner import SWEEP_FILE, TRIALS_FILE, run_sweep
+from musictune.tuning.runner import SWEEP_FILE, TRIALS_FILE, build_param_space, run_sweep
 
 from .conftest import sweep_options
 
@@ -28,10 +28,35 @@ def event_scalars(trial_dir: Path) -> dict[str, list[float]]:
 
 
 GENRE_PRESETS = sorted(n for n, p in PRESETS.items() if p.task == "genre")
+# Run end to end here: both models, all three views, full and beat-synced. The other genre
+# presets run whole sweeps in other tests (lstm_spectrogram, its beat view, lstm_chroma), and
+# every preset's trial config trains on its view below, without Ray's per-sweep start-up.
+SWEPT_PRESETS = ["cnn_spectrogram", "cnn_spectrogram_beat", "lstm_chroma_beat", "lstm_fused_beat"]
+WIDTH = {"mel": 128, "chroma": 12, "fused": 140}
 
 
 @pytest.mark.parametrize("preset", GENRE_PRESETS)
-def test_every_preset_runs_its_smoke_test(preset, ray_local, demo_tiny, tmp_path):
+def test_every_preset_trial_config_trains_on_its_view(preset, demo_tiny):
+    from ray.tune.search.sample import Domain
+
+    from musictune.data import load_task
+    from musictune.models import model_kwargs
+    from musictune.training import build_model, fit
+    from trainables.supervised import train_config
+
+    spec = PRESETS[preset]
+    options = sweep_options(preset, "--smoke-test", "--max-epochs", "1")
+    space = build_param_space(options, spec.model)
+    config = {k: v.sample() if isinstance(v, Domain) else v for k, v in space.items()}
+    data = load_task(spec.task, demo_tiny, spec.features, spec.beat)
+    assert data.train.x.shape[2] == WIDTH[spec.features]
+    assert (data.train.x.shape[1] < 20) == spec.beat  # beat-synced tiny clips: a few beats
+    model = build_model(data, config["model"], seed=0, **model_kwargs(config["model"], config))
+    assert 0 <= fit(model, data, train_config(config)).best_metric <= 1
+
+
+@pytest.mark.parametrize("preset", SWEPT_PRESETS)
+def test_presets_run_their_smoke_test(preset, ray_local, demo_tiny, tmp_path):
     run_sweep(sweep_options(preset, "--smoke-test", "--samples", "1", "--storage", str(tmp_path)))
     (experiment,) = tmp_path.iterdir()
     table = pd.read_csv(experiment / TRIALS_FILE)
