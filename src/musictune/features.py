@@ -34,7 +34,14 @@ def _librosa():
     The cache keeps the CQT filter bank that chroma_cqt otherwise rebuilds for every clip: a third
     of the extraction time of a 4 s clip. The output is the same; LIBROSA_CACHE_DIR still wins.
     """
-    os.environ.setdefault("LIBROSA_CACHE_DIR", str(paths.cache_dir() / "librosa"))
+    if "LIBROSA_CACHE_DIR" not in os.environ:
+        cache = paths.cache_dir() / "librosa"
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            if os.access(cache, os.W_OK):
+                os.environ["LIBROSA_CACHE_DIR"] = str(cache)
+        except OSError:
+            pass  # an unwritable cache only costs speed: librosa then builds the filters each time
     import librosa
 
     return librosa
