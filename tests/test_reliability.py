@@ -109,9 +109,14 @@ def kill_session(pid: int) -> None:
 
 
 @contextmanager
-def driver(argv: list[str], logs: Path):
-    """A sweep driver as a user starts it, in its own session; killed with its Ray on exit."""
+def driver(argv: list[str], logs: Path, env: dict[str, str | None] | None = None):
+    """A sweep driver as a user starts it, in its own session; killed with its Ray on exit.
+
+    `env` adds to this process's environment; a None value removes that variable.
+    """
     logs.mkdir(parents=True, exist_ok=True)
+    # Its own Ray head, even while a `ray start` cluster runs on this machine.
+    environment = {**os.environ, "RAY_ADDRESS": "local", **(env or {})}
     with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
         proc = subprocess.Popen(
             [sys.executable, *argv],
@@ -119,8 +124,7 @@ def driver(argv: list[str], logs: Path):
             stdout=out,
             stderr=err,
             start_new_session=True,
-            # Its own Ray head, even while a `ray start` cluster runs on this machine.
-            env={**os.environ, "RAY_ADDRESS": "local"},
+            env={k: v for k, v in environment.items() if v is not None},
         )
         try:
             yield proc
@@ -692,7 +696,10 @@ def test_killed_demo_generation_leaves_nothing_a_later_command_trusts(tmp_path, 
     out = tmp_path / "demo"
     logs = tmp_path / "logs"
     argv = ["-m", "musictune.cli", "demo-data", "--out", str(out), "--size", "tiny"]
-    with driver(argv, logs) as proc:
+    # Also where the musictune cache cannot be made (/proc takes no folders, even from root):
+    # that only turns off librosa's filter cache, which lives there; arrays are still written.
+    no_cache = {"MUSICTUNE_CACHE": "/proc/musictune-cache", "LIBROSA_CACHE_DIR": None}
+    with driver(argv, logs, no_cache if sys.platform == "linux" else {}) as proc:
         wait_for(lambda: next(tmp_path.glob(".tmp-demo-*/*/*/*.npy"), None), proc, logs, 120)
         kill_session(proc.pid)
     assert not out.exists()  # only the temporary sibling, which no command reads
