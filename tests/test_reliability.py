@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -312,6 +313,13 @@ def test_diverging_trial_stops_at_once_and_the_sweep_goes_on(
 # --------------------------------------------------------------------------- 4. Ctrl-C
 
 
+def our_tracebacks(err: str) -> list[str]:
+    """The tracebacks in a driver's stderr, less Ray's own: a trial worker that Tune stops at
+    Ctrl-C may print one from Ray's SIGTERM handler as it exits ("Exception ignored in ...")."""
+    blocks = re.split(r"(?=Traceback \(most recent call last\):)", err)[1:]
+    return [b for b in blocks if "sigterm_handler" not in b]
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_keeps_finished_trials_and_prints_the_resume_command(
     ray_local, slow_root, tmp_path
@@ -325,7 +333,7 @@ def test_ctrl_c_stops_cleanly_keeps_finished_trials_and_prints_the_resume_comman
         code = proc.wait(timeout=60)
     err = read_log(logs, "stderr")
     assert code == 130, err
-    assert "Traceback" not in err and "Tuner.restore" not in err
+    assert not our_tracebacks(err) and "Tuner.restore" not in err, err
     # One line says so (Ray may still flush a worker's log line after it).
     (note,) = [line for line in err.splitlines() if "interrupted" in line and "tune.py" not in line]
     assert note.startswith("musictune sweep: interrupted: "), note
