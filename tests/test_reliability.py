@@ -36,7 +36,7 @@ from musictune.tuning.runner import (
     TRIALS_FILE,
     resume_command,
     run_sweep,
-    save_table,
+    write_experiment_file,
     write_json_atomic,
 )
 
@@ -762,7 +762,11 @@ WRITERS = {
         lambda p: json.loads(p.read_text()) == {"status": "finished"},
     ),
     "trials.csv": (
-        lambda p, good: save_table(pd.DataFrame({"a": [1, 2] if good else [1, Interrupt()]}), p),
+        lambda p, good: write_experiment_file(
+            p.parent,
+            p.name,
+            pd.DataFrame({"a": [1, 2 if good else Interrupt()]}).to_csv(index=False),
+        ),
         lambda p: pd.read_csv(p)["a"].tolist() == [1, 2],
     ),
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from musictune import features
 from musictune.tuning.presets import PRESETS
 from musictune.tuning.runner import SWEEP_FILE, TRIALS_FILE, build_param_space, run_sweep
 
@@ -32,7 +33,6 @@ GENRE_PRESETS = sorted(n for n, p in PRESETS.items() if p.task == "genre")
 # lstm_chroma run whole sweeps in other tests. Every preset's trial config trains on its view
 # below, without Ray's per-sweep start-up (several seconds of worker imports each).
 SWEPT_PRESETS = ["cnn_spectrogram_beat", "lstm_fused"]
-WIDTH = {"mel": 128, "chroma": 12, "fused": 140}
 
 
 @pytest.mark.parametrize("preset", GENRE_PRESETS)
@@ -49,7 +49,8 @@ def test_every_preset_trial_config_trains_on_its_view(preset, demo_tiny):
     space = build_param_space(options, spec.model)
     config = {k: v.sample() if isinstance(v, Domain) else v for k, v in space.items()}
     data = load_task(spec.task, demo_tiny, spec.features, spec.beat)
-    assert data.train.x.shape[2] == WIDTH[spec.features]
+    view = features.VIEWS[spec.features]
+    assert data.train.x.shape[2] == view.stop - view.start
     assert (data.train.x.shape[1] < 20) == spec.beat  # beat-synced tiny clips: a few beats
     model = build_model(data, config["model"], seed=0, **model_kwargs(config["model"], config))
     assert 0 <= fit(model, data, train_config(config)).best_metric <= 1

@@ -370,8 +370,12 @@ class SweepProgress(tune.Callback):
 # --------------------------------------------------------------------------- results
 
 
+def json_text(payload: dict) -> str:
+    return json.dumps(payload, indent=2, default=str)
+
+
 def write_json_atomic(path: Path, payload: dict) -> None:
-    write_experiment_file(path.parent, path.name, json.dumps(payload, indent=2, default=str))
+    write_experiment_file(path.parent, path.name, json_text(payload))
 
 
 def write_experiment_file(folder: str | Path, name: str, text: str) -> None:
@@ -389,7 +393,7 @@ def write_experiment_file(folder: str | Path, name: str, text: str) -> None:
         with filesystem.open_output_stream(f"{base.rstrip('/')}/{name}") as stream:
             stream.write(text.encode())
         return
-    local = Path(folder.removeprefix("file://"))
+    local = Path(folder)
     local.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=local, prefix=".tmp-")
     try:
@@ -411,13 +415,13 @@ def read_experiment_file(folder: str | Path, name: str) -> str | None:
             filesystem, base = fs.FileSystem.from_uri(folder)
             with filesystem.open_input_stream(f"{base.rstrip('/')}/{name}") as stream:
                 return stream.read().decode()
-        return (Path(folder.removeprefix("file://")) / name).read_text()
+        return (Path(folder) / name).read_text()
     except (OSError, UnicodeDecodeError):  # pyarrow raises FileNotFoundError / OSError
         return None
 
 
 def write_sweep_meta(folder: str | Path, meta: dict) -> None:
-    write_experiment_file(folder, SWEEP_FILE, json.dumps(meta, indent=2, default=str))
+    write_experiment_file(folder, SWEEP_FILE, json_text(meta))
 
 
 def read_sweep_meta(folder: str | Path) -> dict:
@@ -488,10 +492,6 @@ def trial_table(results, metric: str, status: dict[str, str] | None = None) -> p
     if f"best_{metric}" in table:
         table = table.sort_values(f"best_{metric}", ascending=False, na_position="last")
     return table.reset_index(drop=True)
-
-
-def save_table(table: pd.DataFrame, path: Path) -> None:
-    write_experiment_file(path.parent, path.name, table.to_csv(index=False))
 
 
 def failure_lines(table: pd.DataFrame) -> list[str]:
