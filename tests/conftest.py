@@ -11,8 +11,6 @@ import pytest
 from musictune import layout
 from musictune.genres import FMA_GENRES
 
-SHARED_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
-
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):

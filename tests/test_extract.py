@@ -1,5 +1,6 @@
-"""`musictune extract` on the real recordings in ../shared/audio: the layout it writes, the
-reader and `musictune train` on it, a real Ctrl-C and resume, corrupt files, bad input."""
+"""`musictune extract` on real recordings (excerpts kept in tests/data/audio, with their
+licences): the layout it writes, the reader and `musictune train` on it, a real Ctrl-C and
+resume, corrupt files, bad input."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from musictune.cli import main
 from musictune.data import load_dataset, load_task
 from musictune.extract import PENDING, assign_splits, extract
 
-from .conftest import SHARED_AUDIO
-
+# A few seconds of each of five licensed recordings (tests/data/audio/README.md says which);
+# tests/data/audio/make_excerpts.py made them.
+AUDIO = Path(__file__).resolve().parent / "data" / "audio"
 CLIPS = {
     "brahms": "Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg",
     "nutcracker": "Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg",
@@ -38,20 +40,14 @@ SECONDS = 5.0
 FRAMES = 1 + int(SECONDS * features.SAMPLE_RATE) // features.HOP_LENGTH  # 216
 
 
-def needs_audio() -> None:
-    if not SHARED_AUDIO.is_dir():
-        pytest.skip(f"the real recordings are absent: {SHARED_AUDIO} (../shared/audio) not found")
-
-
 def link(dest: Path, clip: str) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.symlink_to(SHARED_AUDIO / CLIPS[clip])
+    dest.symlink_to(AUDIO / CLIPS[clip])
 
 
 @pytest.fixture(scope="module")
 def audio_tree(tmp_path_factory) -> Path:
     """GTZAN-style genre folders of real recordings, one corrupt file and a non-audio file."""
-    needs_audio()
     root = tmp_path_factory.mktemp("music")
     for genre, clips in FOLDERS.items():
         for clip in clips:
@@ -223,8 +219,9 @@ def test_reader_gives_the_same_shapes_as_for_the_real_layout(extracted, fake_roo
 def test_arrays_are_the_feature_code_on_the_middle_of_the_file(extracted):
     out = extracted["out"]
     track, split = tracks(out)["jazz/vibeace.ogg"]
-    y = features.load_audio(str(SHARED_AUDIO / CLIPS["vibeace"]))
+    y = features.load_audio(str(AUDIO / CLIPS["vibeace"]))
     n = int(SECONDS * features.SAMPLE_RATE)
+    assert len(y) > n + features.SAMPLE_RATE // 4  # so the middle is a real cut of the file
     start = (len(y) - n) // 2
     full, beat = features.extract_features(y[start : start + n])
     for array, is_beat in ((full, False), (beat, True)):
@@ -248,7 +245,6 @@ def test_musictune_train_trains_on_the_extracted_data(extracted):
 
 
 def test_csv_with_targets_keeps_gtzan_genres_and_a_mapping_folds_them(tmp_path):
-    needs_audio()
     music = tmp_path / "music"
     link(music / "a" / "brahms.ogg", "brahms")
     link(music / "b" / "fishin.ogg", "fishin")
@@ -257,7 +253,7 @@ def test_csv_with_targets_keeps_gtzan_genres_and_a_mapping_folds_them(tmp_path):
     rows = [
         ("music/a/brahms.ogg", "disco"),  # relative to the CSV's folder
         ("music/b/fishin.ogg", "disco"),
-        (str(SHARED_AUDIO / CLIPS["trumpet"]), "reggae"),  # absolute
+        (str(AUDIO / CLIPS["trumpet"]), "reggae"),  # absolute
         ("music/vibeace.ogg", "jazz"),
     ]
     table = ["path,genre,valence,energy,danceability"]

@@ -325,9 +325,13 @@ def images_loaded(browser: str, page: Path, profile: Path) -> str:
         [
             browser,
             "--headless",
-            "--no-sandbox",
+            "--no-sandbox",  # needed as root (CI); the page is our own file
             "--disable-gpu",
-            f"--user-data-dir={profile}",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",  # a fresh profile for every run
             "--virtual-time-budget=5000",
             "--dump-dom",
             page.as_uri(),
@@ -341,7 +345,11 @@ def images_loaded(browser: str, page: Path, profile: Path) -> str:
     return done.stdout.split(marker, 1)[1].split('"', 1)[0]
 
 
-@pytest.mark.skipif(chromium() is None, reason="no Chromium/Chrome on PATH (apt install chromium)")
+@pytest.mark.skipif(
+    chromium() is None,
+    reason="no Chromium/Chrome on PATH; install it (as .ci/run does): "
+    "apt-get update && apt-get install -y --no-install-recommends chromium",
+)
 def test_html_renders_every_image_in_headless_chromium(reported, tmp_path):
     page = tmp_path / "index.html"
     shutil.copyfile(reported["first"] / "index.html", page)
