@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musictune import demo, features, layout
+from musictune import demo, features, layout, paths
 from musictune.errors import UserError
 from musictune.genres import FMA_CLASS_MAPPING, FMA_GENRES
 
@@ -189,7 +189,8 @@ def test_failing_worker_leaves_nothing(tmp_path, monkeypatch):
 
 def test_ensure_demo_generates_once_and_accepts_a_race_lost(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MUSICTUNE_CACHE", str(tmp_path))
-    expected = tmp_path / "demo-tiny"
+    expected = paths.demo_data_dir("tiny")
+    assert expected.parent == tmp_path
 
     def other_process_won(out, size, seed, progress):
         out.mkdir()

@@ -30,11 +30,13 @@ from musictune.genres import FMA_CLASS_MAPPING, FMA_GENRES
 # 30 s so that generating the data and training on it stay quick on a laptop CPU.
 SIZES: dict[str, tuple[int, int, float]] = {
     "tiny": (80, 20, 3.0),  # for tests
-    "small": (400, 100, 4.0),  # the default
+    # The default: >= 150 mapped genre clips in both validation (20 % of train) and test, so
+    # macro F1 over 10 imbalanced classes is not decided by a handful of clips.
+    "small": (860, 180, 3.0),
 }
 
 SR = features.SAMPLE_RATE
-BLEND = 0.4  # at most this far a clip's parameters move towards another genre's recipe
+BLEND = 0.3  # at most this far a clip's parameters move towards another genre's recipe
 TARGET_NOISE = 0.06  # sd of the Gaussian noise on the affect targets
 
 # Drum patterns, one 4/4 bar of 16th steps each: (kick, snare, hi-hat).
@@ -66,7 +68,8 @@ PROGRESSIONS = ((0, 3, 4, 0), (0, 5, 3, 4), (0, 4, 5, 3), (5, 3, 0, 4), (0, 3, 0
 class Recipe:
     """What makes a genre sound like itself; every clip jitters and blends these."""
 
-    weight: float  # relative frequency in the data set (FMA is very imbalanced)
+    weight: float  # relative frequency (imbalanced like FMA; the 5 genres the mapping drops are
+    # rare, so the clips the generator spends on them stay few)
     bpm: float
     minor: float  # probability of a minor key
     beat: str = "none"  # a BEATS pattern
@@ -109,21 +112,21 @@ RECIPES: dict[str, Recipe] = {
     "Pop":           Recipe(5, 115, .25, "rock",   .7, rolloff=1.3, drive=0.3),
     "Hip-Hop":       Recipe(7, 90, .6, "hiphop",  1.0, swing=.25, rolloff=2.0, octave=4,
                             density=1, noise=.03, scale="pentatonic"),
-    "Classical":     Recipe(2, 80, .45, "none",     0, rolloff=1.8, attack=.2, decay=1.5,
+    "Classical":     Recipe(3, 80, .45, "none",     0, rolloff=1.8, attack=.2, decay=1.5,
                             noise=.005, vibrato=.012),
-    "Blues":         Recipe(1.5, 80, .5, "shuffle", .5, swing=.33, rolloff=1.5, drive=0.8,
+    "Blues":         Recipe(2.5, 80, .5, "shuffle", .5, swing=.33, rolloff=1.5, drive=0.8,
                             decay=0.6, octave=4, noise=.02, vibrato=.008, scale="blues",
                             sevenths=True),
-    "Jazz":          Recipe(2, 130, .5, "shuffle", .4, swing=.3, rolloff=2.2, density=3,
+    "Jazz":          Recipe(3, 130, .5, "shuffle", .4, swing=.3, rolloff=2.2, density=3,
                             scale="modal", sevenths=True),
-    "Indie-Rock":    Recipe(5, 125, .4, "rock",    .7, rolloff=1.1, drive=1.0),
-    "Post-Punk":     Recipe(3, 145, .8, "punk",    .8, rolloff=1.0, drive=1.5, decay=0.4,
+    "Indie-Rock":    Recipe(1.2, 125, .4, "rock",    .7, rolloff=1.1, drive=1.0),
+    "Post-Punk":     Recipe(1, 145, .8, "punk",    .8, rolloff=1.0, drive=1.5, decay=0.4,
                             octave=4, noise=.02),
-    "Soundtrack":    Recipe(3, 75, .7, "sparse",   .2, rolloff=2.0, attack=.3, decay=2.0,
+    "Soundtrack":    Recipe(1, 75, .7, "sparse",   .2, rolloff=2.0, attack=.3, decay=2.0,
                             octave=4, density=0.5, vibrato=.01),
-    "International": Recipe(4, 110, .5, "hand",    .6, swing=.1, rolloff=1.4, odd=True,
+    "International": Recipe(1, 110, .5, "hand",    .6, swing=.1, rolloff=1.4, odd=True,
                             decay=0.3, density=3, noise=.02, vibrato=.01, scale="modal"),
-    "Old-Time":      Recipe(2, 120, .1, "hand",    .3, rolloff=1.2, decay=0.25, octave=6,
+    "Old-Time":      Recipe(1, 120, .1, "hand",    .3, rolloff=1.2, decay=0.25, octave=6,
                             density=4, noise=.03, vibrato=.01, scale="pentatonic"),
 }
 # fmt: on

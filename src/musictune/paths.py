@@ -17,8 +17,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or user_cache_dir("musictune")).expanduser()
 
 
+# Bumped whenever the demo generator's output changes, so that a cache made by an older
+# generator is not reused (v2: 1040 clips of 3 s with >= 150 validation and test clips).
+DEMO_VERSION = 2
+
+
 def demo_data_dir(size: str = "small") -> Path:
-    return cache_dir() / f"demo-{size}"
+    return cache_dir() / f"demo-{size}-v{DEMO_VERSION}"
 
 
 def default_results_dir() -> Path:
