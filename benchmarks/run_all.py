@@ -1,7 +1,8 @@
 """Run every benchmark side by side on one local Ray, print one table, append it to RESULTS.md.
 
-    python benchmarks/run_all.py --quick     # small budgets: at most 10 minutes on 2 cores
-    python benchmarks/run_all.py             # the full budgets (much longer)
+    python benchmarks/run_all.py --quick     # small budgets: about 10 minutes on 2 cores
+    python benchmarks/run_all.py             # the full budgets: about 30 minutes on 2 cores
+    python benchmarks/run_all.py --quick --repeats 1 --no-save   # a smoke test
 
 Each benchmark is also a script of its own (search_efficiency.py, overhead.py, concurrency.py,
 data_path.py) taking the same options.
@@ -28,31 +29,36 @@ BENCHMARKS = {
 }
 
 
-def build(args) -> tuple[list[common.Row], str]:
+def build(args) -> common.Outcome:
     chosen = args.only or list(BENCHMARKS)
-    folder = common.data_dir(args.data_dir)
-    started = time.perf_counter()
-    common.start_ray(args.cpus)
-    rows, settings = [], [f"preset {args.preset}", f"data {folder}", f"Ray CPUs {args.cpus}"]
+    folder, extra = common.prepare(args)
+    settings = [f"preset {args.preset}", f"data {folder}", f"Ray CPUs {args.cpus}"]
+    rows, seeds, took = [], [], []
     for name in chosen:
         module = BENCHMARKS[name]
-        size = module.sizes(args.quick)
-        print(f"running {name} {size} ...", file=sys.stderr, flush=True)
+        print(
+            f"running {name} {module.sizes(args.quick)} x {args.repeats} ...",
+            file=sys.stderr,
+            flush=True,
+        )
         t = time.perf_counter()
-        rows += module.run(folder, args.preset, **size)
-        print(f"  {name} took {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
-        settings.append(f"{name} {size}")
-    total = time.perf_counter() - started
-    rows.append(common.Row("all", "benchmark run wall time (s)", total, note="incl. ray.init"))
-    return rows, "; ".join(settings)
+        more, described, seeded = common.run_module(module, args, folder)
+        took.append(f"{name} {time.perf_counter() - t:.0f} s")
+        print(f"  {took[-1]}", file=sys.stderr, flush=True)
+        rows += more
+        settings.append(described)
+        seeds.append(seeded)
+        if getattr(module, "PLOT", None):
+            extra.append(f"plot: `{common.plot_path(args, module.PLOT)}`")
+    extra.append("time per benchmark: " + ", ".join(took))
+    return common.Outcome(rows, "; ".join(settings), "; ".join(seeds), extra)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these")
     args = p.parse_args(argv)
-    title = "All benchmarks" + (" (--quick)" if args.quick else "")
-    return common.run_main(build, args, title)
+    return common.run_main(build, args, "All benchmarks")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""The benchmarks: the data-path benchmark end to end at its smallest size on a real local Ray,
-the time-to-target arithmetic, RESULTS.md appends, and one-line errors. No speed targets here:
-timings on a shared test machine mean nothing."""
+"""The benchmarks: the data-path and overhead benchmarks end to end at their smallest size on a
+real local Ray, both sides of each comparison given the same cores, threads and patience, the
+load read before the timed part, median and min - max over repeats, the commit recorded, the
+search-efficiency plot, the GPU check's sampler and side order (no GPU needed), RESULTS.md
+appends, and one-line errors. No speed targets here: timings on a shared test machine mean
+nothing."""
 
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,9 +21,29 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import common  # noqa: E402
+import concurrency  # noqa: E402
 import data_path  # noqa: E402
+import gpu_check  # noqa: E402
 import overhead  # noqa: E402
+import run_all  # noqa: E402
 import search_efficiency  # noqa: E402
+
+from musictune.tuning.runner import build_param_space  # noqa: E402
+
+
+def _before(load=(0.2, 0.3, 0.4), commit="abc1234") -> common.Before:
+    import datetime as dt
+
+    return common.Before(
+        when=dt.datetime(2026, 1, 2, 3, 4).astimezone(),
+        load=load,
+        commit=commit,
+        machine={"cores": "2", "cpu": "cpu", "memory": "8 GiB", "gpu": "none", "os": "linux"},
+        versions={"python": "3", "torch": "2"},
+    )
+
+
+# --------------------------------------------------------------------------- end to end
 
 
 def test_data_path_benchmark_runs_at_its_smallest_size(ray_local, tmp_path):
@@ -31,65 +55,306 @@ def test_data_path_benchmark_runs_at_its_smallest_size(ray_local, tmp_path):
     start, _, speedup, _ = rows
     assert start.target == "< 0.1" and start.met == (start.value < 0.1)
     assert speedup.target == ">= 10" and speedup.met == (speedup.value >= 10)
+    assert "2 torch threads each" in speedup.note  # both sides: every CPU of the Ray (2)
     lines = common.markdown_table(rows).strip().splitlines()
     assert len(lines) == 2 + len(rows)
     assert all(line.count(" | ") == len(common.COLUMNS) - 1 for line in lines if "---" not in line)
 
 
 def test_overhead_benchmark_splits_ray_time_into_a_timeline(ray_local, tmp_path):
-    """The timed trainable reaches Ray's workers from an imported module, and its spans add up."""
+    """The timed trainable reaches Ray's workers from an imported module, its spans add up, and
+    both sides train with every CPU's thread."""
     root = write_layout(tmp_path / "data", n_train=40, n_test=10, frames=30)
-    rows = {r.figure: r for r in overhead.run(root, "lstm_spectrogram", trials=3, epochs=1)}
-    ray_s = rows["Ray Tune sweep, Ray already running (s)"].value
-    inside = rows["Ray: inside the trial functions (s)"].value
-    start = rows["Ray: sweep start to the first trial's first line (s)"].value
+    rows = {
+        r.figure: r for r in overhead.run(root, "lstm_spectrogram", trials=3, epochs=1, repeats=1)
+    }
+    (ray_s,) = rows["Ray Tune sweep, Ray already running (s)"].values
+    (inside,) = rows["Ray: inside the trial functions (s)"].values
+    (start,) = rows["Ray: sweep start to the first trial's first line (s)"].values
     gap = rows["Ray: between one trial's end and the next one's start, mean (s)"]
-    tail = rows["Ray: last trial's end to the sweep's return (s)"].value
+    (tail,) = rows["Ray: last trial's end to the sweep's return (s)"].values
     assert gap.note.startswith("2 gaps")  # three trials, three spans
     assert 0 < inside and 0 < start and 0 <= gap.value and 0 <= tail
     assert start + inside + 2 * gap.value + tail == pytest.approx(ray_s, abs=1e-6)
     ratio = rows["time ratio Ray Tune / Optuna, Ray running"]
     assert ratio.value == pytest.approx(ray_s / rows["plain Optuna loop, one process (s)"].value)
+    assert "1 at a time, 2 threads" in rows["plain Optuna loop, one process (s)"].note
+
+
+# --------------------------------------------------------------------------- fairness
+
+
+def test_search_efficiency_sides_share_trials_seed_patience_and_all_cores():
+    base = {"preset": "lstm_spectrogram", "samples": 6, "max_epochs": 4, "seed": 7}
+    sides = search_efficiency.side_options(base, cpus=2, repeat=1)
+    course, project = sides["course"], sides["project"]
+    assert (course.scheduler, course.max_concurrent) == ("fifo", 1)
+    assert (project.scheduler, project.max_concurrent) == ("asha", None)
+    assert course.patience == project.patience == 10
+    assert course.seed == project.seed == 7 and course.samples == project.samples == 6
+    # No untuned-default training after the trials inside the timed sweep (where run_sweep has it).
+    assert not getattr(course, "baseline_train", False)
+    assert not getattr(project, "baseline_train", False)
+    # Torch threads per trial x trials at once = the 2 CPUs on both sides.
+    assert build_param_space(course, "lstm")["threads"] == 2
+    assert build_param_space(project, "lstm")["threads"] == 1 and project.cpus_per_trial == 1
+    assert "1, 2" not in search_efficiency.seeds(0, 3) and "0..2" in search_efficiency.seeds(0, 3)
+
+
+def test_concurrency_compares_runs_using_the_same_cores():
+    base = {"preset": "lstm_spectrogram", "samples": 4, "max_epochs": 2, "seed": 0}
+    runs = concurrency.run_options(base, cpus=2, pinned={"hidden_size": 64})
+    assert list(runs) == ["many", "one_all", "one_1"]  # the claim's side first
+    threads = {k: build_param_space(o, "lstm")["threads"] for k, o in runs.items()}
+    assert runs["many"].max_concurrent * threads["many"] == 2
+    assert runs["one_all"].max_concurrent * threads["one_all"] == 2
+    assert {o.patience for o in runs.values()} == {0}
+    assert not any(getattr(o, "baseline_train", False) for o in runs.values())
+    assert len({o.name for o in runs.values()}) == 3
+
+
+# --------------------------------------------------------------------------- what produced it
+
+
+def test_load_is_read_before_the_timed_function_runs(capsys):
+    events = []
+    loads = iter([(0.4, 0.3, 0.2), (1.9, 1.0, 0.5)])
+    ticks = iter([100.0, 107.5])
+
+    def load_reader():
+        events.append("load")
+        return next(loads)
+
+    def clock():
+        events.append("clock")
+        return next(ticks)
+
+    def fn():
+        events.append("run")
+        return "rows"
+
+    before, result, wall, after = common.measured(fn, load_reader, clock)
+    assert events == ["load", "clock", "run", "clock", "load"]
+    assert (before.load, result, wall, after) == ((0.4, 0.3, 0.2), "rows", 7.5, (1.9, 1.0, 0.5))
+    assert not before.busy and capsys.readouterr().err == ""
+    text = common.section([], "T", "s", before, 3, load_after=after, wall_s=wall, command="x")
+    assert "before the run: 0.40, 0.30, 0.20 (idle enough" in text
+    assert "after it: 1.90, 1.00, 0.50, this run's own work included" in text
+    assert "BUSY" not in text and "Busy" not in text and "wall time: 8 s" in text
+
+
+def test_run_main_reads_the_load_before_building_and_a_busy_run_says_so(monkeypatch, capsys):
+    events = []
+
+    def load():
+        events.append("load")
+        return (2.3, 1.1, 0.9)
+
+    monkeypatch.setattr(common, "read_load", load)
+
+    def build(args):
+        events.append("build")
+        return common.Outcome([common.Row("b", "f", [1.0, 2.0, 3.0])], "settings", "seed 0")
+
+    args = common.parser("x").parse_args(["--no-save"])
+    assert common.run_main(build, args, "Busy test") == 0
+    assert events[:2] == ["load", "build"]
+    out, err = capsys.readouterr()
+    assert "load average 2.30 before the run" in err
+    heading = next(line for line in out.splitlines() if line.startswith("## "))
+    assert heading.startswith("## Busy test (") and heading.endswith("— BUSY MACHINE")
+    assert "**Busy machine: the 1-minute load average was 2.30 before this run started" in out
+    assert "repeats: 3; each figure is the median" in out and "seeds: seed 0" in out
+
+
+def test_commit_is_recorded_with_a_dirty_mark(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    git("init", "-q")
+    (repo / "a.txt").write_text("one")
+    git("add", "a.txt")
+    git("commit", "-qm", "first")
+    short = git("rev-parse", "--short", "HEAD")
+    assert common.git_commit(repo) == short
+    (repo / "untracked.txt").write_text("not part of the tree")
+    assert common.git_commit(repo) == short
+    (repo / "a.txt").write_text("two")
+    assert common.git_commit(repo) == short + "+dirty"
+    (tmp_path / "plain").mkdir()
+    assert common.git_commit(tmp_path / "plain").startswith("unknown")
+    # This checkout's own commit lands in every section.
+    here = subprocess.run(
+        ["git", "-C", str(BENCH), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    before = common.before_run(lambda: (0.1, 0.1, 0.1))
+    assert here and before.commit.removesuffix("+dirty") == here
+    assert f"- commit: {before.commit}\n" in common.section([], "T", "s", before, 3, command="x")
+    assert "ray " in common.section([], "T", "s", before, 3, command="x")
+
+
+# --------------------------------------------------------------------------- repeats
+
+
+def test_figures_are_the_median_with_min_max_of_the_repeats():
+    row = common.Row("b", "f", [3.0, 1.0, 2.0], "<= 2.5", common.at_most(2.5))
+    assert row.value == 2.0 and row.met is True
+    assert row.cells()[2:6] == ["2", "1 – 3", "<= 2.5", "yes"]
+    never = common.Row("b", "f", [math.inf, math.inf, 0.1], "<= 0.25", common.at_most(0.25))
+    assert never.value == math.inf and never.met is False and never.cells()[2] == "never"
+    assert common.median([1.0, math.nan, 3.0]) == 2.0
+    assert common.median_range([0.5, 0.7, 0.6]) == "0.6 (0.5 – 0.7)"
+    assert common.median_range([0.5]) == "0.5"
+    single = common.Row("b", "f", 4.0)
+    assert single.values == [4.0] and single.cells()[2:4] == ["4", ""]
+    text = common.section([row], "Smoke", "s", _before(), 1, command="x")
+    assert "— 1 repeat: no spread" in text.splitlines()[1]
+    assert "repeats: **1 repeat: no spread**" in text
+
+
+@pytest.mark.parametrize("repeats, ok", [(1, True), (2, False), (0, False), (3, True), (5, True)])
+def test_repeats_are_one_for_smoke_tests_or_at_least_three(repeats, ok):
+    if ok:
+        assert common.check_repeats(repeats) == repeats
+    else:
+        with pytest.raises(common.UserError, match="at least 3"):
+            common.check_repeats(repeats)
+
+
+# --------------------------------------------------------------------------- search efficiency
+
+
+def _history(start: float, times: list[float], f1: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "time_total_s": times,
+            "timestamp": [int(start + t) for t in times],
+            "val_macro_f1": f1,
+        }
+    )
 
 
 def test_time_to_reach_recovers_trial_start_from_whole_second_stamps():
     # The trial started at t = 100.3 s; Ray stamps whole seconds, time_total_s counts from start.
-    trial = pd.DataFrame(
-        {
-            "time_total_s": [1.9, 2.7, 5.9],  # at t = 102.2, 103.0, 106.2
-            "timestamp": [102, 103, 106],
-            "val_macro_f1": [0.2, 0.5, 0.6],
-        }
-    )
+    trial = _history(100.3, [1.9, 2.7, 5.9], [0.2, 0.5, 0.6])  # at t = 102.2, 103.0, 106.2
     never = pd.DataFrame({"time_total_s": [1.0], "timestamp": [101], "val_macro_f1": [0.1]})
     assert search_efficiency.result_times(trial).tolist() == pytest.approx([102.2, 103.0, 106.2])
     assert search_efficiency.time_to_reach([never, trial], 0.45, 100.0) == pytest.approx(3.0)
     assert search_efficiency.time_to_reach([never], 0.45, 100.0) == math.inf
-    assert common.ratio(math.inf, 10.0) == math.inf and not common.at_most(math.inf, 0.25)
+    assert common.ratio(math.inf, 10.0) == math.inf and not common.at_most(0.25)(math.inf)
+
+
+def test_best_so_far_curves_are_plotted_to_a_png(tmp_path):
+    a = _history(100.3, [0.7, 1.9, 2.7], [0.3, 0.2, 0.4])  # both started at t = 100.3
+    b = _history(100.3, [0.7, 2.2], [0.35, 0.1])
+    curve = search_efficiency.best_so_far([a, None, b], 100.0)
+    assert curve["seconds"].tolist() == pytest.approx([1.0, 1.0, 2.2, 2.5, 3.0])
+    assert curve["best"].tolist() == [0.3, 0.35, 0.35, 0.35, 0.4]
+    held = search_efficiency.until(curve, 9.0)  # to the sweep's end
+    assert held.iloc[-1].tolist() == [9.0, 0.4] and len(held) == len(curve) + 1
+    repeats = [
+        {"curves": {"course": curve, "project": search_efficiency.best_so_far([b], 100.0)}},
+        {"curves": {"course": curve, "project": search_efficiency.best_so_far([], 100.0)}},
+    ]
+    png = search_efficiency.plot_curves(repeats, tmp_path / "plots" / "search.png", "t")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+# --------------------------------------------------------------------------- GPU check, no GPU
+
+
+def test_gpu_sampler_parses_nvidia_smi_and_summarises():
+    text = "37, 1024\n[N/A], [N/A]\n63, 2048\nnot a line\n"
+    assert gpu_check.parse_smi(text) == [(37.0, 1024.0), (63.0, 2048.0)]
+    readings = iter([[(40.0, 100.0), (60.0, 300.0)], RuntimeError("smi gone"), [(90.0, 500.0)]])
+
+    def query():
+        reading = next(readings)
+        if isinstance(reading, Exception):
+            raise reading
+        return reading
+
+    sampler = gpu_check.UtilisationSampler(query)
+    for _ in range(3):
+        sampler._sample()
+    assert sampler.samples == [(50.0, 400.0), (90.0, 500.0)] and sampler.failures == 1
+    assert sampler.stats() == {"util_mean": 70.0, "util_max": 90.0, "mem_max": 500.0}
+    assert all(math.isnan(v) for v in gpu_check.UtilisationSampler(None).stats().values())
+    # In its thread: samples until stopped, then stops.
+    with gpu_check.UtilisationSampler(lambda: [(10.0, 1.0)], every_s=0.01) as live:
+        for _ in range(200):
+            if len(live.samples) >= 3:
+                break
+            live._stop.wait(0.01)
+    assert len(live.samples) >= 3 and not live._thread.is_alive()
+
+
+def test_gpu_check_alternates_sides_and_separates_start_from_throughput():
+    assert [gpu_check.run_order([1, 0.5], r) for r in range(3)] == [[1, 0.5], [0.5, 1], [1, 0.5]]
+    firsts = [gpu_check.run_order([1, 0.5, 0.25], r)[0] for r in range(3)]
+    assert sorted(firsts) == [0.25, 0.5, 1]
+    figures = gpu_check.sweep_figures(4.0, 30.0, [(10.0, 20.0), (12.0, 25.0)], [10, 13], [0.2, 0.4])
+    assert figures["start_s"] == 6.0 and figures["training_s"] == 15.0
+    assert figures["trials_per_hour_training"] == pytest.approx(2 * 3600 / 15)
+    assert figures["trials_per_hour_all"] == pytest.approx(2 * 3600 / 26)
+    assert figures["mean_running"] == pytest.approx(23 / 15)
+    runs = [
+        {**figures, "util_mean": u, "util_max": u, "mem_max": 1.0, "fraction": f}
+        for f, u in [(1.0, 40.0), (1.0, 50.0), (1.0, 60.0), (0.5, 70.0)]
+    ]
+    table = gpu_check.table([1.0, 0.5], runs)
+    assert "| GPU utilisation mean % | 50 (40 – 60) | 70 |" in table
+
+
+def test_gpu_check_without_a_gpu_is_one_line_and_exit_2(tmp_path, capsys):
+    assert gpu_check.main(["--no-save", "--results", str(tmp_path / "R.md")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no CUDA GPU" in err and "Traceback" not in err
+    assert not (tmp_path / "R.md").exists()
+
+
+# --------------------------------------------------------------------------- files and errors
 
 
 def test_results_are_appended_without_touching_other_sections(tmp_path):
     results = tmp_path / "RESULTS.md"
-    rows = [common.Row("overhead", "ratio", 1.05, "<= 1.1", True, "a | b")]
-    common.append_results(common.section(rows, "First", "tiny", command="python x.py"), results)
-    results.write_text(results.read_text() + "\n## GPU check\n\nkept as written\n")
-    common.append_results(common.section(rows, "Second", "tiny", command="python y.py"), results)
+    rows = [common.Row("overhead", "ratio", [1.05, 1.0, 1.2], "<= 1.1", common.at_most(1.1), "a|b")]
+    for title in ("First", "Second"):
+        if title == "Second":
+            results.write_text(results.read_text() + "\n## Other\n\nkept as written\n")
+        command = f"python {'x' if title == 'First' else 'y'}.py"
+        common.append_results(
+            common.section(rows, title, "tiny", _before(), 3, command=command), results
+        )
     text = results.read_text()
     assert text.startswith("# Benchmark results\n") and text.count("# Benchmark results") == 1
-    assert text.index("## First") < text.index("## GPU check") < text.index("## Second")
-    assert "kept as written" in text and "`python y.py`" in text and "a \\| b" in text
-    assert "| overhead | ratio | 1.05 | <= 1.1 | yes |" in text
-    assert "cores" in text and "GPU:" in text
+    assert text.index("## First") < text.index("## Other") < text.index("## Second")
+    assert "kept as written" in text and "`python y.py`" in text and "a\\|b" in text
+    assert "| overhead | ratio | 1.05 | 1 – 1.2 | <= 1.1 | yes |" in text
+    assert "cores" in text and "GPU:" in text and "- commit: abc1234\n" in text
     assert not list(tmp_path.glob(".tmp-*"))
 
 
 @pytest.mark.parametrize(
-    "argv, problem",
-    [(["--data-dir", "{missing}"], "does not exist"), (["--cpus", "0"], "--cpus must be")],
+    "main, argv, problem",
+    [
+        (data_path.main, ["--data-dir", "{missing}"], "does not exist"),
+        (data_path.main, ["--cpus", "0"], "--cpus must be"),
+        (run_all.main, ["--repeats", "2"], "--repeats 2: use at least 3"),
+    ],
 )
-def test_bad_input_is_one_line_and_exit_2(argv, problem, tmp_path, capsys):
+def test_bad_input_is_one_line_and_exit_2(main, argv, problem, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(common, "read_load", lambda: (0.1, 0.1, 0.1))  # no busy-machine warning
     argv = [a.replace("{missing}", str(tmp_path / "missing")) for a in argv]
-    assert data_path.main([*argv, "--no-save", "--results", str(tmp_path / "R.md")]) == 2
+    assert main([*argv, "--no-save", "--results", str(tmp_path / "R.md")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and problem in err and "Traceback" not in err
     assert not (tmp_path / "R.md").exists()
