@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from musictune.cli import main
+from musictune.cli import build_parser, main
+from musictune.data import load_task
+from musictune.training import evaluate, load_checkpoint, model_from_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +54,61 @@ def test_train_prints_progress_and_macro_f1(model, demo_tiny):
     assert proc.returncode == 0, proc.stderr
     assert "epoch   2" in proc.stdout
     assert "val_macro_f1" in proc.stdout and "test_macro_f1" in proc.stdout
+
+
+def train_in_process(argv: list[str], capsys) -> tuple[dict, str]:
+    """`musictune train ARGV` through the CLI's own parser and handler: its result and output."""
+    args = build_parser().parse_args(["train", *argv])
+    result = args.handler(args)
+    return result, capsys.readouterr().out
+
+
+def printed_test_metrics(out: str) -> dict[str, float]:
+    line = next(x for x in out.splitlines() if x.startswith("final test_"))
+    words = line.split("(")[0].split()[1:]
+    return {k.removeprefix("test_"): float(v) for k, v in zip(words[::2], words[1::2])}
+
+
+def test_train_tests_the_best_epoch_not_the_last(demo_tiny, tmp_path, capsys):
+    """`musictune train` tests the best epoch's weights (kept in memory, no --checkpoint-dir
+    needed) on a run whose last epoch is worse, and says which epoch it tested.
+
+    A real configuration, not a faked history: a beat-synced mel LSTM at lr 0.01 with patience
+    5 peaks early and declines. On the tiny demo set (v2) its validation macro F1 peaks at epoch
+    2 of 7 (0.19, last 0.15); the best weights score test accuracy 0.30, the last ones 0.20.
+    The reference is independent of the in-memory copy: best.pt and last.pt written by a second,
+    identical run with --checkpoint-dir. Resuming that finished run from last.pt (no epochs
+    left) tests best.pt from beside it.
+    """
+    data_args = ["--model", "lstm", "--features", "mel", "--beat", "--data-dir", str(demo_tiny)]
+    argv = [*data_args, "--hidden", "32", "--lr", "0.01", "--patience", "5", "--batch-size", "16"]
+    result, out = train_in_process([*argv, "--epochs", "30"], capsys)
+    best, epochs = result["best_epoch"], result["epochs"]
+    assert best < epochs, "the run should stop early after its best epoch; pick another config"
+    assert result["tested_epoch"] == best
+    assert f"tested the best epoch ({best} of {epochs}; weights kept in memory)" in out
+
+    ckpt = tmp_path / "ckpt"
+    again, _ = train_in_process([*argv, "--epochs", "30", "--checkpoint-dir", str(ckpt)], capsys)
+    assert again["test"] == result["test"]
+    data = load_task("genre", demo_tiny, "mel", beat=True)
+    best_ckpt, last_ckpt = load_checkpoint(ckpt / "best.pt"), load_checkpoint(ckpt / "last.pt")
+    assert best_ckpt["state"]["epoch"] == best and last_ckpt["state"]["epoch"] == epochs
+    history = last_ckpt["state"]["history"]
+    assert history[-1]["val_macro_f1"] < history[best - 1]["val_macro_f1"]  # the last is worse
+
+    of_best = evaluate(model_from_checkpoint(best_ckpt), data.test)
+    of_last = evaluate(model_from_checkpoint(last_ckpt), data.test)
+    assert result["test"] == pytest.approx(of_best, abs=1e-6)
+    assert printed_test_metrics(out) == pytest.approx(of_best, abs=6e-5)  # printed to 4 places
+    assert max(abs(of_best[k] - of_last[k]) for k in of_best) > 1e-3, "same as the last epoch"
+    assert printed_test_metrics(out) != pytest.approx(of_last, abs=6e-5)
+
+    resumed, out = train_in_process(
+        [*argv, "--epochs", str(epochs), "--resume", str(ckpt / "last.pt")], capsys
+    )
+    assert f"tested the best epoch ({best} of {epochs}; weights from {ckpt / 'best.pt'})" in out
+    assert resumed["test"] == pytest.approx(of_best, abs=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from musictune.errors import EXIT_USAGE, UserError
+
+if TYPE_CHECKING:
+    from musictune.training import TrainState
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -118,8 +122,10 @@ def add_train_parser(sub) -> None:
     p.set_defaults(handler=run_train)
 
 
-def run_train(args: argparse.Namespace) -> None:
+def run_train(args: argparse.Namespace) -> dict | None:
+    """Train one configuration, then test its best epoch's weights (returned for callers)."""
     from musictune.data import load_task
+    from musictune.metrics import PRIMARY_METRIC
     from musictune.models import list_models, model_kwargs
     from musictune.training import TrainConfig, build_model, evaluate, fit, load_checkpoint
 
@@ -174,20 +180,59 @@ def run_train(args: argparse.Namespace) -> None:
     state = fit(
         model, data, config, on_epoch=show, resume=resume, checkpoint_dir=args.checkpoint_dir
     )
-    print(f"best epoch {state.best_epoch}: validation {state.best_metric:.4f}")
+    metric = PRIMARY_METRIC[model.head.task]
+    print(f"best epoch {state.best_epoch} of {state.epoch}: {metric} {state.best_metric:.4f}")
     if args.checkpoint_dir:
-        best = load_checkpoint(args.checkpoint_dir / "best.pt")
-        model.load_state_dict(best["model"])
-        print(f"checkpoints: {args.checkpoint_dir}/best.pt, last.pt")
-    if not args.overfit:
-        final_val = evaluate(model, data.val, data.targets)
-        final_test = evaluate(model, data.test, data.targets)
-        print("final " + "  ".join(f"val_{k} {v:.4f}" for k, v in final_val.items()))
+        written = [n for n in ("best.pt", "last.pt") if (args.checkpoint_dir / n).is_file()]
+        print(f"checkpoints in {args.checkpoint_dir}: {', '.join(written)}")
+    if args.overfit:
+        return None
+    weights, source = best_weights(state, args)
+    if weights is None:
+        tested_epoch = state.epoch
         print(
-            "final "
-            + "  ".join(f"test_{k} {v:.4f}" for k, v in final_test.items())
-            + f"  ({data.test_note})"
+            f"tested the last epoch ({state.epoch} of {state.epoch}) on validation and test: "
+            f"the best epoch ({state.best_epoch}) came before the resumed checkpoint and its "
+            "best.pt is neither in --checkpoint-dir nor beside --resume"
         )
+    else:
+        model.load_state_dict(weights)
+        tested_epoch = state.best_epoch
+        print(
+            f"tested the best epoch ({state.best_epoch} of {state.epoch}; weights {source}) "
+            "on validation and test"
+        )
+    final_val = evaluate(model, data.val, data.targets)
+    final_test = evaluate(model, data.test, data.targets)
+    print("final " + "  ".join(f"val_{k} {v:.4f}" for k, v in final_val.items()))
+    print(
+        "final "
+        + "  ".join(f"test_{k} {v:.4f}" for k, v in final_test.items())
+        + f"  ({data.test_note})"
+    )
+    return {
+        "tested_epoch": tested_epoch,
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch,
+        "val": final_val,
+        "test": final_test,
+    }
+
+
+def best_weights(state: TrainState, args: argparse.Namespace) -> tuple[dict | None, str]:
+    """The best epoch's weights and where they came from: fit's in-memory copy or, for a run
+    resumed after its best epoch, the best.pt of --checkpoint-dir or beside --resume."""
+    from musictune.training import load_checkpoint
+
+    if state.best_weights is not None:
+        return state.best_weights, "kept in memory"
+    folders = [args.checkpoint_dir, args.resume.parent if args.resume else None]
+    for path in [f / "best.pt" for f in folders if f is not None]:
+        if path.is_file():
+            best = load_checkpoint(path)
+            if best["state"].get("epoch") == state.best_epoch:
+                return best["model"], f"from {path}"
+    return None, ""
 
 
 # --------------------------------------------------------------------------- demo-data

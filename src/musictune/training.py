@@ -8,12 +8,13 @@ uninterrupted run would have done.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,13 @@ class TrainConfig:
 
 @dataclass
 class TrainState:
-    """What a checkpoint holds besides the weights: enough to resume exactly."""
+    """What a checkpoint holds besides the weights: enough to resume exactly.
+
+    `best_weights` is the one part a checkpoint leaves out (`best.pt` is its copy on disk): the
+    best epoch's weights on the CPU, kept by `fit` so that the caller tests that epoch, not the
+    last one, with or without a checkpoint folder. None when no epoch of this process's run
+    (or the checkpoint it resumed from) was the best.
+    """
 
     epoch: int = 0  # epochs completed
     best_metric: float = -math.inf
@@ -64,6 +71,20 @@ class TrainState:
     bad_epochs: int = 0
     history: list[dict] = field(default_factory=list)
     finished: bool = False  # the last epoch of this run (budget, early stop or divergence)
+    best_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The checkpointed part: plain values, without the in-memory best weights."""
+        return {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "best_weights"
+        }
+
+
+def cpu_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the weights (a few MB for these models), safe from later steps."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -192,7 +213,7 @@ def save_checkpoint(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "model_spec": model.spec,
-        "state": asdict(state),
+        "state": state.to_dict(),
         "config": config,
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
@@ -264,6 +285,8 @@ def fit(
 
     `resume` is a loaded checkpoint dict; `checkpoint_dir` gets `last.pt` every
     `checkpoint_every` epochs and at the end, and `best.pt` whenever validation improves.
+    The model ends with the last epoch's weights (what a resumed run continues from); the
+    returned state's `best_weights` holds the best epoch's, which is what should be tested.
     """
     device = pick_device(config.device)
     task = model.head.task
@@ -285,6 +308,8 @@ def fit(
                 f"the checkpoint does not fit this model ({why.split(':')[0][:120]}): resume with "
                 "the --model, --features/--beat and model options it was trained with"
             ) from None
+        if state.epoch and state.best_epoch == state.epoch:
+            state.best_weights = cpu_weights(model)  # resumed from the best epoch itself
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -334,6 +359,7 @@ def fit(
         improved = metrics[metric] > state.best_metric
         if improved:
             state.best_metric, state.best_epoch, state.bad_epochs = metrics[metric], epoch, 0
+            state.best_weights = cpu_weights(model)
         else:
             state.bad_epochs += 1
         metrics[f"best_{metric}"] = state.best_metric
