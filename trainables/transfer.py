@@ -15,7 +15,7 @@ from ray import tune
 
 from musictune.affect import transfer_model
 from musictune.data import Dataset
-from musictune.training import CHECKPOINT_FILE, fit, save_checkpoint
+from musictune.training import CHECKPOINT_FILE, fit, save_checkpoint, start_at_train_mean
 from trainables.supervised import restored_checkpoint, train_config
 
 
@@ -28,6 +28,7 @@ def train_transfer(config: dict, data: Dataset, source: dict) -> None:
         freeze=bool(config["freeze_backbone"]),
         seed=config.get("seed", 0),
     )
+    start_at_train_mean(model, data)
     settings = train_config(config)
 
     def report(metrics: dict, state, model, optimizer) -> None:

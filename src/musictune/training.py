@@ -266,7 +266,25 @@ def build_model(data: Dataset, model_name: str, seed: int = 0, **model_kwargs) -
         head, n_outputs = "regressor", 1
     else:
         head, n_outputs = "multitask", len(data.targets)
-    return create_model(model_name, data.n_features, head=head, n_outputs=n_outputs, **model_kwargs)
+    model = create_model(
+        model_name, data.n_features, head=head, n_outputs=n_outputs, **model_kwargs
+    )
+    start_at_train_mean(model, data)
+    return model
+
+
+def start_at_train_mean(model: MusicModel, data: Dataset) -> None:
+    """Start a regression head's output at the training targets' mean (a classifier is left alone).
+
+    From a zero bias the first epochs climb towards the mean, and on the demo data that climb
+    alone ranked clips in step with energy: LSTMs trained on shuffled energy labels reached test
+    Spearman up to 0.9. Starting at the mean, a ranking has to be learnt from the targets.
+    """
+    if model.head.task == "classification":
+        return
+    mean = torch.as_tensor(np.asarray(data.train.y, dtype=np.float32).mean(axis=0)).reshape(-1)
+    with torch.no_grad():
+        model.head.net[-1].bias.copy_(mean)
 
 
 # on_epoch(metrics, state, model, optimizer): report, print, or save a checkpoint.
