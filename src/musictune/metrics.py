@@ -24,9 +24,18 @@ def classification_metrics(y_true: np.ndarray, logits: np.ndarray) -> dict[str, 
     }
 
 
+def _constant(values: np.ndarray) -> bool:
+    values = np.asarray(values)
+    return values.size == 0 or bool(np.all(values == values.flat[0]))
+
+
 def spearman(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Spearman's rho, 0.0 where it is undefined (a constant prediction)."""
-    if np.std(y_pred) == 0 or np.std(y_true) == 0:
+    """Spearman's rho, 0.0 where it is undefined (a constant prediction).
+
+    Constant means all equal: np.std of equal float32 values can come out non-zero (rounding in
+    the mean), and scipy would then warn and return NaN.
+    """
+    if _constant(y_pred) or _constant(y_true):
         return 0.0
     return float(spearmanr(y_true, y_pred).statistic)
 
@@ -42,6 +51,10 @@ def multitask_metrics(
     return {**per, "spearman_mean": float(np.mean(list(per.values())))}
 
 
+def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean((np.asarray(y_true, float) - np.asarray(y_pred, float)) ** 2))
+
+
 def task_metrics(
     task: str, y_true: np.ndarray, outputs: np.ndarray, targets: tuple[str, ...] = ()
 ) -> dict[str, float]:
@@ -50,3 +63,17 @@ def task_metrics(
     if task == "regression":
         return regression_metrics(y_true, outputs)
     return multitask_metrics(y_true, outputs, targets)
+
+
+def evaluation_metrics(
+    task: str, y_true: np.ndarray, outputs: np.ndarray, targets: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Final (test-split) metrics: `task_metrics` plus, for affect, the mean squared error
+    (overall as `mse`, and per target for multitask): the one figure that a constant predictor
+    such as the training mean has too, since Spearman's rho is undefined for it."""
+    metrics = task_metrics(task, y_true, outputs, targets)
+    if task == "multitask":
+        metrics |= {f"mse_{t}": mse(y_true[:, i], outputs[:, i]) for i, t in enumerate(targets)}
+    if task != "classification":
+        metrics["mse"] = mse(y_true, outputs)
+    return metrics

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 from ray import tune
 
+from musictune.baselines import config_digest
 from musictune.data import Dataset
 from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
@@ -186,12 +187,27 @@ def read_rerun(path: Path, metric: str, trial_id: str, config: dict) -> Rerun:
     return collect(tune.ResultGrid(analysis), metric, trial_id, config, path, reused=True)
 
 
-def run_rerun(exp: Experiment, trial_id: str, data: Dataset, settings: RerunSettings) -> Rerun:
-    """Retrain trial `trial_id`'s config with K seeds, or reuse a finished rerun of it."""
-    config = dict(exp.result_of(trial_id).config)
+def run_rerun(
+    exp: Experiment,
+    trial_id: str,
+    data: Dataset,
+    settings: RerunSettings,
+    config: dict | None = None,
+) -> Rerun:
+    """Retrain trial `trial_id`'s config with K seeds, or reuse a finished rerun of it.
+
+    With `config`, that config is retrained instead and `trial_id` only names it (e.g.
+    "default", the untuned default); its folder name carries a hash of the config, so a changed
+    default is trained again rather than read back.
+    """
+    given = config is not None
+    config = dict(config) if given else dict(exp.result_of(trial_id).config)
     root = exp.path / RERUN_DIR
     key = rerun_key(trial_id, settings)
+    if given:
+        key = f"{trial_id}-{config_digest(config)}-{key.removeprefix(trial_id + '-')}"
     path = root / key
+    what = f"the {trial_id} config" if given else f"trial {trial_id}"
     if (path / DONE_FILE).exists():
         print(f"  reusing rerun {path}")
         return read_rerun(path, exp.metric, trial_id, config)
@@ -208,7 +224,7 @@ def run_rerun(exp: Experiment, trial_id: str, data: Dataset, settings: RerunSett
     trainable = trainable_for(exp, options, data)
     resumed = tune.Tuner.can_restore(str(path))
     print(
-        f"  rerun of trial {trial_id}: {settings.seeds} seeds in parallel, up to "
+        f"  rerun of {what}: {settings.seeds} seeds in parallel, up to "
         f"{settings.max_epochs} epochs, patience {settings.patience} -> {path}"
         + ("  (resuming an interrupted rerun)" if resumed else ""),
         flush=True,
@@ -257,6 +273,7 @@ def run_rerun(exp: Experiment, trial_id: str, data: Dataset, settings: RerunSett
                 "patience": settings.patience,
                 "wall_time_s": time.time() - started,
                 "finished": time.time(),
+                **({"config": config} if given else {}),
             },
         )
     return rerun

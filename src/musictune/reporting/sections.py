@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from musictune import baselines
+from musictune.baselines import Figures
 from musictune.data import Dataset, load_task
 from musictune.reporting import plots, reference
 from musictune.reporting.experiments import (
@@ -39,6 +41,8 @@ from musictune.reporting.testing import (
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"
+BASELINES_CSV = "baselines.csv"  # per experiment: every comparison row's figures, per seed
+DEFAULT_LABEL = "default"  # the untuned default's rerun and file names
 TOP_CURVES = 5  # learning curves of this many best trials
 
 
@@ -146,7 +150,9 @@ def describe_trials(exp: Experiment, doc: Document, folder: Path) -> None:
         doc.image(f"{exp.name}/curves.png", f"learning curves of the top {len(top)} trials")
 
 
-def describe_rerun(exp: Experiment, t: EvaluatedConfig, doc: Document, folder: Path) -> None:
+def describe_rerun(
+    exp: Experiment, t: EvaluatedConfig, doc: Document, folder: Path, curves: bool = True
+) -> None:
     """Per-seed table (epochs, best epoch, validation and test metrics) and the seeds' curves."""
     trained = [r for r in t.rerun.runs if r.checkpoint]
     doc.table(
@@ -169,6 +175,8 @@ def describe_rerun(exp: Experiment, t: EvaluatedConfig, doc: Document, folder: P
     if (t.rerun.path / DONE_FILE).exists():
         took = rerun_done(t.rerun.path).get("wall_time_s", float("nan"))
         doc.note(f"Rerun folder: {t.rerun.path} (trained in {took:.0f} s).")
+    if not curves:
+        return
     plots.learning_curves(
         {f"seed {r.seed}": r.history for r in t.rerun.runs},
         exp.metric,
@@ -291,6 +299,112 @@ def describe_test(
         describe_regression(exp, data, t, doc, folder)
 
 
+def compare_with_baselines(
+    exp: Experiment,
+    data: Dataset,
+    best: EvaluatedConfig,
+    options: ReportOptions,
+    doc: Document,
+    folder: Path,
+) -> dict:
+    """The tuned best beside the untuned default and chance on the test split.
+
+    The default is retrained through the rerun machinery with the tuned best's seeds, budget and
+    patience (so it is cached and reused like any rerun); stratified guessing uses the same
+    seeds. Writes the section's table and `baselines.csv`, and returns the summary columns.
+    """
+    metrics = baselines.shown_metrics(data)
+    trial_config = dict(exp.result_of(best.trial_id).config)
+    base_seed = int(trial_config.get("seed", 0))
+    trained = best.rerun.runs if best.rerun else []
+    seeds = [r.seed for r in trained] or [base_seed + i for i in range(options.settings.seeds)]
+    tuned = Figures(
+        "tuned",
+        "tuned best",
+        [ev.metrics for ev in best.runs],
+        [ev.seed for ev in best.runs],
+        f"trial {best.trial_id}, {best.source}",
+    )
+    config = baselines.default_config(trial_config, exp.meta)
+    default = Figures("default", "untuned default", note="not retrained: --no-rerun")
+    retrained = None
+    if options.rerun:
+        rerun = run_rerun(exp, DEFAULT_LABEL, data, options.settings, config)
+        runs = [
+            evaluate_checkpoint(r.checkpoint, data, r.seed, exp.head_task)
+            for r in rerun.runs
+            if r.checkpoint
+        ]
+        source = f"rerun, {len(runs)} seed(s)" + (" (reused)" if rerun.reused else "")
+        retrained = EvaluatedConfig(DEFAULT_LABEL, source, runs, rerun)
+        default = Figures(
+            "default", "untuned default", [ev.metrics for ev in runs], [ev.seed for ev in runs]
+        )
+        default.note = source
+    rows = [tuned, default, *baselines.chance_baselines(data, seeds)]
+
+    doc.heading("Tuned best against baselines (test split)", 3)
+    doc.text(
+        f"Test split ({data.test_note}, {len(data.test)} clips); mean ± sd over seeds. Untuned "
+        f"default: the sweep's config with the defaults of `musictune train` in place of every "
+        f"tuned value ({baselines.describe_default(exp.meta)})"
+        + (
+            f", retrained with the same seeds {seeds}, up to {options.settings.max_epochs} "
+            f"epochs and patience {options.settings.patience} as the tuned best."
+            if options.rerun
+            else "; not retrained in a --no-rerun report (no training)."
+        )
+    )
+    doc.table(comparison_frame(rows, metrics))
+    doc.note(
+        "Chance rows: scikit-learn's dummy estimators fitted on the training labels only, scored "
+        "with the same metric functions. "
+        + (
+            f"Majority class: always {rows[2].note!r}; stratified random: classes drawn in the "
+            f"training proportions, one draw per seed ({baselines.seed_span(seeds)})."
+            if data.task == "genre"
+            else "Training mean: every clip gets the training mean of its target, a constant "
+            "prediction, so Spearman's rho is undefined for it (n/a); compare its MSE."
+        )
+    )
+    if retrained is not None:
+        doc.text(f"Untuned default, per seed ({json.dumps(config_shown(config), default=str)}):")
+        if retrained.runs:
+            describe_rerun(exp, retrained, doc, folder, curves=False)
+            save_seed_metrics(exp, retrained, folder / f"{DEFAULT_LABEL}-test.csv")
+        else:
+            doc.note("No checkpoint to test: " + "; ".join(retrained.rerun.errors))
+    per_seed = pd.DataFrame(
+        [
+            {"row": f.key, "label": f.label, "seed": f.seeds[i] if i < len(f.seeds) else None}
+            | {m: run.get(m) for m in metrics}
+            for f in rows
+            for i, run in enumerate(f.runs)
+        ]
+    )
+    per_seed["seed"] = per_seed["seed"].astype("Int64")  # blank for the one-run rows
+    per_seed.to_csv(folder / BASELINES_CSV, index=False)
+    columns: dict = {"baseline_seeds": seeds, "default_retrained": bool(default.runs)}
+    columns["default_config"] = config_shown(config)
+    for f in rows:
+        columns |= f.columns(metrics)
+    if data.task == "genre":
+        columns["majority_class"] = rows[2].note
+    return columns
+
+
+def config_shown(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in NOT_TUNED}
+
+
+def comparison_frame(rows: list[Figures], metrics: list[str]) -> pd.DataFrame:
+    """One line per comparison row: its label, runs, and each metric as mean ± sd."""
+    frame = pd.DataFrame({"": [f.title for f in rows], "n": [len(f.runs) for f in rows]})
+    for m in metrics:
+        frame[f"test {baselines.metric_label(m)}"] = [f.cell(m) for f in rows]
+    return frame
+
+
 def report_experiment(
     exp: Experiment, data: Dataset, options: ReportOptions, root: Path
 ) -> tuple[dict, Document]:
@@ -318,6 +432,7 @@ def report_experiment(
     for t in tested:
         describe_test(exp, data, t, doc, folder, options)
     best = chosen(tested)
+    compared = compare_with_baselines(exp, data, best, options, doc, folder)
     test_metric = TEST_METRIC[exp.metric]
     values = [r.metrics[test_metric] for r in best.runs]
     mean, sd = mean_sd(values) if values else (float("nan"), float("nan"))
@@ -345,6 +460,7 @@ def report_experiment(
         "demo_data": is_demo_data(str(exp.meta.get("data_dir", ""))),
         "rerun_path": str(best.rerun.path) if best.rerun else "",
         "rerun_reused": bool(best.rerun and best.rerun.reused),
+        **compared,
     }
     return row, doc
 
@@ -367,9 +483,41 @@ def cross_table(rows: list[dict]) -> pd.DataFrame:
                 + f" (n={r['seeds']})"
                 for r in rows
             ],
+            "untuned default (test)": [default_cell(r) for r in rows],
+            "chance (test)": [chance_cell(r) for r in rows],
             "trials": [f"{r['finished_trials']}/{r['trials']}" for r in rows],
             "wall time": [f"{r['wall_time_s'] / 60:.1f} min" for r in rows],
         }
+    )
+
+
+def _mean_sd_cell(row: dict, key: str) -> str:
+    mean = row.get(key)
+    if mean is None:
+        return baselines.UNDEFINED
+    return format_mean_sd(mean, row.get(f"{key}_sd", float("nan")))
+
+
+def default_cell(row: dict) -> str:
+    """The untuned default's primary test metric, as the tuned best's column shows it."""
+    if not row.get("default_retrained"):
+        return "not retrained"
+    metric = row["test_metric"].removeprefix("test_")
+    return f"{_mean_sd_cell(row, f'default_test_{metric}')} (n={row['seeds']})"
+
+
+def chance_cell(row: dict) -> str:
+    """Genre: majority class / stratified random; affect: the training mean's MSE beside the
+    tuned best's (its rho is undefined)."""
+    metric = row["test_metric"].removeprefix("test_")
+    if "majority_test_" + metric in row:
+        return (
+            f"majority {_mean_sd_cell(row, f'majority_test_{metric}')} / stratified "
+            + _mean_sd_cell(row, f"stratified_test_{metric}")
+        )
+    return (
+        f"training mean: MSE {_mean_sd_cell(row, 'train_mean_test_mse')} "
+        f"(tuned best {_mean_sd_cell(row, 'tuned_test_mse')}), rho n/a"
     )
 
 
@@ -439,15 +587,22 @@ def write_report(
         "Best validation: the sweep's best trial. Test: the best-validation config retrained "
         f"with {options.settings.seeds} seed(s) (early stopping, patience "
         f"{options.settings.patience}), each seed's best-epoch checkpoint on the test split; "
-        "sd is the sample standard deviation over seeds."
+        "sd is the sample standard deviation over seeds. Untuned default: the defaults of "
+        "`musictune train` in place of the tuned values, retrained with the same seeds and "
+        "budget. Chance: majority class / stratified random guessing (genre), the training mean "
+        "(affect; Spearman undefined, so its MSE is compared)."
         if options.rerun
         else "Test: the sweep's best checkpoint of its best trial (run without --no-rerun "
-        "for seeded reruns)."
+        "for seeded reruns). The untuned default is not retrained in a --no-rerun report; chance: "
+        "majority class / stratified random guessing (genre), the training mean (affect)."
     )
     reference_section(rows, experiments, doc)
     for section in sections:
         doc.blocks += section.blocks
     frame = pd.DataFrame(rows)
-    frame.drop(columns=["test_values"]).to_csv(tmp / SUMMARY_CSV, index=False)
+    listed = [
+        c for c in frame if c.endswith("_values") or c in ("baseline_seeds", "default_config")
+    ]
+    frame.drop(columns=listed).to_csv(tmp / SUMMARY_CSV, index=False)
     (tmp / SUMMARY_JSON).write_text(json.dumps({"experiments": rows}, indent=2, default=str))
     doc.write(tmp)

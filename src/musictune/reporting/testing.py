@@ -17,7 +17,8 @@ import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
 from musictune.data import Dataset
-from musictune.metrics import task_metrics
+from musictune.metrics import evaluation_metrics
+from musictune.models import MusicModel
 from musictune.training import load_checkpoint, model_from_checkpoint, predict
 
 # The test counterpart of each primary validation metric.
@@ -44,15 +45,22 @@ def evaluate_checkpoint(
 ) -> Evaluation:
     """Rebuild the model from a checkpoint (weights_only) and score it on `data.test`."""
     model = model_from_checkpoint(load_checkpoint(Path(checkpoint)))
+    return evaluate_model(model, data, seed, task, str(checkpoint))
+
+
+def evaluate_model(
+    model: MusicModel, data: Dataset, seed: int, task: str, checkpoint: str = ""
+) -> Evaluation:
+    """Score a model on `data.test`: the task's metrics, MSE for affect, per-class F1 for genre."""
     outputs = predict(model, data.test)
-    metrics = task_metrics(task, data.test.y, outputs, data.targets)
+    metrics = evaluation_metrics(task, data.test.y, outputs, data.targets)
     if task == "classification":
         labels = np.arange(len(data.classes))
         per_class = f1_score(
             data.test.y, outputs.argmax(1), labels=labels, average=None, zero_division=0
         )
         metrics |= {f"f1_{c}": float(v) for c, v in zip(data.classes, per_class)}
-    return Evaluation(seed, str(checkpoint), metrics, data.test.y, outputs)
+    return Evaluation(seed, checkpoint, metrics, data.test.y, outputs)
 
 
 def mean_sd(values) -> tuple[float, float]:

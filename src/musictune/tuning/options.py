@@ -39,6 +39,8 @@ class SweepOptions:
     max_failures: int = 2
     amp: bool = False
     target: str | None = None
+    # After the sweep, train the untuned default once for the test-split comparison.
+    baseline_train: bool = True
     extra: dict = field(default_factory=dict)  # preset-specific fixed config values
 
     def validate(self) -> None:
@@ -106,6 +108,11 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     a("--checkpoint-every", type=int, default=5, help="epochs between trial checkpoints")
     a("--max-failures", type=int, default=2, help="retries of a crashed trial from its checkpoint")
     a("--amp", action="store_true", help="mixed precision on CUDA")
+    a(
+        "--no-baseline-train",
+        action="store_true",
+        help="skip training the untuned default for the end-of-sweep test comparison",
+    )
 
 
 def options_from_args(preset: str, args: argparse.Namespace) -> SweepOptions:
@@ -135,6 +142,7 @@ def options_from_args(preset: str, args: argparse.Namespace) -> SweepOptions:
         max_failures=args.max_failures,
         amp=args.amp,
         target=getattr(args, "target", None),
+        baseline_train=not args.no_baseline_train,
     )
     if options.batch_size < 1 or options.patience < 0 or options.checkpoint_every < 1:
         raise UserError("--batch-size and --checkpoint-every must be >= 1, --patience >= 0")

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -519,7 +520,16 @@ def failure_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: str) -> None:
+def print_summary(
+    table: pd.DataFrame,
+    metric: str,
+    path: str,
+    root: str,
+    name: str,
+    comparison: Callable[[], None] | None = None,
+) -> None:
+    """The top 5 trials, what went wrong, then `comparison` (the test-split table), then where
+    the results are and what to run next."""
     shown = [
         c
         for c in (
@@ -542,6 +552,8 @@ def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: 
         print(table[shown].head(5).to_string(index=False))
     for line in failure_lines(table):
         print(line)
+    if comparison is not None:
+        comparison()
     print(f"\nexperiment: {path}")
     print(f"trial table: {path}/{TRIALS_FILE}")
     print(f"next:  tensorboard --logdir {path}")
@@ -551,6 +563,113 @@ def print_summary(table: pd.DataFrame, metric: str, path: str, root: str, name: 
             print(f"       {copy} {path} results/{name}")
             root = "results"
         print(f"       python analysis/report.py --storage {root} --sweep {name}")
+
+
+# --------------------------------------------------------------------------- test split
+
+
+def best_checkpoint(results, metric: str) -> tuple[object, object, str] | None:
+    """The tuned best trial (Ray's `get_best_result(scope="all")`) and its best checkpoint.
+
+    Trials checkpoint every --checkpoint-every epochs and at their end, and ASHA can stop a trial
+    before it saves one; then the best trial that has a checkpoint stands in, with a note.
+    """
+
+    def peak(result) -> float:
+        history = result.metrics_dataframe
+        if history is None or metric not in history or history[metric].isna().all():
+            return float("-inf")
+        return float(history[metric].max())
+
+    try:
+        best = results.get_best_result(metric, MODE, scope="all")
+    except (RuntimeError, ValueError):
+        return None
+    for result in [best, *sorted(results, key=peak, reverse=True)]:
+        if result.error is None and result.best_checkpoints:
+            best_id = (best.metrics or {}).get("trial_id") or Path(best.path).name
+            note = "" if result is best else f"; the best trial, {best_id}, saved none"
+            return result, result.get_best_checkpoint(metric, MODE), note
+    return None
+
+
+def compare_on_test(
+    results,
+    data: Dataset,
+    options: SweepOptions,
+    meta: dict,
+    metric: str,
+    source: dict | None = None,
+) -> dict:
+    """Print the tuned best beside the untuned default and chance on the test split; return the
+    figures for sweep.json ("test").
+
+    The tuned best is its best saved checkpoint (trials save one every --checkpoint-every epochs
+    and at their end), tested once; the untuned default (`baselines`) is
+    trained here, once, with the sweep's seed, epoch budget and patience, unless
+    --no-baseline-train; stratified guessing is averaged over the seeds a report's reruns use.
+    """
+    from musictune import baselines
+    from musictune.reporting.options import RerunSettings
+    from musictune.reporting.testing import evaluate_model
+    from musictune.training import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint
+
+    metrics = baselines.shown_metrics(data)
+    where = f"{data.test_note}, {len(data.test)} clips"
+    found = best_checkpoint(results, metric)
+    if found is None:
+        print("\ntest split: no trial saved a checkpoint to test; no comparison")
+        return {"skipped": "no trial saved a checkpoint"}
+    result, checkpoint, note = found
+    with checkpoint.as_directory() as folder:
+        saved = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+    seed = int(result.config.get("seed", options.seed))
+    evaluation = evaluate_model(model_from_checkpoint(saved), data, seed, baselines.head_task(data))
+    trial = (result.metrics or {}).get("trial_id") or Path(result.path).name
+    epoch = int(saved["state"]["epoch"])
+    tuned = baselines.Figures(
+        "tuned",
+        "tuned best",
+        [evaluation.metrics],
+        [seed],
+        f"trial {trial}, checkpoint of epoch {epoch}{note}",
+    )
+    config = baselines.default_config(dict(result.config), meta)
+    default = baselines.Figures("default", "untuned default", note="not trained")
+    trained = None
+    print(f"\ntest split ({where}): the tuned best beside baselines")
+    if options.baseline_train:
+        threads = max(1, int(options.cpus_per_trial))
+        print(
+            f"training the untuned default for comparison ({baselines.describe_default(meta)}; "
+            f"up to {options.max_epochs} epochs, patience {options.patience}, seed {seed}, "
+            f"{threads} thread(s)) ...",
+            flush=True,
+        )
+        try:
+            trained = baselines.train_default(data, config, source, threads)
+            default = trained.figures
+            print(
+                f"  done in {trained.wall_time_s:.1f} s ({trained.epochs} epochs, best epoch "
+                f"{trained.best_epoch})"
+            )
+        except KeyboardInterrupt:
+            default.note = "stopped by Ctrl-C"
+            print("  stopped (Ctrl-C): no untuned default in this comparison")
+    else:
+        default.note = "not trained: --no-baseline-train"
+    seeds = [seed + i for i in range(RerunSettings().seeds)]
+    rows = [tuned, default, *baselines.chance_baselines(data, seeds)]
+    print(baselines.text_table(rows, metrics))
+    test = {
+        "split": data.test_note,
+        "clips": len(data.test),
+        "metrics": metrics,
+        "tuned": tuned.as_json(metrics)
+        | {"trial": trial, "checkpoint": checkpoint.path, "checkpoint_epoch": epoch},
+        "default": trained.as_json(metrics) if trained else default.as_json(metrics),
+    }
+    return test | {f.key: f.as_json(metrics) for f in rows[2:]}
 
 
 # --------------------------------------------------------------------------- run
@@ -711,7 +830,13 @@ def run_sweep(options: SweepOptions, trainable=None):
         meta["finished"] = time.time()
     meta["trials"] = len(table)
     write_sweep_meta(path, meta)
-    print_summary(table, metric, path, root, name)
+
+    def comparison() -> None:
+        meta["test"] = compare_on_test(results, data, options, meta, metric, affect.source)
+        write_sweep_meta(path, meta)
+
+    # An interrupted sweep has no tuned best yet: no test-split comparison.
+    print_summary(table, metric, path, root, name, None if interrupted else comparison)
     if interrupted:
         ended = len(results) - len(unfinished)
         raise SweepInterrupted(
