@@ -285,7 +285,7 @@ def train_default(
     from musictune.affect import set_loss_weights, transfer_model
     from musictune.models import model_kwargs
     from musictune.reporting.testing import evaluate_model
-    from musictune.training import build_model, fit
+    from musictune.training import build_model, fit, start_at_train_mean
     from trainables.supervised import train_config
 
     seed = int(config.get("seed", 0))
@@ -301,6 +301,7 @@ def train_default(
                 freeze=bool(config["freeze_backbone"]),
                 seed=seed,
             )
+            start_at_train_mean(model, data)
         else:
             name = config["model"]
             model = build_model(data, name, seed=seed, **model_kwargs(name, config))
