@@ -170,7 +170,11 @@ def git_commit(folder: Path = BENCH_DIR) -> str:
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        # The benchmarks' own outputs (RESULTS.md, plots) are not code: an earlier run's
+        # uncommitted table does not make this run's figures come from other code.
+        outputs = [f":(exclude){p.relative_to(folder)}" for p in folder.glob("*.md")]
+        outputs += [f":(exclude){p.relative_to(folder)}" for p in folder.glob("*.png")]
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":/", *outputs)
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
     return commit + ("+dirty" if dirty else "")

@@ -181,9 +181,15 @@ def test_commit_is_recorded_with_a_dirty_mark(tmp_path):
 
     git("init", "-q")
     (repo / "a.txt").write_text("one")
-    git("add", "a.txt")
+    (repo / "RESULTS.md").write_text("# results")
+    (repo / "plot.png").write_bytes(b"png")
+    git("add", "a.txt", "RESULTS.md", "plot.png")
     git("commit", "-qm", "first")
     short = git("rev-parse", "--short", "HEAD")
+    assert common.git_commit(repo) == short
+    # A benchmark's own outputs (an appended table, a new plot) are not code changes.
+    (repo / "RESULTS.md").write_text("# results\n\n## another run")
+    (repo / "plot.png").write_bytes(b"png2")
     assert common.git_commit(repo) == short
     (repo / "untracked.txt").write_text("not part of the tree")
     assert common.git_commit(repo) == short
