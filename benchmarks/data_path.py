@@ -118,16 +118,8 @@ def _model(config: dict):
     return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
-def shared_probe(config: dict, data: Dataset) -> None:
-    """The project's path: arrays from the object store, batches by `iterate_batches`."""
-    torch.set_num_threads(config["threads"])
-    rng = np.random.default_rng(config["seed"])
-
-    def batches():
-        return iterate_batches(data.train, BATCH_SIZE, rng.permutation(len(data.train)))
-
-    next(iter(batches()))
-    start_s = time.perf_counter() - config["entered"]
+def timed_epochs(config: dict, start_s: float, batches) -> None:
+    """Per epoch, report the time of batch assembly alone and of a full training pass."""
     model, optimizer = _model(config)
     for epoch in range(config["epochs"]):
         t = time.perf_counter()
@@ -148,30 +140,26 @@ def shared_probe(config: dict, data: Dataset) -> None:
         )
 
 
+def shared_probe(config: dict, data: Dataset) -> None:
+    """The project's path: arrays from the object store, batches by `iterate_batches`."""
+    torch.set_num_threads(config["threads"])
+    rng = np.random.default_rng(config["seed"])
+
+    def batches():
+        return iterate_batches(data.train, BATCH_SIZE, rng.permutation(len(data.train)))
+
+    next(iter(batches()))
+    start_s = time.perf_counter() - config["entered"]
+    timed_epochs(config, start_s, batches)
+
+
 def files_probe(config: dict, data: dict) -> None:
     """The course's path: a DataLoader reading one `.npy` file per item, every epoch."""
     torch.set_num_threads(config["threads"])
     loader = course_loader(data, config["seed"])
     next(iter(loader))
     start_s = time.perf_counter() - config["entered"]
-    model, optimizer = _model(config)
-    for epoch in range(config["epochs"]):
-        t = time.perf_counter()
-        for _ in loader:
-            pass
-        data_s = time.perf_counter() - t
-        t = time.perf_counter()
-        train_pass(model, optimizer, loader)
-        epoch_s = time.perf_counter() - t
-        tune.report(
-            {
-                "start_s": start_s,
-                "data_s": data_s,
-                "epoch_s": epoch_s,
-                "epoch": epoch,
-                "repeat": config["repeat"],
-            }
-        )
+    timed_epochs(config, start_s, lambda: loader)
 
 
 if __name__ != "__main__":  # Ray workers cannot import benchmarks/: ship these by value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import pytest
 
 from musictune import layout
 from musictune.genres import FMA_GENRES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -100,3 +104,26 @@ def sweep_options(preset: str, *argv: str):
 
     args = build_parser().parse_args(["sweep", preset, *argv])
     return options_from_args(preset, args)
+
+
+def load_script(path: Path):
+    """A script (analysis/*.py) imported as a module, so tests call its main() in-process."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def report_cli():
+    """analysis/report.py as a module, imported once."""
+    return load_script(ROOT / "analysis" / "report.py")
+
+
+def new_report(*argv: str) -> Path:
+    """Run the report CLI in-process and return the one report folder it made under --out."""
+    out = Path(argv[argv.index("--out") + 1])
+    before = set(out.iterdir()) if out.exists() else set()
+    assert report_cli().main(list(argv)) == 0
+    (new,) = set(out.iterdir()) - before
+    return new

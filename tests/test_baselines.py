@@ -8,7 +8,6 @@ real layout) and two reports of it (2 seeds x 2 epochs, and --no-rerun); the res
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -27,9 +26,8 @@ from musictune.reporting.rerun import DONE_FILE
 from musictune.training import TrainConfig, build_model, fit, load_checkpoint
 from musictune.tuning.runner import compare_on_test, run_sweep
 
-from .conftest import sweep_options, write_layout
+from .conftest import new_report, sweep_options, write_layout
 
-ROOT = Path(__file__).resolve().parents[1]
 ROWS = {
     "tuned": "tuned best",
     "default": "untuned default",
@@ -200,24 +198,6 @@ def test_text_table_is_aligned():
 # --------------------------------------------------------------------------- one sweep, two reports
 
 
-def load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report_cli = load_script(ROOT / "analysis" / "report.py")
-
-
-def report(*argv: str) -> Path:
-    out = Path(argv[argv.index("--out") + 1])
-    before = set(out.iterdir()) if out.exists() else set()
-    assert report_cli.main(list(argv)) == 0
-    (new,) = set(out.iterdir()) - before
-    return new
-
-
 @pytest.fixture(scope="module")
 def swept(ray_local, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("baselines")
@@ -229,8 +209,8 @@ def swept(ray_local, tmp_path_factory):
     with contextlib.redirect_stdout(printed):
         results = run_sweep(sweep_options("lstm_spectrogram", *argv))
     args = ["--storage", str(storage), "--out", str(out)]
-    rerun = report(*args, "--seeds", "2", "--rerun-max-epochs", "2")
-    no_rerun = report(*args, "--no-rerun")
+    rerun = new_report(*args, "--seeds", "2", "--rerun-max-epochs", "2")
+    no_rerun = new_report(*args, "--no-rerun")
     return {
         "data": load_task("genre", data_dir, "mel", False),
         "storage": storage,

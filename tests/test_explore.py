@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from collections import Counter
 from pathlib import Path
 
@@ -13,17 +12,9 @@ import pytest
 from musictune import layout
 from musictune.genres import FMA_CLASS_MAPPING
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT, load_script
+
 FIGURES = ("clips.png", "classes.png", "lengths.png")
-
-
-def load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 explore_cli = load_script(ROOT / "analysis" / "explore.py")
 
 

@@ -3,7 +3,6 @@ command, interrupted writes and unsafe pickles, with real Ray, real processes an
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -40,10 +39,9 @@ from musictune.tuning.runner import (
     write_json_atomic,
 )
 
-from .conftest import sweep_options, write_layout
+from .conftest import report_cli, sweep_options, write_layout
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT_SCRIPT = ROOT / "analysis" / "report.py"
 GENRE_DIR = layout.dataset_dirname(layout.GENRE_TASK, False)
 MULTI_DIR = layout.dataset_dirname(layout.MULTITASK_TASK, False)
 
@@ -632,13 +630,6 @@ BAD_INPUT = {
 }
 
 
-def load_report_main():
-    spec = importlib.util.spec_from_file_location("musictune_report_script", REPORT_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def call(case: Case, argv: list[str]) -> tuple[int, str]:
     """Exit status and stderr of one command."""
     if case.runner == "process":
@@ -646,7 +637,7 @@ def call(case: Case, argv: list[str]) -> tuple[int, str]:
             [sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120
         )
         return proc.returncode, proc.stderr
-    entry = load_report_main() if case.runner == "report" else musictune_main
+    entry = report_cli().main if case.runner == "report" else musictune_main
     err = StringIO()
     with redirect_stderr(err), redirect_stdout(StringIO()):
         try:

@@ -9,7 +9,6 @@ reuse the reruns), and both sweeps with --no-rerun (no training: the sweeps' che
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import os
@@ -32,31 +31,11 @@ from musictune.training import load_checkpoint, model_from_checkpoint, predict
 from musictune.tuning.presets import PRESETS, Preset
 from musictune.tuning.runner import run_sweep
 
-from .conftest import sweep_options, write_layout
+from .conftest import ROOT, new_report, report_cli, sweep_options, write_layout
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "analysis" / "report.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 pytestmark = pytest.mark.slow
-
-
-def load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report_cli = load_script(SCRIPT)
-
-
-def report(*argv: str) -> Path:
-    """Run the report CLI in-process and return the new report folder."""
-    out = Path(argv[argv.index("--out") + 1])
-    before = set(out.iterdir()) if out.exists() else set()
-    assert report_cli.main(list(argv)) == 0
-    (new,) = set(out.iterdir()) - before
-    return new
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +67,13 @@ def reported(ray_local, tmp_path_factory):
         )
     args = ["--storage", str(storage), "--out", str(out)]
     rerun = [*args, "--sweep", "lstm", "--seeds", "2", "--rerun-max-epochs", "3"]
-    first = report(*rerun)
+    first = new_report(*rerun)
     snapshot = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
     reruns = {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*") if p.is_file()}
-    second = report(*rerun)
+    second = new_report(*rerun)
     # An experiment still running is skipped, with a note, when no --sweep names it.
     copy_experiment(storage / "lstm", storage / "busy", status="running")
-    no_rerun = report(*args, "--no-rerun")
+    no_rerun = new_report(*args, "--no-rerun")
     return {
         "data": data,
         "storage": storage,
@@ -367,7 +346,7 @@ def test_html_renders_every_image_in_headless_chromium(reported, tmp_path):
 
 
 def one_line_error(capsys, *argv: str) -> str:
-    assert report_cli.main(list(argv)) == 2
+    assert report_cli().main(list(argv)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     return err
