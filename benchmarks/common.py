@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from musictune.atomic import write_text_atomic
 from musictune.cli import ArgumentParser
 from musictune.errors import EXIT_USAGE, UserError
 
@@ -365,14 +366,7 @@ def append_results(text: str, path: Path = RESULTS) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path.parent):
         old = path.read_text() if path.exists() else HEADER
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".md")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(old.rstrip("\n") + "\n" + text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(path, old.rstrip("\n") + "\n" + text)
     return path
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from musictune import layout, paths
+from musictune.atomic import atomic_path
 from musictune.errors import UserError
 from musictune.features import N_FUSED, VIEWS
 from musictune.genres import FMA_CLASS_MAPPING
@@ -259,15 +259,8 @@ def read_split(directory: Path, task: str, split: str) -> dict[str, np.ndarray]:
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 # --------------------------------------------------------------------------- datasets

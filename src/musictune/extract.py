@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from musictune import features, layout
+from musictune.atomic import write_text_atomic
 from musictune.errors import UserError
 
 INDEX = "extract_index.json"
@@ -297,7 +298,7 @@ def _write_index(out: Path, settings: dict, tracks: dict[str, tuple[int, str | N
         "settings": settings,
         "tracks": {k: list(v) for k, v in sorted(tracks.items(), key=lambda kv: kv[1][0])},
     }
-    layout.write_text_atomic(out / INDEX, json.dumps(body, indent=1) + "\n")
+    write_text_atomic(out / INDEX, json.dumps(body, indent=1) + "\n")
 
 
 # --------------------------------------------------------------------------- workers
@@ -582,7 +583,7 @@ def extract(
     present = sorted({s.genre for s in ok})
     class_mapping = {**{g: g for g in present}, **folding} if folding else None
     manifest = {"class_mapping": class_mapping, "made_by": "musictune extract", **settings}
-    layout.write_text_atomic(out / layout.MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    write_text_atomic(out / layout.MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
     summary.tracks = len(done)
     summary.splits = dict(Counter(split for _, _, split in done))

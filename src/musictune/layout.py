@@ -14,11 +14,11 @@ reproduce those quirks so the demo data and extracted data exercise the reader e
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from musictune.atomic import atomic_path, write_text_atomic
 
 GENRE_TASK = "genre"
 MULTITASK_TASK = "multitask"
@@ -51,28 +51,9 @@ def track_id_of(label: str) -> str:
 
 
 def save_array_atomic(path: Path, array: np.ndarray) -> None:
-    """np.save through a temporary file and a rename: a reader never sees half an array."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """np.save, atomically: a reader never sees half an array."""
+    with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
 
 
 def write_genre_labels(

@@ -1,7 +1,8 @@
 """The training core: Adam, early stopping, checkpoints and resume, with no Ray in sight.
 
-`fit` runs epochs and calls `on_epoch(metrics, state)` after each, which is how the Ray
-trainables report to Tune and how `musictune train` prints progress. Shuffling and dropout are
+`fit` runs epochs and calls `on_epoch(metrics, state, model, optimizer)` after each, which is
+how the Ray trainables report to Tune (with a checkpoint when they save one) and how
+`musictune train` prints progress. Shuffling and dropout are
 seeded from (seed, epoch), so a run resumed from an epoch-k checkpoint repeats the epochs an
 uninterrupted run would have done.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from musictune.atomic import atomic_path
 from musictune.data import Dataset, Split
 from musictune.errors import UserError
 from musictune.metrics import PRIMARY_METRIC, WORST_VALUE, task_metrics
@@ -216,14 +217,8 @@ def save_checkpoint(
         "state": state.to_dict(),
         "config": config,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

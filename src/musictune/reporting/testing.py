@@ -76,11 +76,6 @@ def format_mean_sd(mean: float, sd: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}")
 
 
-def per_seed_table(runs: list[Evaluation]) -> pd.DataFrame:
-    """One row per seed, one column per test metric."""
-    return pd.DataFrame([{"seed": r.seed, **r.metrics} for r in runs])
-
-
 def summary_table(runs: list[Evaluation]) -> pd.DataFrame:
     """metric, mean, sd, n and the per-seed values, one row per metric."""
     rows = []

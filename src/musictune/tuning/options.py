@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from musictune.errors import UserError
 from musictune.tuning.space import DROPOUT_RANGE, LR_RANGE
 
-SMOKE = {"samples": 4, "max_epochs": 2, "grace_period": 1, "demo_size": "tiny"}
-DEFAULTS = {"samples": 20, "max_epochs": 50, "grace_period": 1, "demo_size": "small"}
+SMOKE = {"samples": 4, "max_epochs": 2, "grace_period": 1}
+DEFAULTS = {"samples": 20, "max_epochs": 50, "grace_period": 1}
 
 
 @dataclass

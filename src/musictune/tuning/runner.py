@@ -18,6 +18,7 @@ import pandas as pd
 from ray import tune
 
 from musictune import paths
+from musictune.atomic import write_text_atomic
 from musictune.data import Dataset, load_task
 from musictune.errors import UserError
 from musictune.metrics import PRIMARY_METRIC
@@ -319,7 +320,6 @@ class SweepProgress(tune.Callback):
         self.total, self.metric = total, metric
         self.best = None
         self.bar = None
-        self.errors = 0
 
     def setup(self, **info) -> None:
         from tqdm.auto import tqdm
@@ -360,7 +360,6 @@ class SweepProgress(tune.Callback):
         self._show(trials)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.errors += 1
         self.bar.update(1)
         self._show(trials)
 
@@ -394,16 +393,7 @@ def write_experiment_file(folder: str | Path, name: str, text: str) -> None:
         with filesystem.open_output_stream(f"{base.rstrip('/')}/{name}") as stream:
             stream.write(text.encode())
         return
-    local = Path(folder)
-    local.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=local, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, local / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(Path(folder) / name, text)
 
 
 def read_experiment_file(folder: str | Path, name: str) -> str | None:
