@@ -25,7 +25,8 @@ from musictune.errors import UserError
 from musictune.layout import AFFECT_TARGETS
 from musictune.models import create_model
 from musictune.training import TrainConfig, fit, load_checkpoint
-from musictune.tuning.runner import SWEEP_FILE, TRIALS_FILE, run_sweep
+from musictune.tuning.runner import run_sweep
+from musictune.tuning.storage import SWEEP_FILE, TRIALS_FILE
 
 from .conftest import write_layout
 

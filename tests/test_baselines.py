@@ -24,7 +24,8 @@ from musictune.data import Dataset, Split, load_task
 from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE
 from musictune.reporting.rerun import DONE_FILE
 from musictune.training import TrainConfig, build_model, fit, load_checkpoint
-from musictune.tuning.runner import compare_on_test, run_sweep
+from musictune.tuning.runner import run_sweep
+from musictune.tuning.summary import compare_on_test
 
 from .conftest import new_report, sweep_options, write_layout
 

@@ -21,12 +21,8 @@ import pytest
 import yaml
 
 from musictune.errors import UserError
-from musictune.tuning.runner import (
-    autoscaler_node_types,
-    check_address,
-    check_resources,
-    print_summary,
-)
+from musictune.tuning.cluster import autoscaler_node_types, check_address, check_resources
+from musictune.tuning.summary import print_summary
 
 from .conftest import sweep_options, write_layout
 

@@ -30,11 +30,10 @@ from musictune.demo import generate_demo
 from musictune.errors import UserError
 from musictune.models import create_model
 from musictune.training import TrainState, load_checkpoint, save_checkpoint
-from musictune.tuning.runner import (
+from musictune.tuning.runner import resume_command, run_sweep
+from musictune.tuning.storage import (
     SWEEP_FILE,
     TRIALS_FILE,
-    resume_command,
-    run_sweep,
     write_experiment_file,
     write_json_atomic,
 )

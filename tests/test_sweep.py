@@ -11,7 +11,8 @@ import pytest
 
 from musictune import features
 from musictune.tuning.presets import PRESETS
-from musictune.tuning.runner import SWEEP_FILE, TRIALS_FILE, build_param_space, run_sweep
+from musictune.tuning.runner import build_param_space, run_sweep
+from musictune.tuning.storage import SWEEP_FILE, TRIALS_FILE
 
 from .conftest import sweep_options
 

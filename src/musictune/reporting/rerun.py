@@ -30,19 +30,13 @@ from musictune.baselines import config_digest
 from musictune.data import Dataset
 from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
+from musictune.tuning.cluster import check_resources, connect
 from musictune.tuning.options import SweepOptions
-from musictune.tuning.runner import (
-    build_trainable,
-    check_resources,
-    connect,
-    ray_trials,
-    write_json_atomic,
-)
+from musictune.tuning.runner import build_trainable, tune_environment
+from musictune.tuning.storage import write_json_atomic
+from musictune.tuning.summary import ray_trials
 
 DONE_FILE = "rerun.json"
-# Keeping only the best checkpoint makes Ray snapshot the experiment after every epoch, which is
-# cheap for K trials but triggers a warning per epoch.
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 @dataclass
@@ -219,6 +213,10 @@ def run_rerun(
         gpus_per_trial=settings.gpus_per_trial,
         address=settings.address,
     )
+    tune_environment()
+    # Keeping only the best checkpoint makes Ray snapshot the experiment after every epoch,
+    # which is cheap for K trials but triggers a warning per epoch.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(options)
     check_resources(options)
     trainable = trainable_for(exp, options, data)

@@ -151,7 +151,7 @@ def plan_affect(
 
 def _plan_transfer(plan: AffectPlan, name: str, sweep: str | None, root: str) -> None:
     from musictune.training import CHECKPOINT_FILE, load_checkpoint
-    from musictune.tuning.runner import SWEEP_FILE, is_uri
+    from musictune.tuning.storage import SWEEP_FILE, is_uri
 
     if not sweep:
         raise UserError(

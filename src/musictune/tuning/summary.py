@@ -1,0 +1,253 @@
+"""After a sweep: the trial table (trials.csv), the console summary and the tuned best tested
+beside the baselines on the test split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from musictune.data import Dataset
+from musictune.tuning.options import SweepOptions
+from musictune.tuning.storage import TRIALS_FILE, is_uri
+
+MODE = "max"
+
+
+def ray_trials(results) -> list:
+    """Ray's Trial objects behind a ResultGrid, in its order: status and crash count live there
+    (Ray 2.60 has no public accessor for them)."""
+    analysis = getattr(results, "_experiment_analysis", None)
+    trials = list(getattr(analysis, "trials", None) or [])
+    return trials if len(trials) == len(results) else []
+
+
+def first_error(result) -> str:
+    """The trial's error, or the first crash a retry survived (Ray logs those in error.txt)."""
+    if result.error:
+        return (str(result.error).strip().splitlines() or [type(result.error).__name__])[0][:200]
+    log = Path(result.path) / "error.txt"
+    if not log.is_file():
+        return ""
+    lines = [s for s in log.read_text(errors="replace").splitlines() if s.strip()]
+    return next((s.strip()[:200] for s in lines if not s.startswith("Failure #")), "")
+
+
+def trial_table(results, metric: str, status: dict[str, str] | None = None) -> pd.DataFrame:
+    """One tidy row per trial: status, config, last and best metrics, epochs, folder.
+
+    `status` (trial id -> status) overrides the statuses the ResultGrid carries.
+    """
+    status = status or {}
+    rows = []
+    trials = ray_trials(results)
+    for i, result in enumerate(results):
+        history = result.metrics_dataframe
+        last = result.metrics or {}
+        trial = trials[i] if trials else None
+        row = {
+            "trial_id": last.get("trial_id") or Path(result.path).name,
+            # RUNNING / PENDING / PAUSED only after Ctrl-C: those trials resume with --resume.
+            "status": status.get(trial.trial_id, trial.status)
+            if trial
+            else ("ERROR" if result.error else "TERMINATED"),
+            # Times the trial's process died; each is retried from the last checkpoint while
+            # --max-failures allows.
+            "crashes": int(getattr(trial, "num_failures", 0) or 0),
+            **{k: v for k, v in (result.config or {}).items()},
+            "epochs": last.get("training_iteration", 0),
+            "diverged": int(last.get("diverged", 0) or 0),
+            "error": first_error(result),
+            "time_total_s": last.get("time_total_s"),
+            "path": result.path,
+        }
+        per_target = [] if history is None else [c for c in history if c.startswith("val_spearman")]
+        for key in dict.fromkeys(
+            ("val_macro_f1", "val_accuracy", "val_loss", "train_loss", metric, *per_target)
+        ):
+            if history is not None and key in history:
+                row[f"last_{key}"] = history[key].iloc[-1]
+                row[f"best_{key}"] = history[key].min() if "loss" in key else history[key].max()
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if f"best_{metric}" in table:
+        table = table.sort_values(f"best_{metric}", ascending=False, na_position="last")
+    return table.reset_index(drop=True)
+
+
+def failure_lines(table: pd.DataFrame) -> list[str]:
+    """What went wrong in a sweep, one line per kind: crashes retried, failures, divergence."""
+    lines = []
+    crashes = table.get("crashes", pd.Series(dtype=int)).fillna(0)
+    if (crashes > 0).any():
+        lines.append(
+            f"{int((crashes > 0).sum())} trial(s) crashed ({int(crashes.sum())} crash(es)) and "
+            "were retried from their last checkpoint up to --max-failures times "
+            "(crashes and error columns of trials.csv)"
+        )
+    errors = int((table["status"] == "ERROR").sum()) if "status" in table else 0
+    if errors:
+        lines.append(
+            f"{errors} trial(s) failed after all retries (--max-failures): see the error column "
+            "of trials.csv and error.txt in the trial folder"
+        )
+    diverged = int(table.get("diverged", pd.Series(dtype=int)).fillna(0).sum())
+    if diverged:
+        lines.append(
+            f"{diverged} trial(s) diverged (NaN/inf loss): stopped at once and scored the worst "
+            "value (try a lower --lr-max)"
+        )
+    return lines
+
+
+def print_summary(
+    table: pd.DataFrame,
+    metric: str,
+    path: str,
+    root: str,
+    name: str,
+    comparison: Callable[[], None] | None = None,
+) -> None:
+    """The top 5 trials, what went wrong, then `comparison` (the test-split table), then where
+    the results are and what to run next."""
+    shown = [
+        c
+        for c in (
+            "lr",
+            "dropout",
+            "num_layers",
+            "hidden_size",
+            "bidirectional",
+            "conv_blocks",
+            "freeze_backbone",
+            "epochs",
+            f"best_{metric}",
+        )
+        if c in table
+    ]
+    if "status" in table and (table["status"] != "TERMINATED").any():
+        shown.append("status")  # ERROR, or RUNNING / PENDING after Ctrl-C
+    print(f"\ntop 5 of {len(table)} trials by best {metric}:")
+    with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
+        print(table[shown].head(5).to_string(index=False))
+    for line in failure_lines(table):
+        print(line)
+    if comparison is not None:
+        comparison()
+    print(f"\nexperiment: {path}")
+    print(f"trial table: {path}/{TRIALS_FILE}")
+    print(f"next:  tensorboard --logdir {path}")
+    if "status" not in table or table["status"].isin(["TERMINATED", "ERROR"]).all():
+        if is_uri(root):  # reports read a local copy
+            copy = "aws s3 sync" if root.startswith("s3://") else "copy"
+            print(f"       {copy} {path} results/{name}")
+            root = "results"
+        print(f"       python analysis/report.py --storage {root} --sweep {name}")
+
+
+# --------------------------------------------------------------------------- test split
+
+
+def best_checkpoint(results, metric: str) -> tuple[object, object, str] | None:
+    """The tuned best trial (Ray's `get_best_result(scope="all")`) and its best checkpoint.
+
+    Trials checkpoint every --checkpoint-every epochs and at their end, and ASHA can stop a trial
+    before it saves one; then the best trial that has a checkpoint stands in, with a note.
+    """
+
+    def peak(result) -> float:
+        history = result.metrics_dataframe
+        if history is None or metric not in history or history[metric].isna().all():
+            return float("-inf")
+        return float(history[metric].max())
+
+    try:
+        best = results.get_best_result(metric, MODE, scope="all")
+    except (RuntimeError, ValueError):
+        return None
+    for result in [best, *sorted(results, key=peak, reverse=True)]:
+        if result.error is None and result.best_checkpoints:
+            best_id = (best.metrics or {}).get("trial_id") or Path(best.path).name
+            note = "" if result is best else f"; the best trial, {best_id}, saved none"
+            return result, result.get_best_checkpoint(metric, MODE), note
+    return None
+
+
+def compare_on_test(
+    results,
+    data: Dataset,
+    options: SweepOptions,
+    meta: dict,
+    metric: str,
+    source: dict | None = None,
+) -> dict:
+    """Print the tuned best beside the untuned default and chance on the test split; return the
+    figures for sweep.json ("test").
+
+    The tuned best is its best saved checkpoint (trials save one every --checkpoint-every epochs
+    and at their end), tested once; the untuned default (`baselines`) is
+    trained here, once, with the sweep's seed, epoch budget and patience, unless
+    --no-baseline-train; stratified guessing is averaged over the seeds a report's reruns use.
+    """
+    from musictune import baselines
+    from musictune.reporting.options import RerunSettings
+    from musictune.reporting.testing import evaluate_model
+    from musictune.training import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint
+
+    metrics = baselines.shown_metrics(data)
+    where = f"{data.test_note}, {len(data.test)} clips"
+    found = best_checkpoint(results, metric)
+    if found is None:
+        print("\ntest split: no trial saved a checkpoint to test; no comparison")
+        return {"skipped": "no trial saved a checkpoint"}
+    result, checkpoint, note = found
+    with checkpoint.as_directory() as folder:
+        saved = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+    seed = int(result.config.get("seed", options.seed))
+    evaluation = evaluate_model(model_from_checkpoint(saved), data, seed, baselines.head_task(data))
+    trial = (result.metrics or {}).get("trial_id") or Path(result.path).name
+    epoch = int(saved["state"]["epoch"])
+    tuned = baselines.Figures(
+        "tuned",
+        "tuned best",
+        [evaluation.metrics],
+        [seed],
+        f"trial {trial}, checkpoint of epoch {epoch}{note}",
+    )
+    config = baselines.default_config(dict(result.config), meta)
+    default = baselines.Figures("default", "untuned default", note="not trained")
+    trained = None
+    print(f"\ntest split ({where}): the tuned best beside baselines")
+    if options.baseline_train:
+        threads = max(1, int(options.cpus_per_trial))
+        print(
+            f"training the untuned default for comparison ({baselines.describe_default(meta)}; "
+            f"up to {options.max_epochs} epochs, patience {options.patience}, seed {seed}, "
+            f"{threads} thread(s)) ...",
+            flush=True,
+        )
+        try:
+            trained = baselines.train_default(data, config, source, threads)
+            default = trained.figures
+            print(
+                f"  done in {trained.wall_time_s:.1f} s ({trained.epochs} epochs, best epoch "
+                f"{trained.best_epoch})"
+            )
+        except KeyboardInterrupt:
+            default.note = "stopped by Ctrl-C"
+            print("  stopped (Ctrl-C): no untuned default in this comparison")
+    else:
+        default.note = "not trained: --no-baseline-train"
+    seeds = [seed + i for i in range(RerunSettings().seeds)]
+    rows = [tuned, default, *baselines.chance_baselines(data, seeds)]
+    print(baselines.text_table(rows, metrics))
+    test = {
+        "split": data.test_note,
+        "clips": len(data.test),
+        "metrics": metrics,
+        "tuned": tuned.as_json(metrics)
+        | {"trial": trial, "checkpoint": checkpoint.path, "checkpoint_epoch": epoch},
+        "default": trained.as_json(metrics) if trained else default.as_json(metrics),
+    }
+    return test | {f.key: f.as_json(metrics) for f in rows[2:]}
