@@ -306,6 +306,21 @@ def test_batches_from_a_device_copy_match_the_array_path(fake_root):
         assert torch.equal(x1, x2) and torch.equal(l1, l2) and torch.equal(y1, y2)
 
 
+def test_evaluation_from_a_device_copy_matches_the_array_path(fake_root):
+    """Evaluation on the GPU path keeps outputs and targets on the device (one copy to the host
+    for the metrics); on CPU tensors it must give exactly the figures of the array path."""
+    import torch
+
+    from musictune.data import load_task
+    from musictune.training import DeviceSplit, build_model, evaluate
+
+    data = load_task("genre", fake_root, "mel", False)
+    split = data.val
+    copy_ = DeviceSplit(torch.from_numpy(split.x.copy()), torch.from_numpy(split.y.copy()))
+    model = build_model(data, "lstm", seed=0, hidden_size=16)
+    assert evaluate(model, split, on_device=copy_) == evaluate(model, split)
+
+
 def test_summary_of_an_object_storage_sweep_says_how_to_copy_it_down(capsys):
     """Reports read local folders: for an S3 sweep the summary gives the copy, then the report."""
     import pandas as pd

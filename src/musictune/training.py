@@ -153,12 +153,14 @@ def iterate_batches(
     the CPU, where sequence packing wants them.
     """
     order = np.arange(len(split)) if order is None else order
+    if on_device is not None:  # the whole order goes to the GPU once, not an index per batch
+        device_order = torch.from_numpy(np.ascontiguousarray(order)).to(on_device.x.device)
     batches = []
     for start in range(0, len(order), batch_size):
         idx = np.sort(order[start : start + batch_size])
         lengths = split.lengths[idx]
         if on_device is not None:
-            index = torch.from_numpy(idx).to(on_device.x.device)
+            index = torch.sort(device_order[start : start + batch_size]).values
             x = on_device.x[index, : int(lengths.max())]
             y = None if on_device.y is None else on_device.y[index]
         else:
@@ -176,13 +178,25 @@ def predict(
     on_device: DeviceSplit | None = None,
 ) -> np.ndarray:
     """Model outputs (logits or values) for a whole split, in split order."""
+    return _outputs(model, split, batch_size, device, on_device).cpu().numpy()
+
+
+def _outputs(
+    model: MusicModel,
+    split: Split,
+    batch_size: int = 64,
+    device=None,
+    on_device: DeviceSplit | None = None,
+) -> torch.Tensor:
+    """The outputs as one tensor on the model's device: copied to the host once, not per batch."""
     device = device or next(model.parameters()).device
     model.eval()
-    outs = []
     with torch.no_grad():
-        for x, lengths, _ in iterate_batches(split, batch_size, on_device=on_device):
-            outs.append(model(x.to(device), lengths).float().cpu())
-    return torch.cat(outs).numpy()
+        outs = [
+            model(x.to(device), lengths).float()
+            for x, lengths, _ in iterate_batches(split, batch_size, on_device=on_device)
+        ]
+    return torch.cat(outs)
 
 
 def evaluate(
@@ -192,13 +206,16 @@ def evaluate(
     batch_size: int = 64,
     on_device: DeviceSplit | None = None,
 ) -> dict[str, float]:
-    outputs = predict(model, split, batch_size, on_device=on_device)
-    device = next(model.parameters()).device
+    outputs = _outputs(model, split, batch_size, on_device=on_device)
+    # The loss on the device, against targets already there when the split is; the outputs go to
+    # the host once, for scikit-learn's metrics.
+    y = on_device.y if on_device is not None else None
+    if y is None:
+        y = torch.tensor(split.y, device=outputs.device)
     with torch.no_grad():
-        loss = model.loss(
-            torch.from_numpy(outputs).to(device), torch.tensor(split.y, device=device)
-        )
-    return {"loss": float(loss), **task_metrics(model.head.task, split.y, outputs, targets)}
+        loss = model.loss(outputs, y)
+    host = outputs.cpu().numpy()
+    return {"loss": float(loss), **task_metrics(model.head.task, split.y, host, targets)}
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -340,19 +357,21 @@ def fit(
         torch.manual_seed(config.seed * 100_003 + epoch)
         order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
         model.train()
-        losses, diverged = [], False
+        # The loss is summed on the device and read once per epoch: no host synchronisation per
+        # step. A non-finite loss makes the sum non-finite, which marks the epoch as diverged.
+        loss_sum, steps = torch.zeros((), device=device), 0
         for x, lengths, y in iterate_batches(train, config.batch_size, order, train_on_device):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=use_amp):
                 loss = model.loss(model(x, lengths), y)
-            if not torch.isfinite(loss):
-                diverged = True
-                break
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            losses.append(loss.item())
+            loss_sum += loss.detach().float()
+            steps += 1
+        train_loss = float(loss_sum) / max(steps, 1)
+        diverged = not math.isfinite(train_loss)
         state.epoch = epoch
         if diverged:
             metrics = {
@@ -365,7 +384,7 @@ def fit(
             val_metrics = evaluate(model, val, data.targets, on_device=val_on_device)
             metrics = {
                 "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
+                "train_loss": train_loss,
                 **{f"val_{k}": v for k, v in val_metrics.items()},
                 "diverged": 0,
             }
