@@ -9,13 +9,10 @@ The result is deterministic for a seed, whatever the number of worker processes.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
-import signal
 import socket
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +22,7 @@ import numpy as np
 from musictune import features, layout, paths
 from musictune.errors import UserError
 from musictune.genres import FMA_CLASS_MAPPING, FMA_GENRES
+from musictune.pool import run_pool
 
 # Demo sizes: (train clips, test clips, seconds per clip). Clips are far shorter than the real
 # 30 s so that generating the data and training on it stay quick on a laptop CPU.
@@ -385,46 +383,14 @@ def render_job(job: Job) -> tuple[int, tuple[float, float, float]]:
     return job.index, targets
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which cancels the rest and cleans up."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _render_all(plan: list[Job], jobs: int, progress: bool) -> dict[int, tuple]:
-    from tqdm import tqdm
-
-    targets: dict[int, tuple] = {}
-    bar = tqdm(total=len(plan), desc="demo data", unit="clip", disable=not progress)
-
-    def done(result: tuple[int, tuple]) -> None:
-        targets[result[0]] = result[1]
-        bar.update()
-
-    # A fresh process spends ~5 s loading librosa's numba-compiled code; forked workers inherit
-    # it from the parent, so the parent renders the first clip itself before the pool forks.
-    local = len(plan) if jobs == 1 else int(multiprocessing.get_start_method() == "fork")
-    with bar:
-        for job in plan[:local]:
-            done(render_job(job))
-        if local < len(plan):
-            pool = ProcessPoolExecutor(jobs, initializer=_ignore_sigint)
-            try:
-                for future in as_completed([pool.submit(render_job, j) for j in plan[local:]]):
-                    done(future.result())
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-    return targets
+    done = run_pool(render_job, plan, jobs, "demo data", "clip", progress, warm_first=True)
+    return dict(done)
 
 
 def _write_labels(root: Path, plan: list[Job], targets: dict[int, tuple]) -> None:
-    for split in layout.SPLITS:
-        jobs = [j for j in plan if j.split == split]
-        for beat in (False, True):
-            genre_dir = root / layout.dataset_dirname(layout.GENRE_TASK, beat)
-            layout.write_genre_labels(genre_dir, split, beat, [(j.track_id, j.genre) for j in jobs])
-            multi_dir = root / layout.dataset_dirname(layout.MULTITASK_TASK, beat)
-            rows = [(j.track_id, targets[j.index] if split == "train" else None) for j in jobs]
-            layout.write_multitask_labels(multi_dir, split, beat, rows)
+    clips = [layout.LabelledClip(j.track_id, j.split, j.genre, targets[j.index]) for j in plan]
+    layout.write_labels(root, clips, multitask=True)
 
 
 def _is_filled(path: Path) -> bool:

@@ -24,13 +24,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sys
 import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -40,6 +38,7 @@ import numpy as np
 from musictune import features, layout
 from musictune.atomic import write_text_atomic
 from musictune.errors import UserError
+from musictune.pool import run_pool
 
 INDEX = "extract_index.json"
 PENDING = ".extract-pending"
@@ -381,31 +380,11 @@ def extract_job(job: Job) -> tuple[int, str | None, bool]:
     return job.index, None, decoded
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which cancels the rest."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _run_jobs(todo: list[Job], jobs: int, progress: bool | None) -> dict[int, tuple]:
-    from tqdm import tqdm
-
-    results: dict[int, tuple] = {}
-    hide = None if progress is None else not progress  # tqdm: None hides it off a terminal
-    with tqdm(total=len(todo), desc="extract", unit="file", disable=hide) as bar:
-        if jobs == 1:
-            for job in todo:
-                results[job.index] = extract_job(job)
-                bar.update()
-            return results
-        pool = ProcessPoolExecutor(jobs, initializer=_ignore_sigint)
-        try:
-            for future in as_completed([pool.submit(extract_job, job) for job in todo]):
-                result = future.result()
-                results[result[0]] = result
-                bar.update()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    return results
+    return {
+        result[0]: result
+        for result in run_pool(extract_job, todo, jobs, "extract", "file", progress)
+    }
 
 
 # --------------------------------------------------------------------------- the command
@@ -437,20 +416,8 @@ def _place(out: Path, track: int, split: str, multitask: bool) -> None:
 
 
 def _write_labels(out: Path, done: list[tuple[Source, int, str]], multitask: bool) -> list[str]:
-    written = []
-    for task in [layout.GENRE_TASK] + ([layout.MULTITASK_TASK] if multitask else []):
-        for beat in (False, True):
-            directory = out / layout.dataset_dirname(task, beat)
-            for split in layout.SPLITS:
-                rows = [(str(t), s) for s, t, sp in done if sp == split]
-                if task == layout.GENRE_TASK:
-                    genres = [(t, s.genre) for t, s in rows]
-                    layout.write_genre_labels(directory, split, beat, genres)
-                else:
-                    labelled = [(t, s.targets if split == "train" else None) for t, s in rows]
-                    layout.write_multitask_labels(directory, split, beat, labelled)
-            written.append(directory.name)
-    return written
+    clips = [layout.LabelledClip(str(t), sp, s.genre, s.targets) for s, t, sp in done]
+    return layout.write_labels(out, clips, multitask)
 
 
 def _sources(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -75,6 +76,32 @@ def write_multitask_labels(
         ident = label_id(t, beat, split)
         lines.append(ident + ("," + ",".join(f"{v:.4f}" for v in values) if labelled else ""))
     write_text_atomic(dataset_dir / f"{split}_labels.txt", "\n".join(lines) + "\n")
+
+
+class LabelledClip(NamedTuple):
+    track_id: str
+    split: str
+    genre: str
+    targets: tuple[float, ...] | None  # valence, energy, danceability (None: none known)
+
+
+def write_labels(root: Path, clips: list[LabelledClip], multitask: bool) -> list[str]:
+    """Every label file of the layout under `root`, full and beat-synced; the multitask test
+    split lists ids only, as in the real set. Returns the data set folders written."""
+    written = []
+    for task in [GENRE_TASK] + ([MULTITASK_TASK] if multitask else []):
+        for beat in (False, True):
+            directory = root / dataset_dirname(task, beat)
+            for split in SPLITS:
+                mine = [c for c in clips if c.split == split]
+                if task == GENRE_TASK:
+                    genres = [(c.track_id, c.genre) for c in mine]
+                    write_genre_labels(directory, split, beat, genres)
+                else:
+                    rows = [(c.track_id, c.targets if split == "train" else None) for c in mine]
+                    write_multitask_labels(directory, split, beat, rows)
+            written.append(directory.name)
+    return written
 
 
 def read_manifest(root: Path) -> dict:
