@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from musictune.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -28,6 +30,17 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def ensure_writable(folder: Path, what: str, fix: str) -> None:
+    """Fail in one line before minutes of work when an output folder cannot be written:
+    `<what> <folder> is not writable (<why>): <fix>`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{what} {folder} is not writable ({exc.strerror}): {fix}") from None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

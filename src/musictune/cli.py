@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from musictune.atomic import ensure_writable
 from musictune.errors import EXIT_USAGE, UserError
+
+WRITABLE_FIX = "choose a folder you can write"
 
 if TYPE_CHECKING:
     from musictune.training import TrainState
@@ -62,18 +64,6 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
     return value
-
-
-def check_writable(folder: Path, option: str) -> None:
-    """Fail before minutes of work when an output folder cannot be written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UserError(
-            f"{option} {folder} is not writable ({exc.strerror}): choose a folder you can write"
-        ) from None
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -146,7 +136,7 @@ def run_train(args: argparse.Namespace) -> dict | None:
     if args.overfit:
         config.patience = 0
     if args.checkpoint_dir:
-        check_writable(args.checkpoint_dir, "--checkpoint-dir")
+        ensure_writable(args.checkpoint_dir, "--checkpoint-dir", WRITABLE_FIX)
     resume = load_checkpoint(args.resume) if args.resume else None
     data = load_task(args.task, args.data_dir, args.features, args.beat, args.target)
     print(
@@ -257,7 +247,7 @@ def run_demo(args: argparse.Namespace) -> None:
     if args.out is None:
         path = ensure_demo(args.size, seed=args.seed)
     else:
-        check_writable(args.out.parent, "--out: the parent folder")
+        ensure_writable(args.out.parent, "--out: the parent folder", WRITABLE_FIX)
         path = generate_demo(args.out, args.size, seed=args.seed)
     print(f"demo data ({args.size}) at {path}")
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from musictune import paths
+from musictune.atomic import ensure_writable
 from musictune.errors import UserError
 from musictune.reporting.experiments import find_experiments
 from musictune.reporting.options import ReportOptions
@@ -23,14 +24,7 @@ from musictune.reporting.options import ReportOptions
 
 def report_root(options: ReportOptions, storage: Path) -> Path:
     out = Path(options.out).expanduser() if options.out else storage.resolve().parent / "reports"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UserError(
-            f"report folder {out} is not writable ({exc.strerror}): pass --out"
-        ) from None
+    ensure_writable(out, "report folder", "pass --out")
     return out
 
 

@@ -4,14 +4,13 @@ sweep.json and trials.csv, each written whole."""
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
 from ray import tune
 
 from musictune import paths
-from musictune.atomic import write_text_atomic
+from musictune.atomic import ensure_writable, write_text_atomic
 from musictune.errors import UserError
 from musictune.tuning.options import SweepOptions
 
@@ -29,15 +28,7 @@ def storage_root(storage: str | None) -> str:
         return storage
     path = Path(storage.removeprefix("file://")).expanduser() if storage else None
     path = (path or paths.default_results_dir()).resolve()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UserError(
-            f"storage {path} is not writable ({exc.strerror}): pass --storage to a folder you "
-            "can write"
-        ) from None
+    ensure_writable(path, "storage", "pass --storage to a folder you can write")
     return str(path)
 
 
