@@ -75,6 +75,8 @@ def ray_local():
     import ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if ray.is_initialized():  # an in-process CLI test started one of its own: ours replaces it
+        ray.shutdown()
     # address="local": always a fresh cluster of our own, even if a `ray start` one is up.
     # Workers log at WARNING as in `musictune sweep`: their INFO lines (a checkpoint saved) reach
     # the driver late and would land in the next test's captured stderr.
