@@ -258,10 +258,9 @@ def sweep(
         "--name", name, "--samples", str(args.samples), "--max-epochs", str(args.max_epochs),
         "--scheduler", "fifo", "--patience", "0", "--seed", "0",
         "--gpus-per-trial", f"{fraction:g}", "--cpus-per-trial", f"{args.cpus_per_trial:g}",
+        "--no-baseline-train",  # no extra training run after the timed trials
     ] + (["--amp"] if args.amp else [])  # fmt: skip
     options = options_from_args(args.preset, build_parser().parse_args(argv))
-    if hasattr(options, "baseline_train"):  # no extra training run after the timed trials
-        options.baseline_train = False
     log = Path(storage) / f"{name}.spans"
     started = time.time()
     with UtilisationSampler(query) as sampler, common.quiet(Path(storage) / f"{name}.log"):

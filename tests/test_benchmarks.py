@@ -93,8 +93,8 @@ def test_search_efficiency_sides_share_trials_seed_patience_and_all_cores():
     assert course.patience == project.patience == 10
     assert course.seed == project.seed == 7 and course.samples == project.samples == 6
     # No untuned-default training after the trials inside the timed sweep (where run_sweep has it).
-    assert not getattr(course, "baseline_train", False)
-    assert not getattr(project, "baseline_train", False)
+    assert course.baseline_train is False
+    assert project.baseline_train is False
     # Torch threads per trial x trials at once = the 2 CPUs on both sides.
     assert build_param_space(course, "lstm")["threads"] == 2
     assert build_param_space(project, "lstm")["threads"] == 1 and project.cpus_per_trial == 1
@@ -109,7 +109,7 @@ def test_concurrency_compares_runs_using_the_same_cores():
     assert runs["many"].max_concurrent * threads["many"] == 2
     assert runs["one_all"].max_concurrent * threads["one_all"] == 2
     assert {o.patience for o in runs.values()} == {0}
-    assert not any(getattr(o, "baseline_train", False) for o in runs.values())
+    assert not any(o.baseline_train for o in runs.values())
     assert len({o.name for o in runs.values()}) == 3
 
 
