@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musictune import demo, features, layout, paths
+from musictune import demo, features, layout, paths, synth
 from musictune.errors import UserError
 from musictune.genres import FMA_CLASS_MAPPING, FMA_GENRES
 
@@ -129,7 +129,7 @@ def test_features_do_not_depend_on_the_blas_thread_count():
     from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng([0, 1])
-    y = demo.render(demo.draw_clip("Jazz", rng), SECONDS, rng)
+    y = synth.render(synth.draw_clip("Jazz", rng), SECONDS, rng)
     results = []
     for threads in (1, 2):
         with threadpool_limits(threads):
