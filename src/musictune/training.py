@@ -27,6 +27,7 @@ from musictune.metrics import PRIMARY_METRIC, WORST_VALUE, task_metrics
 from musictune.models import MusicModel, create_model
 
 CHECKPOINT_FILE = "checkpoint.pt"
+PATIENCE = 10  # the course's early-stopping patience (epochs without a better validation metric)
 
 
 @dataclass
@@ -35,7 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam L2 penalty
     batch_size: int = 32
     max_epochs: int = 50
-    patience: int = 10  # epochs without a better validation metric before stopping; 0 = never
+    patience: int = PATIENCE  # 0 = never stop early
     checkpoint_every: int = 5  # epochs between periodic checkpoints
     seed: int = 0  # weights, shuffling and dropout
     device: str = "auto"  # "auto" picks CUDA when present
