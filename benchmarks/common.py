@@ -467,7 +467,7 @@ def check_repeats(repeats: int) -> int:
 
 def data_dir(given: str | None) -> Path:
     """--data-dir, else the small demo data set (generated once into the user cache)."""
-    from musictune.data import resolve_data_dir
+    from musictune.data_files import resolve_data_dir
     from musictune.demo import ensure_demo
 
     if given:

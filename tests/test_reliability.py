@@ -25,7 +25,8 @@ import torch
 
 from musictune import features, layout
 from musictune.cli import main as musictune_main
-from musictune.data import _cache_path, _save_npz_atomic, load_dataset, read_split
+from musictune.data import load_dataset
+from musictune.data_files import _cache_path, _save_npz_atomic, read_split
 from musictune.demo import generate_demo
 from musictune.errors import UserError
 from musictune.models import create_model
