@@ -147,6 +147,50 @@ def length_figure(lengths: dict[str, dict[str, np.ndarray]], path: Path) -> Path
     return plots.save(fig, path)
 
 
+def _read_views(root: Path, full_dir: Path) -> tuple[dict, dict | None]:
+    """Raw train/test splits of the full genre layout, and of the beat-synced one if present."""
+    beat_dir = root / layout.dataset_dirname(layout.GENRE_TASK, True)
+    full = {s: read_split(full_dir, layout.GENRE_TASK, s) for s in SPLITS}
+    beat = (
+        {s: read_split(beat_dir, layout.GENRE_TASK, s) for s in SPLITS}
+        if beat_dir.is_dir()
+        else None
+    )
+    return full, beat
+
+
+def _clips_to_show(
+    full: dict, beat: dict | None, mapping: dict | None, genres: list[str] | None
+) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """(title, full clip, beat-synced clip or None) of the two train clips compared."""
+    beat_index = None if beat is None else {str(t): i for i, t in enumerate(beat["train"]["ids"])}
+    picks = pick_clips(full["train"], None if beat is None else set(beat_index), mapping, genres)
+    clips = []
+    for label, i in picks:
+        track = str(full["train"]["ids"][i])
+        n = full["train"]["lengths"][i]
+        full_clip = full["train"]["x"][i, :n].T
+        beat_clip = None
+        if beat is not None:
+            j = beat_index[track]
+            beat_clip = beat["train"]["x"][j, : beat["train"]["lengths"][j]].T
+        clips.append((f"{label} (track {track})", full_clip, beat_clip))
+    return clips
+
+
+def _print_summary(root: Path, target: Path, before: dict, after: dict, clips: list) -> None:
+    total = {s: sum(before[s].values()) for s in SPLITS}
+    kept = {s: total[s] - after[s].get("(dropped)", 0) for s in SPLITS}
+    print(f"data: {root}")
+    print(
+        f"clips: {total['train']} train / {total['test']} test in {len(before['train'])} genres; "
+        f"after the mapping {kept['train']} / {kept['test']} in "
+        f"{len([c for c in after['train'] if c != '(dropped)'])} classes"
+    )
+    print(f"clips compared: {', '.join(c[0] for c in clips)}")
+    print(f"figures: {target}/clips.png, classes.png, lengths.png")
+
+
 def explore(
     data_dir: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
@@ -157,14 +201,8 @@ def explore(
         raise UserError(f"--genres takes two different genres, got {' '.join(genres)}")
     root = resolve_data_dir(data_dir)
     full_dir = dataset_dir(root, layout.GENRE_TASK, False)
-    beat_dir = root / layout.dataset_dirname(layout.GENRE_TASK, True)
     mapping = class_mapping(root)
-    full = {s: read_split(full_dir, layout.GENRE_TASK, s) for s in SPLITS}
-    beat = (
-        {s: read_split(beat_dir, layout.GENRE_TASK, s) for s in SPLITS}
-        if beat_dir.is_dir()
-        else None
-    )
+    full, beat = _read_views(root, full_dir)
 
     target = Path(out).expanduser() if out else default_out()
     if target.exists():
@@ -172,22 +210,7 @@ def explore(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
     try:
-        beat_index = (
-            None if beat is None else {str(t): i for i, t in enumerate(beat["train"]["ids"])}
-        )
-        picks = pick_clips(
-            full["train"], None if beat is None else set(beat_index), mapping, genres
-        )
-        clips = []
-        for label, i in picks:
-            track = str(full["train"]["ids"][i])
-            n = full["train"]["lengths"][i]
-            full_clip = full["train"]["x"][i, :n].T
-            beat_clip = None
-            if beat is not None:
-                j = beat_index[track]
-                beat_clip = beat["train"]["x"][j, : beat["train"]["lengths"][j]].T
-            clips.append((f"{label} (track {track})", full_clip, beat_clip))
+        clips = _clips_to_show(full, beat, mapping, genres)
         clip_figure(clips, tmp / "clips.png")
         _, before, after = class_figure(
             {s: full[s]["genres"] for s in SPLITS}, mapping, tmp / "classes.png"
@@ -201,14 +224,5 @@ def explore(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    total = {s: sum(before[s].values()) for s in SPLITS}
-    kept = {s: total[s] - after[s].get("(dropped)", 0) for s in SPLITS}
-    print(f"data: {root}")
-    print(
-        f"clips: {total['train']} train / {total['test']} test in {len(before['train'])} genres; "
-        f"after the mapping {kept['train']} / {kept['test']} in "
-        f"{len([c for c in after['train'] if c != '(dropped)'])} classes"
-    )
-    print(f"clips compared: {', '.join(c[0] for c in clips)}")
-    print(f"figures: {target}/clips.png, classes.png, lengths.png")
+    _print_summary(root, target, before, after, clips)
     return target
