@@ -101,11 +101,9 @@ def demo_tiny() -> Path:
 
 def sweep_options(preset: str, *argv: str):
     """Parse a sweep command line exactly as `musictune sweep` does."""
-    from musictune.cli import build_parser
-    from musictune.tuning.options import options_from_args
+    from musictune.cli import build_parser, sweep_options_from_args
 
-    args = build_parser().parse_args(["sweep", preset, *argv])
-    return options_from_args(preset, args)
+    return sweep_options_from_args(build_parser().parse_args(["sweep", preset, *argv]))
 
 
 def load_script(path: Path):

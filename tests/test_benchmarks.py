@@ -28,7 +28,7 @@ import overhead  # noqa: E402
 import run_all  # noqa: E402
 import search_efficiency  # noqa: E402
 
-from musictune.tuning.runner import build_param_space  # noqa: E402
+from musictune.tuning.cluster import Resources  # noqa: E402
 
 
 def _before(load=(0.2, 0.3, 0.4), commit="abc1234") -> common.Before:
@@ -96,8 +96,8 @@ def test_search_efficiency_sides_share_trials_seed_patience_and_all_cores():
     assert course.baseline_train is False
     assert project.baseline_train is False
     # Torch threads per trial x trials at once = the 2 CPUs on both sides.
-    assert build_param_space(course, "lstm")["threads"] == 2
-    assert build_param_space(project, "lstm")["threads"] == 1 and project.cpus_per_trial == 1
+    assert Resources(course.cpus_per_trial).threads == 2
+    assert Resources(project.cpus_per_trial).threads == 1 and project.cpus_per_trial == 1
     assert "1, 2" not in search_efficiency.seeds(0, 3) and "0..2" in search_efficiency.seeds(0, 3)
 
 
@@ -105,7 +105,7 @@ def test_concurrency_compares_runs_using_the_same_cores():
     base = {"preset": "lstm_spectrogram", "samples": 4, "max_epochs": 2, "seed": 0}
     runs = concurrency.run_options(base, cpus=2, pinned={"hidden_size": 64})
     assert list(runs) == ["many", "one_all", "one_1"]  # the claim's side first
-    threads = {k: build_param_space(o, "lstm")["threads"] for k, o in runs.items()}
+    threads = {k: Resources(o.cpus_per_trial).threads for k, o in runs.items()}
     assert runs["many"].max_concurrent * threads["many"] == 2
     assert runs["one_all"].max_concurrent * threads["one_all"] == 2
     assert {o.patience for o in runs.values()} == {0}

@@ -212,11 +212,11 @@ def test_killed_driver_resumes_without_losing_or_rerunning_a_trial(ray_local, sl
 
 
 def crash_at(epoch: int, markers: Path):
-    """train_supervised whose process dies (os._exit, as an OOM kill would) right after it
+    """train_trial whose process dies (os._exit, as an OOM kill would) right after it
     reports `epoch`: trial 0 on its first attempt only, trial 1 on every attempt. Marker files
     count the crashes, so a retry knows whether to crash again."""
 
-    def crashing(config: dict, data) -> None:
+    def crashing(config: dict, data, settings) -> None:
         from ray import tune
 
         from trainables import supervised
@@ -234,7 +234,7 @@ def crash_at(epoch: int, markers: Path):
 
         supervised.tune.report = report
         try:
-            supervised.train_supervised(config, data)
+            supervised.train_trial(config, data, settings)
         finally:
             supervised.tune.report = real_report
 

@@ -11,7 +11,8 @@ import pytest
 
 from musictune import features
 from musictune.tuning.presets import PRESETS
-from musictune.tuning.runner import build_param_space, run_sweep
+from musictune.tuning.plan import make_plan
+from musictune.tuning.runner import run_sweep
 from musictune.tuning.storage import SWEEP_FILE, TRIALS_FILE
 
 from .conftest import sweep_options
@@ -37,24 +38,23 @@ SWEPT_PRESETS = ["cnn_spectrogram_beat", "lstm_fused"]
 
 
 @pytest.mark.parametrize("preset", GENRE_PRESETS)
-def test_every_preset_trial_config_trains_on_its_view(preset, demo_tiny):
+def test_every_preset_trial_config_trains_on_its_view(preset, demo_tiny, tmp_path):
     from ray.tune.search.sample import Domain
 
     from musictune.data import load_task
-    from musictune.models import model_kwargs
-    from musictune.training import build_model, fit
-    from trainables.supervised import train_config
+    from musictune.training import fit
+    from musictune.trial import trial_model
 
     spec = PRESETS[preset]
-    options = sweep_options(preset, "--smoke-test", "--max-epochs", "1")
-    space = build_param_space(options, spec.model)
-    config = {k: v.sample() if isinstance(v, Domain) else v for k, v in space.items()}
+    options = sweep_options(preset, "--smoke-test", "--max-epochs", "1", "--storage", str(tmp_path))
+    plan = make_plan(options)
+    config = {k: v.sample() if isinstance(v, Domain) else v for k, v in plan.space.items()}
     data = load_task(spec.task, demo_tiny, spec.features, spec.beat)
     view = features.VIEWS[spec.features]
     assert data.train.x.shape[2] == view.stop - view.start
     assert (data.train.x.shape[1] < 20) == spec.beat  # beat-synced tiny clips: a few beats
-    model = build_model(data, config["model"], seed=0, **model_kwargs(config["model"], config))
-    assert 0 <= fit(model, data, train_config(config)).best_metric <= 1
+    model = trial_model(config, data, plan.settings)
+    assert 0 <= fit(model, data, plan.settings.train_config(config)).best_metric <= 1
 
 
 @pytest.mark.parametrize("preset", SWEPT_PRESETS)

@@ -9,8 +9,9 @@ tuned best:
   majority class, and stratified random guessing (averaged over seeds). Affect: predicting the
   training mean, whose Spearman's rho is undefined (a constant prediction) and shown as such;
   its MSE is the comparable figure.
-- **the untuned default**: the model family's defaults (`DEFAULT_HYPERPARAMETERS`, the values
-  `musictune train` uses), trained with the same budget and seeds as the tuned best.
+- **the untuned default**: the model family's defaults (declared with the family in
+  `musictune.models`, the values `musictune train` uses), trained with the same budget and
+  seeds as the tuned best.
 
 A row of the comparison is a `Figures`: one metric dict per seed (one for deterministic rows).
 """
@@ -21,6 +22,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,17 +30,15 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from musictune.data import Dataset
 from musictune.metrics import evaluation_metrics
+from musictune.models import SHARED_DEFAULTS
+from musictune.models import default_hyperparameters as family_defaults
 
-# The untuned default: what `musictune train` uses when given no option (its argparse defaults
-# must stay equal to these; tests/test_baselines.py checks). One place for reports and sweeps.
-COMMON_DEFAULTS: dict[str, object] = {"lr": 1e-3, "dropout": 0.2}
-DEFAULT_HYPERPARAMETERS: dict[str, dict[str, object]] = {
-    "lstm": {**COMMON_DEFAULTS, "num_layers": 1, "hidden_size": 64, "bidirectional": False},
-    "cnn": {**COMMON_DEFAULTS, "conv_blocks": 4},
-}
+if TYPE_CHECKING:
+    from musictune.trial import TrialSettings
+
 # Transfer keeps the genre checkpoint's conv blocks (they carry its weights); untuned, the whole
 # network is fine-tuned, the usual first choice.
-TRANSFER_DEFAULTS: dict[str, object] = {**COMMON_DEFAULTS, "freeze_backbone": False}
+TRANSFER_DEFAULTS: dict[str, object] = {**SHARED_DEFAULTS, "freeze_backbone": False}
 
 UNDEFINED = "n/a (constant)"  # Spearman's rho of a constant prediction
 
@@ -47,7 +47,8 @@ UNDEFINED = "n/a (constant)"  # Spearman's rho of a constant prediction
 
 
 def default_hyperparameters(model: str, transfer: bool = False) -> dict[str, object]:
-    return dict(TRANSFER_DEFAULTS if transfer else DEFAULT_HYPERPARAMETERS[model])
+    """The untuned default: what `musictune train` uses when given no option."""
+    return dict(TRANSFER_DEFAULTS) if transfer else family_defaults(model)
 
 
 def default_config(config: dict, meta: dict) -> dict:
@@ -150,17 +151,10 @@ class Figures:
         return out
 
 
-def head_task(data: Dataset) -> str:
-    """classification, regression (one affect target) or multitask, as the model heads say."""
-    if data.task == "genre":
-        return "classification"
-    return "regression" if data.y_dim == 1 else "multitask"
-
-
 def shown_metrics(data: Dataset) -> list[str]:
     """The comparison's columns: accuracy and macro F1, or Spearman per target / mean and MSE."""
-    task = head_task(data)
-    if task == "classification":
+    task = data.task
+    if task == "genre":
         return ["accuracy", "macro_f1"]
     if task == "regression":
         return ["spearman", "mse"]
@@ -206,8 +200,8 @@ def _no_features(n: int) -> np.ndarray:
 
 def _scores(data: Dataset, predictions: np.ndarray) -> dict[str, float | None]:
     """The project's test metrics of class predictions (as one-hot scores) or affect values."""
-    task = head_task(data)
-    outputs = np.eye(len(data.classes))[predictions] if task == "classification" else predictions
+    task = data.task
+    outputs = np.eye(len(data.classes))[predictions] if task == "genre" else predictions
     return evaluation_metrics(task, data.test.y, outputs, data.targets)
 
 
@@ -274,39 +268,25 @@ class DefaultRun:
 
 
 def train_default(
-    data: Dataset, config: dict, source: dict | None = None, threads: int = 1
+    data: Dataset, config: dict, settings: TrialSettings, source: dict | None = None
 ) -> DefaultRun:
     """Train `config` in this process as a sweep trial would, and test its best epoch's weights.
 
-    The model, optimiser settings and budget come from the config exactly as the trainables
-    build them (`source`: the genre weights of a transfer sweep); the best epoch's weights,
-    which `fit` keeps in memory, are the ones tested.
+    The model and training settings are built exactly as the trainable builds them
+    (`musictune.trial`; `source`: the genre weights of a transfer sweep); the best epoch's
+    weights, which `fit` keeps in memory, are the ones tested.
     """
-    from musictune.affect import set_loss_weights, transfer_model
-    from musictune.models import model_kwargs
-    from musictune.reporting.testing import evaluate_model
-    from musictune.training import build_model, fit, start_at_train_mean
-    from trainables.supervised import train_config
+    from musictune.evaluation import evaluate_model
+    from musictune.training import fit
+    from musictune.trial import trial_model
 
     seed = int(config.get("seed", 0))
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(settings.threads)
     started = time.perf_counter()
     try:
-        if source is not None:
-            model = transfer_model(
-                source,
-                data.n_features,
-                dropout=config["dropout"],
-                freeze=bool(config["freeze_backbone"]),
-                seed=seed,
-            )
-            start_at_train_mean(model, data)
-        else:
-            name = config["model"]
-            model = build_model(data, name, seed=seed, **model_kwargs(name, config))
-            set_loss_weights(model, config, data.targets)
-        state = fit(model, data, train_config(config))
+        model = trial_model(config, data, settings, source)
+        state = fit(model, data, settings.train_config(config))
         if state.best_weights is not None:  # fit leaves the last epoch's weights in the model
             model.load_state_dict(state.best_weights)
         evaluation = evaluate_model(model, data, seed, model.head.task)

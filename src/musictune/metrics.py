@@ -8,12 +8,12 @@ from sklearn.metrics import accuracy_score, f1_score
 
 # Primary validation metric (always maximised) per head task.
 PRIMARY_METRIC = {
-    "classification": "val_macro_f1",
+    "genre": "val_macro_f1",
     "regression": "val_spearman",
     "multitask": "val_spearman_mean",
 }
 # What a diverged (NaN) trial records for its primary metric: the worst possible value.
-WORST_VALUE = {"classification": 0.0, "regression": -1.0, "multitask": -1.0}
+WORST_VALUE = {"genre": 0.0, "regression": -1.0, "multitask": -1.0}
 
 
 def classification_metrics(y_true: np.ndarray, logits: np.ndarray) -> dict[str, float]:
@@ -58,7 +58,7 @@ def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def task_metrics(
     task: str, y_true: np.ndarray, outputs: np.ndarray, targets: tuple[str, ...] = ()
 ) -> dict[str, float]:
-    if task == "classification":
+    if task == "genre":
         return classification_metrics(y_true, outputs)
     if task == "regression":
         return regression_metrics(y_true, outputs)
@@ -74,6 +74,6 @@ def evaluation_metrics(
     metrics = task_metrics(task, y_true, outputs, targets)
     if task == "multitask":
         metrics |= {f"mse_{t}": mse(y_true[:, i], outputs[:, i]) for i, t in enumerate(targets)}
-    if task != "classification":
+    if task != "genre":
         metrics["mse"] = mse(y_true, outputs)
     return metrics

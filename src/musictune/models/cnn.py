@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from musictune.models import register_model
+from musictune.models.registry import Knob, register_model
 
 FILTERS = (32, 64, 128, 256)
 KERNELS = (5, 5, 3, 3)
@@ -41,6 +41,10 @@ class CNNBackbone(nn.Module):
         return self.dropout(self.pool(h).flatten(1))
 
 
-@register_model
+@register_model(
+    Knob("conv_blocks", "--conv-blocks", "CNN conv blocks (1-4)", sweep=(2, 3, 4)),
+    layers="conv_blocks",
+)
 def cnn(n_features: int, conv_blocks: int = 4, dropout: float = 0.0) -> CNNBackbone:
+    """The course's 2D CNN (32/64/128/256 filters, BatchNorm, ReLU, 2x2 max-pool)."""
     return CNNBackbone(n_features, conv_blocks, dropout)

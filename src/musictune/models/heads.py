@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 
 class ClassifierHead(nn.Module):
-    task = "classification"
+    task = "genre"
 
     def __init__(self, in_features: int, n_outputs: int, dropout: float = 0.0):
         super().__init__()

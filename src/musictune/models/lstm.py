@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from musictune.models import register_model
+from musictune.models.registry import Knob, register_model
 
 
 class LSTMBackbone(nn.Module):
@@ -46,7 +46,13 @@ class LSTMBackbone(nn.Module):
         return self.dropout(h)
 
 
-@register_model
+@register_model(
+    Knob("num_layers", "--layers", "LSTM layers", sweep=(1, 2)),
+    # Larger sizes cost minutes per epoch on a CPU.
+    Knob("hidden_size", "--hidden", "LSTM hidden size", sweep=(32, 64)),
+    Knob("bidirectional", "--bidirectional", "read the clip both ways", sweep=(False, True)),
+    layers="num_layers",
+)
 def lstm(
     n_features: int,
     hidden_size: int = 64,
@@ -54,4 +60,5 @@ def lstm(
     bidirectional: bool = False,
     dropout: float = 0.0,
 ) -> LSTMBackbone:
+    """LSTM over packed variable-length sequences (last valid step)."""
     return LSTMBackbone(n_features, hidden_size, num_layers, bidirectional, dropout)

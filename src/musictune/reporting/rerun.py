@@ -14,11 +14,7 @@ an interrupted one is resumed with `Tuner.restore`.
 from __future__ import annotations
 
 import json
-import logging
 import os
-import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +26,18 @@ from musictune.baselines import config_digest
 from musictune.data import Dataset
 from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
-from musictune.tuning.cluster import check_resources, connect
-from musictune.tuning.options import SweepOptions
-from musictune.tuning.runner import build_trainable, tune_environment
+from musictune.trial import TrialSettings
+from musictune.tuning.cluster import Resources, check_resources, connect
+from musictune.tuning.progress import RerunProgress
 from musictune.tuning.storage import write_json_atomic
-from musictune.tuning.summary import ray_trials
+from musictune.tuning.transfer import transfer_source
+from musictune.tuning.tuner import TunerPlan, bind_trainable, build_tuner, run_tuner
 
 DONE_FILE = "rerun.json"
+# What the config of a sweep from before the settings left the trial config still lists.
+OLD_SETTINGS = ("model", "max_epochs", "patience", "checkpoint_every", "threads", "amp")
+OLD_SETTINGS += ("features", "beat", "source_sweep")
+INTERRUPTED = "finished reruns are kept and an unfinished one resumes on the next run"
 
 
 @dataclass
@@ -68,82 +69,12 @@ def rerun_key(trial_id: str, settings: RerunSettings) -> str:
     )
 
 
-def _quiet() -> None:
-    # Ray logs a line per checkpoint, and reruns checkpoint every epoch.
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-
-
-def rerun_trainable(config: dict, data: Dataset) -> None:
-    """The sweep's own trainable, quieter."""
-    from trainables import train_supervised
-
-    _quiet()
-    train_supervised(config, data)
-
-
-def rerun_transfer(config: dict, data: Dataset, source: dict) -> None:
-    """A transfer sweep's trainable: starts again from the same genre weights."""
-    from trainables.transfer import train_transfer
-
-    _quiet()
-    train_transfer(config, data, source)
-
-
-def trainable_for(exp: Experiment, options: SweepOptions, data: Dataset):
-    """The trainable the sweep used, bound to its data (and genre weights for transfer)."""
-    if not exp.meta.get("transfer"):
-        return build_trainable(options, data, rerun_trainable)
-    from musictune.tuning.affect import transfer_source
-
-    return build_trainable(options, data, rerun_transfer, transfer_source(exp.meta))
-
-
 def rerun_space(trial_config: dict, settings: RerunSettings) -> dict:
+    """The trial's hyperparameters with K seeds; a sweep from before settings left the config
+    still lists its budget, which the rerun's own settings replace."""
     base_seed = int(trial_config.get("seed", 0))
-    return {
-        **trial_config,
-        "max_epochs": settings.max_epochs,
-        "patience": settings.patience,
-        "checkpoint_every": 1,  # every epoch, so the best epoch is on disk
-        "threads": max(1, int(settings.cpus_per_trial)),
-        "seed": tune.grid_search([base_seed + i for i in range(settings.seeds)]),
-    }
-
-
-class RerunProgress(tune.Callback):
-    """One bar over the seeds; its postfix shows each seed's epoch and best metric so far."""
-
-    def __init__(self, seeds: int, metric: str):
-        self.seeds, self.metric = seeds, metric
-        self.state: dict[int, tuple[int, float]] = {}
-        self.bar = None
-        self.shown_at = 0.0
-
-    def setup(self, **info) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=self.seeds, desc="rerun seeds", unit="seed", file=sys.stderr)
-
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        seed = trial.config.get("seed")
-        value = result.get(f"best_{self.metric}", result.get(self.metric, float("nan")))
-        self.state[seed] = (result.get("training_iteration", 0), value)
-        shown = ", ".join(
-            f"seed {s}: epoch {e} best {v:.3f}" for s, (e, v) in sorted(self.state.items())
-        )
-        self.bar.set_postfix_str(shown, refresh=False)
-        if time.monotonic() - self.shown_at > 1.0:  # one line a second in a log file
-            self.bar.refresh()
-            self.shown_at = time.monotonic()
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.bar.update(1)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.bar.update(1)
-
-    def on_experiment_end(self, trials, **info) -> None:
-        self.bar.close()
+    config = {k: v for k, v in trial_config.items() if k not in OLD_SETTINGS}
+    return {**config, "seed": tune.grid_search([base_seed + i for i in range(settings.seeds)])}
 
 
 def collect(grid, metric: str, trial_id: str, config: dict, path: Path, reused: bool) -> Rerun:
@@ -206,58 +137,8 @@ def run_rerun(
         print(f"  reusing rerun {path}")
         return read_rerun(path, exp.metric, trial_id, config)
 
-    options = SweepOptions(
-        preset=exp.meta.get("preset", exp.name),
-        samples=settings.seeds,
-        cpus_per_trial=settings.cpus_per_trial,
-        gpus_per_trial=settings.gpus_per_trial,
-        address=settings.address,
-    )
-    tune_environment()
-    # Keeping only the best checkpoint makes Ray snapshot the experiment after every epoch,
-    # which is cheap for K trials but triggers a warning per epoch.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    connect(options)
-    check_resources(options)
-    trainable = trainable_for(exp, options, data)
-    resumed = tune.Tuner.can_restore(str(path))
-    print(
-        f"  rerun of {what}: {settings.seeds} seeds in parallel, up to "
-        f"{settings.max_epochs} epochs, patience {settings.patience} -> {path}"
-        + ("  (resuming an interrupted rerun)" if resumed else ""),
-        flush=True,
-    )
     started = time.time()
-    if resumed:
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
-    else:
-        root.mkdir(parents=True, exist_ok=True)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=rerun_space(config, settings),
-            tune_config=tune.TuneConfig(metric=exp.metric, mode="max", reuse_actors=True),
-            run_config=tune.RunConfig(
-                name=key,
-                storage_path=str(root),
-                failure_config=tune.FailureConfig(max_failures=2),
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=1,  # Ray also keeps the latest one, for resuming
-                    checkpoint_score_attribute=exp.metric,
-                    checkpoint_score_order="max",
-                ),
-                callbacks=[RerunProgress(settings.seeds, exp.metric)],
-                verbose=0,
-            ),
-        )
-    before = signal.getsignal(signal.SIGINT)
-    try:
-        grid = tuner.fit()  # Ctrl-C: Tune stops the trials, saves their state and returns
-    finally:
-        if before is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, before)  # Tune leaves its handler behind
-    statuses = [t.status for t in ray_trials(grid)]
-    if len(grid) < settings.seeds or any(s not in ("TERMINATED", "ERROR") for s in statuses):
-        raise KeyboardInterrupt  # unfinished: the next report resumes it (Tuner.restore)
+    grid = train_seeds(exp, data, settings, config, path, what)
     rerun = collect(grid, exp.metric, trial_id, config, path, reused=False)
     if not rerun.errors:  # a rerun with failed seeds is tried again next time
         write_json_atomic(
@@ -275,6 +156,48 @@ def run_rerun(
             },
         )
     return rerun
+
+
+def train_seeds(
+    exp: Experiment, data: Dataset, settings: RerunSettings, config: dict, path: Path, what: str
+):
+    """The K seeds as trials of one Tune run (resumed if an earlier report was interrupted)."""
+    resources = Resources(settings.cpus_per_trial, settings.gpus_per_trial, None, settings.address)
+    # Keeping only the best checkpoint makes Ray snapshot the experiment after every epoch,
+    # which is cheap for K trials but triggers a warning per epoch.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    connect(resources)
+    check_resources(resources)
+    trial = TrialSettings(
+        model=exp.meta["model"],
+        max_epochs=settings.max_epochs,
+        patience=settings.patience,
+        checkpoint_every=1,  # every epoch, so the best epoch is on disk
+        threads=resources.threads,
+        quiet=True,
+    )
+    trainable = bind_trainable(data, trial, resources, transfer_source(exp.meta))
+    resumed = tune.Tuner.can_restore(str(path))
+    print(
+        f"  rerun of {what}: {settings.seeds} seeds in parallel, up to "
+        f"{settings.max_epochs} epochs, patience {settings.patience} -> {path}"
+        + ("  (resuming an interrupted rerun)" if resumed else ""),
+        flush=True,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plan = TunerPlan(
+        name=path.name,
+        root=str(path.parent),
+        metric=exp.metric,
+        param_space=rerun_space(config, settings),
+        keep_best=True,
+        callbacks=[RerunProgress(settings.seeds, exp.metric)],
+        resume=resumed,
+    )
+    outcome = run_tuner(build_tuner(plan, trainable), settings.seeds, lambda: INTERRUPTED)
+    if outcome.interrupted:
+        raise KeyboardInterrupt  # unfinished: the next report resumes it (Tuner.restore)
+    return outcome.results
 
 
 def rerun_done(path: Path) -> dict:

@@ -5,10 +5,28 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from musictune.errors import UserError
-from musictune.tuning.options import SweepOptions
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial asks of the cluster, and which cluster (None: a local one)."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    address: str | None = None
+
+    @property
+    def threads(self) -> int:
+        return max(1, int(self.cpus_per_trial))
+
+    def for_tune(self) -> dict:
+        return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+
 
 # `ray up` leaves the autoscaler's config (node types with their resources) here on the head node.
 AUTOSCALER_CONFIG = "~/ray_bootstrap_config.yaml"
@@ -55,7 +73,7 @@ def check_address(address: str, timeout: float = 3.0) -> None:
     )
 
 
-def connect(options: SweepOptions) -> None:
+def connect(options: Resources) -> None:
     import ray
 
     if ray.is_initialized():
@@ -107,7 +125,7 @@ def autoscaler_node_types(config_file: str | os.PathLike = AUTOSCALER_CONFIG) ->
 
 
 def check_resources(
-    options: SweepOptions, autoscaler_config: str | os.PathLike = AUTOSCALER_CONFIG
+    options: Resources, autoscaler_config: str | os.PathLike = AUTOSCALER_CONFIG
 ) -> None:
     """A trial that no node can ever hold would wait forever: refuse it up front.
 

@@ -12,6 +12,7 @@ from musictune.errors import UserError
 
 @dataclass(frozen=True)
 class Preset:
+    name: str
     task: str  # genre | regression | multitask
     model: str  # a registered model name
     features: str  # mel | chroma | fused
@@ -23,28 +24,51 @@ class Preset:
     transfer: bool = False
 
 
-PRESETS: dict[str, Preset] = {
-    "lstm_spectrogram": Preset("genre", "lstm", "mel", False, "LSTM, full mel spectrograms"),
-    "lstm_spectrogram_beat": Preset("genre", "lstm", "mel", True, "LSTM, beat-synced mel"),
-    "lstm_chroma": Preset("genre", "lstm", "chroma", False, "LSTM, full chromagrams"),
-    "lstm_chroma_beat": Preset("genre", "lstm", "chroma", True, "LSTM, beat-synced chroma"),
-    "lstm_fused": Preset("genre", "lstm", "fused", False, "LSTM, full mel + chroma"),
-    "lstm_fused_beat": Preset("genre", "lstm", "fused", True, "LSTM, beat-synced mel + chroma"),
-    "cnn_spectrogram": Preset("genre", "cnn", "mel", False, "2D CNN, full mel spectrograms"),
-    "cnn_spectrogram_beat": Preset("genre", "cnn", "mel", True, "2D CNN, beat-synced mel"),
+def _presets(*presets: Preset) -> dict[str, Preset]:
+    return {p.name: p for p in presets}
+
+
+PRESETS: dict[str, Preset] = _presets(
+    Preset("lstm_spectrogram", "genre", "lstm", "mel", False, "LSTM, full mel spectrograms"),
+    Preset("lstm_spectrogram_beat", "genre", "lstm", "mel", True, "LSTM, beat-synced mel"),
+    Preset("lstm_chroma", "genre", "lstm", "chroma", False, "LSTM, full chromagrams"),
+    Preset("lstm_chroma_beat", "genre", "lstm", "chroma", True, "LSTM, beat-synced chroma"),
+    Preset("lstm_fused", "genre", "lstm", "fused", False, "LSTM, full mel + chroma"),
+    Preset("lstm_fused_beat", "genre", "lstm", "fused", True, "LSTM, beat-synced mel + chroma"),
+    Preset("cnn_spectrogram", "genre", "cnn", "mel", False, "2D CNN, full mel spectrograms"),
+    Preset("cnn_spectrogram_beat", "genre", "cnn", "mel", True, "2D CNN, beat-synced mel"),
     # Affect: the view defaults to full mel; --features mel|fused and --beat choose another.
-    "cnn_regression": Preset(
-        "regression", "cnn", "mel", False, "2D CNN, one affect target", target="energy"
+    Preset(
+        "cnn_regression",
+        "regression",
+        "cnn",
+        "mel",
+        False,
+        "2D CNN, one affect target",
+        target="energy",
     ),
-    "lstm_regression": Preset(
-        "regression", "lstm", "mel", False, "LSTM, one affect target", target="energy"
+    Preset(
+        "lstm_regression",
+        "regression",
+        "lstm",
+        "mel",
+        False,
+        "LSTM, one affect target",
+        target="energy",
     ),
-    "multitask": Preset("multitask", "cnn", "mel", False, "2D CNN, all three affect targets"),
+    Preset("multitask", "multitask", "cnn", "mel", False, "2D CNN, all three affect targets"),
     # The view is the --from-sweep genre sweep's; energy is the only target.
-    "transfer_energy": Preset(
-        "regression", "cnn", "mel", False, "genre CNN backbone -> energy", "energy", True
+    Preset(
+        "transfer_energy",
+        "regression",
+        "cnn",
+        "mel",
+        False,
+        "genre CNN backbone -> energy",
+        "energy",
+        True,
     ),
-}
+)
 
 
 def get_preset(name: str) -> Preset:

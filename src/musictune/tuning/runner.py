@@ -1,68 +1,32 @@
-"""Build and run the Ray Tune sweep: the one place that knows Tuner, searchers and schedulers."""
+"""Carry out a sweep plan: load the data once, run the Tuner, write the experiment's files,
+print the summary and the test-split comparison."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
-from ray import tune
-
 from musictune import paths
 from musictune.data import Dataset, load_task
-from musictune.metrics import PRIMARY_METRIC
-from musictune.tuning.affect import plan_affect
-from musictune.tuning.cluster import check_address, check_resources, connect
+from musictune.tuning.cluster import check_resources, connect
 from musictune.tuning.options import SweepOptions
-from musictune.tuning.presets import get_preset
-from musictune.tuning.progress import HideRayResumeNotes, SweepInterrupted, SweepProgress
-from musictune.tuning.space import search_space
+from musictune.tuning.plan import SweepPlan, make_plan
+from musictune.tuning.progress import SweepInterrupted, SweepProgress
 from musictune.tuning.storage import (
     TRIALS_FILE,
-    choose_name,
-    experiment_path,
     read_sweep_meta,
-    storage_root,
     write_experiment_file,
     write_sweep_meta,
 )
-from musictune.tuning.summary import MODE, compare_on_test, print_summary, ray_trials, trial_table
+from musictune.tuning.summary import MODE, compare_on_test, print_summary, trial_table
+from musictune.tuning.tuner import TunerPlan, bind_trainable, build_tuner, run_tuner
 
-log = logging.getLogger("musictune")
-
-
-def tune_environment() -> None:
-    """Ray Tune settings the sweep relies on, set by the sweep itself (never at import time)."""
-    # Save the experiment state every second, so a killed driver loses no finished trial.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    # The classic console output honours verbose=0: our progress bar and summary replace Ray's.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    quiet = logging.getLogger("ray.tune.tune")
-    if not any(isinstance(f, HideRayResumeNotes) for f in quiet.filters):
-        quiet.addFilter(HideRayResumeNotes())
-
-
-# --------------------------------------------------------------------------- tuner
-
-
-def build_param_space(options: SweepOptions, model: str) -> dict:
-    return {
-        **search_space(model, options.lr_range, options.dropout_range),
-        "model": model,
-        "max_epochs": options.max_epochs,
-        "patience": options.patience,
-        "batch_size": options.batch_size,
-        "checkpoint_every": options.checkpoint_every,
-        "seed": options.seed,
-        "threads": max(1, int(options.cpus_per_trial)),
-        "amp": options.amp,
-        **options.extra,
-    }
+# The experiment's own settings: options repeated with --resume do not change them.
+KEPT_ON_RESUME = ("samples", "search", "scheduler", "max_epochs", "seed", "smoke_test")
+KEPT_ON_RESUME += ("command", "started", "wall_time_s")
 
 
 def build_search(options: SweepOptions, metric: str):
@@ -93,18 +57,23 @@ def build_scheduler(options: SweepOptions):
     )
 
 
-def build_trainable(options: SweepOptions, data: Dataset, trainable=None, source=None):
-    from trainables import train_supervised
-
-    resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
-    # A transfer sweep also shares the genre checkpoint's weights through the object store.
-    shared = {"data": data} if source is None else {"data": data, "source": source}
-    return tune.with_resources(
-        tune.with_parameters(trainable or train_supervised, **shared), resources
+def tuner_plan(plan: SweepPlan) -> TunerPlan:
+    options = plan.options
+    return TunerPlan(
+        name=plan.name,
+        root=plan.root,
+        metric=plan.metric,
+        param_space=plan.space,
+        samples=options.samples,
+        search_alg=build_search(options, plan.metric),
+        scheduler=build_scheduler(options),
+        max_failures=options.max_failures,
+        callbacks=[SweepProgress(options.samples, plan.metric)],
+        resume=options.resume,
     )
 
 
-# --------------------------------------------------------------------------- run
+# --------------------------------------------------------------------------- messages
 
 
 def resume_command(options: SweepOptions, name: str, root: str) -> str:
@@ -132,148 +101,121 @@ def resume_command(options: SweepOptions, name: str, root: str) -> str:
     return shlex.join([*head, *kept, "--resume", "--name", name, "--storage", root])
 
 
-def run_sweep(options: SweepOptions, trainable=None):
-    """Run (or resume) one sweep and return Ray's ResultGrid."""
-    tune_environment()
-    preset = get_preset(options.preset)
-    task = preset.task
-    root = storage_root(options.storage)
-    if options.address:
-        check_address(options.address)  # in seconds, before any minutes of data loading
-    # Affect presets: target, feature view, loss weights, transfer source (genre: nothing).
-    affect = plan_affect(options.preset, preset, options.target, options.extra, root)
-    preset = affect.preset
-    name = choose_name(options, root)
-    path = experiment_path(root, name)
-    demo_size = "tiny" if options.smoke_test else "small"
-    # A resumed sweep trains on the data it started with, unless --data-dir says otherwise.
-    earlier = read_sweep_meta(path) if options.resume else {}
-    data_dir = (
-        options.data_dir
-        or earlier.get("data_dir")
-        or os.environ.get(paths.DATA_ENV)
-        or affect.data_dir
-    )
-    if not data_dir:
-        from musictune.demo import ensure_demo
-
-        data_dir = ensure_demo(demo_size)
-    data = load_task(task, data_dir, preset.features, preset.beat, affect.target)
-    affect.check(data)
-    head_task = {"genre": "classification"}.get(task, task)
-    metric = PRIMARY_METRIC[head_task]
-
-    connect(options)
-    check_resources(options)
-    started = time.time()
+def print_start(plan: SweepPlan, data: Dataset, data_dir: str) -> None:
+    o = plan.options
     print(
-        f"musictune sweep {options.preset}: {options.samples} trials, {options.search} search, "
-        f"{options.scheduler.upper()} (max {options.max_epochs} epochs"
-        + (f", grace {options.grace_period}" if options.scheduler == "asha" else "")
-        + f"), {options.cpus_per_trial:g} CPU / {options.gpus_per_trial:g} GPU per trial"
+        f"musictune sweep {o.preset}: {o.samples} trials, {o.search} search, "
+        f"{o.scheduler.upper()} (max {o.max_epochs} epochs"
+        + (f", grace {o.grace_period}" if o.scheduler == "asha" else "")
+        + f"), {o.cpus_per_trial:g} CPU / {o.gpus_per_trial:g} GPU per trial"
     )
     print(
         f"data: {data.task} {data.features}{' beat-synced' if data.beat else ''} from {data_dir}: "
         f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test clips, "
         "loaded once and shared through the object store"
     )
-    for note in affect.notes:
+    if o.model:
+        print(f"model: {plan.preset.model} (--model; the preset's is {o.preset})")
+    for note in plan.notes:
         print(note)
-    print(f"experiment: {path}{'  (resumed)' if options.resume else ''}")
-    print(f"watch live: tensorboard --logdir {path}", flush=True)
+    print(f"experiment: {plan.path}{'  (resumed)' if o.resume else ''}")
+    print(f"watch live: tensorboard --logdir {plan.path}", flush=True)
 
-    if affect.source is not None:
-        from trainables.transfer import train_transfer
 
-        trainable = build_trainable(options, data, trainable or train_transfer, affect.source)
-    else:
-        trainable = build_trainable(options, data, trainable)
-    progress = SweepProgress(options.samples, metric)
-    if options.resume:
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space={**build_param_space(options, preset.model), **affect.extra},
-            tune_config=tune.TuneConfig(
-                metric=metric,
-                mode=MODE,
-                num_samples=options.samples,
-                search_alg=build_search(options, metric),
-                scheduler=build_scheduler(options),
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=root,
-                failure_config=tune.FailureConfig(max_failures=options.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                callbacks=[progress],
-                verbose=0,
-            ),
-        )
+# --------------------------------------------------------------------------- run
+
+
+def sweep_data_dir(plan: SweepPlan, earlier: dict) -> str:
+    """--data-dir, else the data a resumed sweep started with, else $MUSICTUNE_DATA, else the
+    genre sweep's data (transfer), else the demo set (tiny for a smoke test)."""
+    genre = plan.source.meta.get("data_dir") if plan.source else None
+    data_dir = (
+        plan.options.data_dir
+        or earlier.get("data_dir")
+        or os.environ.get(paths.DATA_ENV)
+        or (genre if genre and Path(genre).is_dir() else None)
+    )
+    if data_dir:
+        return data_dir
+    from musictune.demo import ensure_demo
+
+    return str(ensure_demo("tiny" if plan.options.smoke_test else "small"))
+
+
+def sweep_meta(plan: SweepPlan, data: Dataset, data_dir: str, earlier: dict) -> dict:
+    o, preset = plan.options, plan.preset
     meta = {
-        "preset": options.preset,
-        "task": task,
+        "preset": o.preset,
+        "task": plan.task,
         "model": preset.model,
         "features": preset.features,
         "beat": preset.beat,
-        "target": affect.target,
-        "metric": metric,
+        "target": plan.target,
+        "metric": plan.metric,
         "mode": MODE,
-        "samples": options.samples,
-        "search": options.search,
-        "scheduler": options.scheduler,
-        "max_epochs": options.max_epochs,
-        "seed": options.seed,
+        "samples": o.samples,
+        "search": o.search,
+        "scheduler": o.scheduler,
+        "max_epochs": o.max_epochs,
+        "patience": o.patience,
+        "checkpoint_every": o.checkpoint_every,
+        "seed": o.seed,
         "data_dir": str(data_dir),
-        "smoke_test": options.smoke_test,
+        "smoke_test": o.smoke_test,
         "command": " ".join(sys.argv),
         "status": "running",
-        "started": started,
+        "started": time.time(),
         "classes": list(data.classes),
         "targets": list(data.targets),
-        **affect.meta,
+        **plan.meta,
     }
-    if earlier:
-        # The experiment's own settings: options repeated with --resume do not change them.
-        kept = ("samples", "search", "scheduler", "max_epochs", "seed", "smoke_test")
-        kept += ("command", "started", "wall_time_s")
-        meta |= {k: earlier[k] for k in kept if k in earlier}
-    write_sweep_meta(path, meta)
-    SweepProgress.ctrl_c, SweepProgress.status = False, {}
-    before = signal.getsignal(signal.SIGINT)
-    try:
-        # Ctrl-C: Tune stops the trials, saves the experiment state and returns.
-        results = tuner.fit()
-    except KeyboardInterrupt:
-        # A second Ctrl-C skipped that last save; the state of a second earlier is on disk.
-        raise SweepInterrupted(f"resume with: {resume_command(options, name, root)}") from None
-    finally:
-        if before is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, before)  # Tune leaves its handler behind
-    status = {t.trial_id: t.status for t in ray_trials(results)} | SweepProgress.status
-    unfinished = [i for i, s in status.items() if s not in ("TERMINATED", "ERROR")]
-    interrupted = SweepProgress.ctrl_c or bool(unfinished) or len(results) < meta["samples"]
-    table = trial_table(results, metric, status)
-    write_experiment_file(path, TRIALS_FILE, table.to_csv(index=False))
+    return meta | {k: earlier[k] for k in KEPT_ON_RESUME if k in earlier}
+
+
+def run_sweep(options: SweepOptions | SweepPlan, trainable=None):
+    """Run (or resume) one sweep and return Ray's ResultGrid."""
+    plan = options if isinstance(options, SweepPlan) else make_plan(options)
+    earlier = read_sweep_meta(plan.path) if plan.options.resume else {}
+    data_dir = sweep_data_dir(plan, earlier)
+    data = load_task(plan.task, data_dir, plan.preset.features, plan.preset.beat, plan.target)
+    plan.check(data)
+    connect(plan.resources)
+    check_resources(plan.resources)
+    print_start(plan, data, data_dir)
+    source = plan.source.weights if plan.source else None
+    bound = bind_trainable(data, plan.settings, plan.resources, source, trainable)
+    tuner = build_tuner(tuner_plan(plan), bound)
+    meta = sweep_meta(plan, data, data_dir, earlier)
+    write_sweep_meta(plan.path, meta)
+    started = time.time()
+    hint = f"resume with: {resume_command(plan.options, plan.name, plan.root)}"
+    outcome = run_tuner(tuner, meta["samples"], lambda: hint)
+    return finish(plan, outcome, data, meta, started, hint)
+
+
+def finish(plan: SweepPlan, outcome, data: Dataset, meta: dict, started: float, hint: str):
+    """Write trials.csv and the final sweep.json, print the summary; the test-split comparison
+    only for a finished sweep (an interrupted one has no tuned best yet)."""
+    results = outcome.results
+    table = trial_table(results, plan.metric, outcome.status)
+    write_experiment_file(plan.path, TRIALS_FILE, table.to_csv(index=False))
     meta["wall_time_s"] = meta.get("wall_time_s", 0.0) + time.time() - started
-    meta["status"] = "interrupted" if interrupted else "finished"
-    if not interrupted:
+    meta["status"] = "interrupted" if outcome.interrupted else "finished"
+    if not outcome.interrupted:
         meta["finished"] = time.time()
     meta["trials"] = len(table)
-    write_sweep_meta(path, meta)
+    write_sweep_meta(plan.path, meta)
 
     def comparison() -> None:
-        meta["test"] = compare_on_test(results, data, options, meta, metric, affect.source)
-        write_sweep_meta(path, meta)
+        meta["test"] = compare_on_test(results, data, plan, meta)
+        write_sweep_meta(plan.path, meta)
 
-    # An interrupted sweep has no tuned best yet: no test-split comparison.
-    print_summary(table, metric, path, root, name, None if interrupted else comparison)
-    if interrupted:
-        ended = len(results) - len(unfinished)
+    columns = ["lr", "dropout", *plan.columns]
+    comparing = None if outcome.interrupted else comparison
+    print_summary(table, plan.metric, plan.path, plan.root, plan.name, columns, comparing)
+    if outcome.interrupted:
+        ended = len(results) - len(outcome.unfinished)
         raise SweepInterrupted(
-            f"{ended} of {meta['samples']} trials ended and are kept in {path}; "
-            f"resume with: {resume_command(options, name, root)}"
+            f"{ended} of {meta['samples']} trials ended and are kept in {plan.path}; {hint}"
         )
     return results

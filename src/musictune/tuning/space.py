@@ -1,14 +1,13 @@
-"""Search spaces: the course's ranges, widened only where a model has more knobs."""
+"""Search spaces: the course's ranges for lr and dropout, plus each family's own knobs."""
 
 from __future__ import annotations
 
 from ray import tune
 
+from musictune.models import get_family
+
 LR_RANGE = (10**-4.4, 1e-2)  # the course: lr = 10 ** U(-4.4, -2)
 DROPOUT_RANGE = (0.1, 0.8)  # the course: dropout ~ U(0.1, 0.8)
-LSTM_LAYERS = [1, 2]
-LSTM_HIDDEN = [32, 64]  # larger sizes cost minutes per epoch on a CPU
-CNN_BLOCKS = [2, 3, 4]
 
 
 def search_space(
@@ -16,19 +15,15 @@ def search_space(
     lr_range: tuple[float, float] = LR_RANGE,
     dropout_range: tuple[float, float] = DROPOUT_RANGE,
 ) -> dict:
-    """Tunable values; fixed values (epochs, seed, threads) are added by the sweep."""
+    """lr and dropout, then the knobs the family declares (`Knob.sweep`; the others keep their
+    defaults). An unknown family is an error naming the known ones, never a partial space."""
     space = {
         "lr": tune.loguniform(*lr_range),
         "dropout": tune.uniform(*dropout_range),
     }
-    if model == "lstm":
-        space |= {
-            "num_layers": tune.choice(LSTM_LAYERS),
-            "hidden_size": tune.choice(LSTM_HIDDEN),
-            "bidirectional": tune.choice([False, True]),
-        }
-    elif model == "cnn":
-        space["conv_blocks"] = tune.choice(CNN_BLOCKS)
+    for knob in get_family(model).knobs:
+        if knob.sweep is not None:
+            space[knob.name] = tune.choice(list(knob.sweep))
     return space
 
 

@@ -12,7 +12,6 @@ from ray import tune
 from musictune import paths
 from musictune.atomic import ensure_writable, write_text_atomic
 from musictune.errors import UserError
-from musictune.tuning.options import SweepOptions
 
 SWEEP_FILE = "sweep.json"
 TRIALS_FILE = "trials.csv"
@@ -36,28 +35,28 @@ def experiment_path(root: str, name: str) -> str:
     return f"{root.rstrip('/')}/{name}"
 
 
-def choose_name(options: SweepOptions, root: str) -> str:
+def choose_name(preset: str, name: str | None, resume: bool, root: str) -> str:
     """A new timestamped name, or with --resume the named (or latest) restorable experiment."""
-    if options.resume:
-        if options.name:
-            if not tune.Tuner.can_restore(experiment_path(root, options.name)):
+    if resume:
+        if name:
+            if not tune.Tuner.can_restore(experiment_path(root, name)):
                 raise UserError(
-                    f"no experiment {options.name!r} to resume in {root}: check --name and "
+                    f"no experiment {name!r} to resume in {root}: check --name and "
                     "--storage (run without --resume to start it)"
                 )
-            return options.name
+            return name
         if is_uri(root):
             raise UserError("--resume with a URI --storage needs --name")
         candidates = sorted(
-            p.name for p in Path(root).glob(f"{options.preset}-*") if tune.Tuner.can_restore(str(p))
+            p.name for p in Path(root).glob(f"{preset}-*") if tune.Tuner.can_restore(str(p))
         )
         if not candidates:
             raise UserError(
-                f"no experiment of preset {options.preset} to resume in {root}: "
+                f"no experiment of preset {preset} to resume in {root}: "
                 "run it without --resume first"
             )
         return candidates[-1]
-    name = options.name or f"{options.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = name or f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not is_uri(root) and (Path(root) / name).exists():
         raise UserError(
             f"experiment {name!r} already exists in {root}: pass --resume to continue it, "

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from musictune.data import Dataset
-from musictune.tuning.options import SweepOptions
 from musictune.tuning.storage import TRIALS_FILE, is_uri
+
+if TYPE_CHECKING:
+    from musictune.tuning.plan import SweepPlan
 
 MODE = "max"
 
@@ -107,25 +110,12 @@ def print_summary(
     path: str,
     root: str,
     name: str,
+    columns: list[str],
     comparison: Callable[[], None] | None = None,
 ) -> None:
-    """The top 5 trials, what went wrong, then `comparison` (the test-split table), then where
-    the results are and what to run next."""
-    shown = [
-        c
-        for c in (
-            "lr",
-            "dropout",
-            "num_layers",
-            "hidden_size",
-            "bidirectional",
-            "conv_blocks",
-            "freeze_backbone",
-            "epochs",
-            f"best_{metric}",
-        )
-        if c in table
-    ]
+    """The top 5 trials (`columns`: the tuned values to show), what went wrong, then
+    `comparison` (the test-split table), then where the results are and what to run next."""
+    shown = [c for c in (*columns, "epochs", f"best_{metric}") if c in table]
     if "status" in table and (table["status"] != "TERMINATED").any():
         shown.append("status")  # ERROR, or RUNNING / PENDING after Ctrl-C
     print(f"\ntop 5 of {len(table)} trials by best {metric}:")
@@ -174,71 +164,80 @@ def best_checkpoint(results, metric: str) -> tuple[object, object, str] | None:
     return None
 
 
-def compare_on_test(
-    results,
-    data: Dataset,
-    options: SweepOptions,
-    meta: dict,
-    metric: str,
-    source: dict | None = None,
-) -> dict:
+def test_tuned_best(results, data: Dataset, metric: str, seed: int):
+    """The tuned best's best checkpoint tested once: (Figures, what sweep.json records) or None."""
+    from musictune import baselines
+    from musictune.evaluation import evaluate_model
+    from musictune.training import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint
+
+    found = best_checkpoint(results, metric)
+    if found is None:
+        return None
+    result, checkpoint, note = found
+    with checkpoint.as_directory() as folder:
+        saved = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+    seed = int(result.config.get("seed", seed))
+    evaluation = evaluate_model(model_from_checkpoint(saved), data, seed, data.task)
+    trial = (result.metrics or {}).get("trial_id") or Path(result.path).name
+    epoch = int(saved["state"]["epoch"])
+    note = f"trial {trial}, checkpoint of epoch {epoch}{note}"
+    tuned = baselines.Figures("tuned", "tuned best", [evaluation.metrics], [seed], note)
+    where = {"trial": trial, "checkpoint": checkpoint.path, "checkpoint_epoch": epoch}
+    return tuned, where, dict(result.config)
+
+
+def train_untuned_default(data: Dataset, plan: SweepPlan, meta: dict, config: dict, seed: int):
+    """The untuned default trained once here, or a row that says why not."""
+    from musictune import baselines
+
+    default = baselines.Figures("default", "untuned default", note="not trained")
+    if not plan.options.baseline_train:
+        default.note = "not trained: --no-baseline-train"
+        return default, None
+    settings = plan.settings
+    print(
+        f"training the untuned default for comparison ({baselines.describe_default(meta)}; "
+        f"up to {settings.max_epochs} epochs, patience {settings.patience}, seed {seed}, "
+        f"{settings.threads} thread(s)) ...",
+        flush=True,
+    )
+    source = plan.source.weights if plan.source else None
+    try:
+        trained = baselines.train_default(data, config, settings, source)
+    except KeyboardInterrupt:
+        default.note = "stopped by Ctrl-C"
+        print("  stopped (Ctrl-C): no untuned default in this comparison")
+        return default, None
+    print(
+        f"  done in {trained.wall_time_s:.1f} s ({trained.epochs} epochs, best epoch "
+        f"{trained.best_epoch})"
+    )
+    return trained.figures, trained
+
+
+def compare_on_test(results, data: Dataset, plan: SweepPlan, meta: dict) -> dict:
     """Print the tuned best beside the untuned default and chance on the test split; return the
     figures for sweep.json ("test").
 
     The tuned best is its best saved checkpoint (trials save one every --checkpoint-every epochs
-    and at their end), tested once; the untuned default (`baselines`) is
-    trained here, once, with the sweep's seed, epoch budget and patience, unless
-    --no-baseline-train; stratified guessing is averaged over the seeds a report's reruns use.
+    and at their end), tested once; the untuned default (`baselines`) is trained here, once,
+    with the sweep's seed, epoch budget and patience, unless --no-baseline-train; stratified
+    guessing is averaged over the seeds a report's reruns use.
     """
     from musictune import baselines
     from musictune.reporting.options import RerunSettings
-    from musictune.reporting.testing import evaluate_model
-    from musictune.training import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint
 
     metrics = baselines.shown_metrics(data)
-    where = f"{data.test_note}, {len(data.test)} clips"
-    found = best_checkpoint(results, metric)
+    found = test_tuned_best(results, data, plan.metric, plan.options.seed)
     if found is None:
         print("\ntest split: no trial saved a checkpoint to test; no comparison")
         return {"skipped": "no trial saved a checkpoint"}
-    result, checkpoint, note = found
-    with checkpoint.as_directory() as folder:
-        saved = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
-    seed = int(result.config.get("seed", options.seed))
-    evaluation = evaluate_model(model_from_checkpoint(saved), data, seed, baselines.head_task(data))
-    trial = (result.metrics or {}).get("trial_id") or Path(result.path).name
-    epoch = int(saved["state"]["epoch"])
-    tuned = baselines.Figures(
-        "tuned",
-        "tuned best",
-        [evaluation.metrics],
-        [seed],
-        f"trial {trial}, checkpoint of epoch {epoch}{note}",
-    )
-    config = baselines.default_config(dict(result.config), meta)
-    default = baselines.Figures("default", "untuned default", note="not trained")
-    trained = None
-    print(f"\ntest split ({where}): the tuned best beside baselines")
-    if options.baseline_train:
-        threads = max(1, int(options.cpus_per_trial))
-        print(
-            f"training the untuned default for comparison ({baselines.describe_default(meta)}; "
-            f"up to {options.max_epochs} epochs, patience {options.patience}, seed {seed}, "
-            f"{threads} thread(s)) ...",
-            flush=True,
-        )
-        try:
-            trained = baselines.train_default(data, config, source, threads)
-            default = trained.figures
-            print(
-                f"  done in {trained.wall_time_s:.1f} s ({trained.epochs} epochs, best epoch "
-                f"{trained.best_epoch})"
-            )
-        except KeyboardInterrupt:
-            default.note = "stopped by Ctrl-C"
-            print("  stopped (Ctrl-C): no untuned default in this comparison")
-    else:
-        default.note = "not trained: --no-baseline-train"
+    tuned, where, config = found
+    seed = tuned.seeds[0]
+    split = f"{data.test_note}, {len(data.test)} clips"
+    print(f"\ntest split ({split}): the tuned best beside baselines")
+    config = baselines.default_config(config, meta)
+    default, trained = train_untuned_default(data, plan, meta, config, seed)
     seeds = [seed + i for i in range(RerunSettings().seeds)]
     rows = [tuned, default, *baselines.chance_baselines(data, seeds)]
     print(baselines.text_table(rows, metrics))
@@ -246,8 +245,7 @@ def compare_on_test(
         "split": data.test_note,
         "clips": len(data.test),
         "metrics": metrics,
-        "tuned": tuned.as_json(metrics)
-        | {"trial": trial, "checkpoint": checkpoint.path, "checkpoint_epoch": epoch},
+        "tuned": tuned.as_json(metrics) | where,
         "default": trained.as_json(metrics) if trained else default.as_json(metrics),
     }
     return test | {f.key: f.as_json(metrics) for f in rows[2:]}

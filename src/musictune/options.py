@@ -1,0 +1,134 @@
+"""Options declared once: a dataclass field carries its flag, help, default and check.
+
+    @dataclass
+    class Options:
+        epochs: int = option(20, "maximum epochs", type=positive_int)
+
+`add_options(parser, Options)` generates the argparse arguments and `from_args(Options, args)`
+turns the parsed namespace back into the dataclass, so a command's options, their defaults and
+their help live in one place. Checks that involve several options belong to the dataclass's
+`validate()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, field, fields
+from typing import Any
+
+from musictune.errors import EXIT_USAGE, UserError
+
+# --------------------------------------------------------------------------- value checks
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
+# --------------------------------------------------------------------------- declaring
+
+
+def option(
+    default: Any = None,
+    help: str | None = None,  # noqa: A002 - argparse's name
+    *,
+    flag: str | None = None,
+    positional: bool = False,
+    **argparse_kwargs: Any,
+) -> Any:
+    """A dataclass field that is also a command-line option.
+
+    The flag is `--<name-with-dashes>` unless `flag` says otherwise; a bool defaulting to False
+    is a switch, one defaulting to True is a `--no-...` switch that clears it. `choices` may be
+    a callable, evaluated when the parser is built (e.g. the registered models).
+    """
+    meta = {"flag": flag, "positional": positional, "help": help, "kwargs": argparse_kwargs}
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: type(default)(default), metadata={"cli": meta})
+    return field(default=default, metadata={"cli": meta})
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """Add every option field of dataclass `cls` (except `skip`) to `parser`."""
+    for f in fields(cls):
+        meta = f.metadata.get("cli")
+        if meta is None or f.name in skip:
+            continue
+        kwargs = dict(meta["kwargs"])
+        if callable(kwargs.get("choices")):
+            kwargs["choices"] = kwargs["choices"]()
+        default = f.default if f.default is not MISSING else f.default_factory()
+        if meta["positional"]:
+            parser.add_argument(f.name, help=meta["help"], **kwargs)
+            continue
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        if isinstance(default, bool) and "type" not in kwargs:
+            kwargs["action"] = "store_false" if default else "store_true"
+        else:
+            kwargs["default"] = default
+        parser.add_argument(flag, dest=f.name, help=meta["help"], **kwargs)
+
+
+def from_args(cls: type, args: argparse.Namespace, **values: Any):
+    """The dataclass of a parsed command line (`values` fill fields that are not options)."""
+    names = {f.name for f in fields(cls) if "cli" in f.metadata and hasattr(args, f.name)}
+    options = cls(**{n: getattr(args, n) for n in names}, **values)
+    if hasattr(options, "validate"):
+        options.validate()
+    return options
+
+
+def first_problem(problems: list[tuple[bool, str]]) -> None:
+    """Raise the first message whose condition holds: one line that names problem and fix."""
+    for bad, message in problems:
+        if bad:
+            raise UserError(message)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (and still exits 2), and that takes no
+    abbreviations: a typo such as `--sample 3` is an error, not silently `--samples 3`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parser_for(cls: type, prog: str, description: str) -> ArgumentParser:
+    parser = ArgumentParser(prog=prog, description=description)
+    add_options(parser, cls)
+    return parser

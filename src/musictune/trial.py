@@ -1,0 +1,66 @@
+"""What one trial is: its hyperparameters (the Ray config) and the settings fixed for the run.
+
+The config holds only what a search could vary (lr, dropout, a family's knobs, loss weights,
+freeze_backbone, batch size, seed); the budget, threads and the model family are the same for
+every trial of a sweep or rerun and travel beside the data via `tune.with_parameters`. The Ray
+trainables, the sweep's untuned-default training and the reports all build a trial's model and
+training settings here, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from musictune.affect import set_loss_weights, transfer_model
+from musictune.data import Dataset
+from musictune.models import MusicModel, get_family
+from musictune.training import PATIENCE, TrainConfig, build_model, start_at_train_mean
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    model: str  # the registered model family (a transfer trial uses its source's backbone)
+    max_epochs: int
+    patience: int = PATIENCE
+    checkpoint_every: int = 5
+    threads: int = 1  # torch threads: the trial's CPU share, so concurrent trials don't fight
+    amp: bool = False
+    quiet: bool = False  # reruns checkpoint every epoch: Ray's line per checkpoint is noise
+
+    def train_config(self, config: dict, device: str = "auto") -> TrainConfig:
+        return TrainConfig(
+            lr=config["lr"],
+            weight_decay=config.get("weight_decay", 0.0),
+            batch_size=config.get("batch_size", 32),
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            checkpoint_every=self.checkpoint_every,
+            seed=config.get("seed", 0),
+            amp=self.amp,
+            device=device,
+        )
+
+    def with_budget(self, max_epochs: int, patience: int) -> TrialSettings:
+        return replace(self, max_epochs=max_epochs, patience=patience)
+
+
+def trial_model(
+    config: dict, data: Dataset, settings: TrialSettings, source: dict | None = None
+) -> MusicModel:
+    """The model a trial starts from: the family with the config's knobs, or for a transfer
+    trial (`source`: a genre checkpoint's weights and spec) that backbone under a new head."""
+    seed = int(config.get("seed", 0))
+    if source is not None:
+        model = transfer_model(
+            source,
+            data.n_features,
+            dropout=config["dropout"],
+            freeze=bool(config["freeze_backbone"]),
+            seed=seed,
+        )
+        start_at_train_mean(model, data)
+        return model
+    family = get_family(settings.model)
+    model = build_model(data, family.name, seed=seed, **family.kwargs(config))
+    set_loss_weights(model, config, data.targets)  # multitask only: the sweep's loss weights
+    return model
