@@ -25,16 +25,20 @@ import common  # noqa: E402
 
 from musictune.errors import UserError  # noqa: E402
 from musictune.tuning.options import SweepOptions  # noqa: E402
+from musictune.tuning.plan import make_plan  # noqa: E402
 from musictune.tuning.presets import get_preset  # noqa: E402
 from musictune.tuning.runner import run_sweep  # noqa: E402
 
 TARGET = 1.8
 
 
-def trials_per_minute(options: SweepOptions, log: Path) -> float:
+def trials_per_minute(options: SweepOptions, pinned: dict, log: Path) -> float:
+    """Trials a minute of one sweep whose architecture is pinned (every trial costs the same)."""
     started = time.perf_counter()
     with common.quiet(log):
-        grid = run_sweep(options)
+        plan = make_plan(options)
+        plan.space |= pinned
+        grid = run_sweep(plan)
     elapsed = time.perf_counter() - started
     errors = [r.error for r in grid if r.error]
     if errors:
@@ -42,7 +46,7 @@ def trials_per_minute(options: SweepOptions, log: Path) -> float:
     return 60.0 * len(grid) / elapsed
 
 
-def run_options(base: dict, cpus: int, pinned: dict) -> dict[str, SweepOptions]:
+def run_options(base: dict, cpus: int) -> dict[str, SweepOptions]:
     """The three sweeps of one repeat, in the order they run: `cpus` trials at once with 1 CPU
     each, 1 at a time with all `cpus` CPUs, and the 1-CPU reference (a core idle)."""
     runs = {"many": (cpus, 1), "one_all": (1, cpus), "one_1": (1, 1)}
@@ -54,7 +58,6 @@ def run_options(base: dict, cpus: int, pinned: dict) -> dict[str, SweepOptions]:
             patience=0,
             cpus_per_trial=float(per_trial),
             name=f"{role}-{at_once}-at-once-{per_trial}-cpu",
-            extra=pinned,
         )
         for role, (at_once, per_trial) in runs.items()
     }
@@ -84,7 +87,8 @@ def run(
                 "storage": storage,
             }
             log = Path(storage) / "sweeps.log"
-            tpm = {k: trials_per_minute(o, log) for k, o in run_options(base, cpus, pinned).items()}
+            runs = run_options(base, cpus).items()
+            tpm = {k: trials_per_minute(o, pinned, log) for k, o in runs}
         results.append(
             {
                 **tpm,

@@ -247,10 +247,9 @@ def sweep_figures(
 def sweep(
     args: argparse.Namespace, fraction: float, data_dir: Path, storage: str, repeat: int, query
 ) -> dict:
-    from musictune.cli import build_parser
-    from musictune.tuning.options import options_from_args
+    from musictune.cli import build_parser, sweep_options_from_args
     from musictune.tuning.runner import run_sweep
-    from trainables.supervised import train_supervised
+    from trainables import train_trial
 
     name = f"gpu-{fraction:g}-r{repeat}" + ("-amp" if args.amp else "")
     argv = [
@@ -260,11 +259,11 @@ def sweep(
         "--gpus-per-trial", f"{fraction:g}", "--cpus-per-trial", f"{args.cpus_per_trial:g}",
         "--no-baseline-train",  # no extra training run after the timed trials
     ] + (["--amp"] if args.amp else [])  # fmt: skip
-    options = options_from_args(args.preset, build_parser().parse_args(argv))
+    options = sweep_options_from_args(build_parser().parse_args(argv))
     log = Path(storage) / f"{name}.spans"
     started = time.time()
     with UtilisationSampler(query) as sampler, common.quiet(Path(storage) / f"{name}.log"):
-        results = run_sweep(options, trainable=common.timed(train_supervised, log))
+        results = run_sweep(options, trainable=common.timed(train_trial, log))
     ended = time.time()
     devices = {d for r in results for d in r.metrics_dataframe["device"]}
     if results.errors or devices != {"cuda"}:

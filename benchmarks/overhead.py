@@ -25,25 +25,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from musictune.data import load_task  # noqa: E402
-from musictune.models import model_kwargs  # noqa: E402
-from musictune.training import build_model, fit  # noqa: E402
+from musictune.training import fit  # noqa: E402
+from musictune.trial import TrialSettings, trial_model  # noqa: E402
+from musictune.tuning.plan import make_plan  # noqa: E402
 from musictune.tuning.presets import get_preset  # noqa: E402
 from musictune.tuning.runner import run_sweep  # noqa: E402
 from musictune.tuning.space import search_space  # noqa: E402
-from trainables.supervised import train_config, train_supervised  # noqa: E402
+from trainables import train_trial  # noqa: E402
 
 TARGET = 1.10
 
 
-def train_one(config: dict, data) -> float:
+def train_one(config: dict, data, settings: TrialSettings) -> float:
     """What the trainable does for a config, minus Ray: build the model, fit, best metric."""
-    model = build_model(
-        data, config["model"], seed=config.get("seed", 0), **model_kwargs(config["model"], config)
-    )
-    return fit(model, data, train_config(config)).best_metric
+    model = trial_model(config, data, settings)
+    return fit(model, data, settings.train_config(config)).best_metric
 
 
-def optuna_loop(configs: list[dict], data_dir: Path, preset: str, seed: int) -> float:
+def optuna_loop(
+    configs: list[dict], settings: TrialSettings, data_dir: Path, preset: str, seed: int
+) -> float:
     """A plain Optuna study over the given configs, data loaded in-process as run_sweep does;
     returns its wall time in seconds (loading included, the warm-up epoch not)."""
     import optuna
@@ -59,16 +60,16 @@ def optuna_loop(configs: list[dict], data_dir: Path, preset: str, seed: int) -> 
     for config in configs:
         study.enqueue_trial({k: config[k] for k in distributions})
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(fixed.get("threads", 1))))
+    torch.set_num_threads(settings.threads)
     try:
         started = time.perf_counter()
         data = load_task(spec.task, data_dir, spec.features, spec.beat)
         load_s = time.perf_counter() - started
-        train_one({**configs[0], "max_epochs": 1}, data)  # warm-up, untimed
+        train_one(configs[0], data, settings.with_budget(1, 0))  # warm-up, untimed
         started = time.perf_counter()
         for _ in configs:
             trial = study.ask(distributions)
-            study.tell(trial, train_one({**fixed, **trial.params}, data))
+            study.tell(trial, train_one({**fixed, **trial.params}, data, settings))
         return load_s + time.perf_counter() - started
     finally:
         torch.set_num_threads(threads)
@@ -92,8 +93,9 @@ def one_repeat(data_dir: Path, preset: str, trials: int, epochs: int, seed: int,
         )
         log = Path(storage) / "trial-times.txt"
         started = time.time()
+        plan = make_plan(options)
         with common.quiet(Path(storage) / "sweep.log"):
-            grid = run_sweep(options, trainable=common.timed(train_supervised, log))
+            grid = run_sweep(plan, trainable=common.timed(train_trial, log))
         ended = time.time()
         errors = [r.error for r in grid if r.error]
         if errors:
@@ -101,7 +103,7 @@ def one_repeat(data_dir: Path, preset: str, trials: int, epochs: int, seed: int,
         configs = [dict(r.config) for r in grid]
         spans = common.read_spans(log)
     ray_s = ended - started
-    optuna_s = optuna_loop(configs, data_dir, preset, seed)
+    optuna_s = optuna_loop(configs, plan.settings, data_dir, preset, seed)
     gaps = [b[0] - a[1] for a, b in zip(spans, spans[1:])]
     figures = {
         "ray": ray_s,
@@ -112,7 +114,7 @@ def one_repeat(data_dir: Path, preset: str, trials: int, epochs: int, seed: int,
         "gaps": len(gaps),
         "tail": ended - spans[-1][1],
         "steady": ray_s / optuna_s,
-        "threads": {int(c.get("threads", 1)) for c in configs},
+        "threads": {plan.settings.threads},
     }
     if common.RAY_START_S is not None:
         figures["total"] = (ray_s + common.RAY_START_S) / optuna_s

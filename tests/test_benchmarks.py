@@ -103,7 +103,7 @@ def test_search_efficiency_sides_share_trials_seed_patience_and_all_cores():
 
 def test_concurrency_compares_runs_using_the_same_cores():
     base = {"preset": "lstm_spectrogram", "samples": 4, "max_epochs": 2, "seed": 0}
-    runs = concurrency.run_options(base, cpus=2, pinned={"hidden_size": 64})
+    runs = concurrency.run_options(base, cpus=2)
     assert list(runs) == ["many", "one_all", "one_1"]  # the claim's side first
     threads = {k: Resources(o.cpus_per_trial).threads for k, o in runs.items()}
     assert runs["many"].max_concurrent * threads["many"] == 2

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from musictune import features
-from musictune.tuning.presets import PRESETS
 from musictune.tuning.plan import make_plan
+from musictune.tuning.presets import PRESETS
 from musictune.tuning.runner import run_sweep
 from musictune.tuning.storage import SWEEP_FILE, TRIALS_FILE
 
