@@ -28,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from musictune import layout  # noqa: E402
+from musictune.batches import iterate_batches  # noqa: E402
 from musictune.data import Dataset, load_task  # noqa: E402
 from musictune.features import VIEWS  # noqa: E402
 from musictune.models import create_model, model_kwargs  # noqa: E402
-from musictune.training import build_model, iterate_batches  # noqa: E402
+from musictune.training import build_model  # noqa: E402
 from musictune.tuning.options import SweepOptions  # noqa: E402
 from musictune.tuning.presets import get_preset  # noqa: E402
 from musictune.tuning.runner import build_trainable  # noqa: E402

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from musictune.checkpoints import load_checkpoint, model_from_checkpoint
 from musictune.cli import build_parser, main
 from musictune.data import load_task
-from musictune.training import evaluate, load_checkpoint, model_from_checkpoint
+from musictune.training import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 

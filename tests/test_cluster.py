@@ -292,8 +292,8 @@ def test_batches_from_a_device_copy_match_the_array_path(fake_root):
     import numpy as np
     import torch
 
+    from musictune.batches import DeviceSplit, iterate_batches, to_device
     from musictune.data import load_task
-    from musictune.training import DeviceSplit, iterate_batches, to_device
 
     split = load_task("genre", fake_root, "mel", False).train
     assert to_device(split, torch.device("cpu")) is None  # CPU: batches come from the arrays
@@ -311,8 +311,9 @@ def test_evaluation_from_a_device_copy_matches_the_array_path(fake_root):
     for the metrics); on CPU tensors it must give exactly the figures of the array path."""
     import torch
 
+    from musictune.batches import DeviceSplit
     from musictune.data import load_task
-    from musictune.training import DeviceSplit, build_model, evaluate
+    from musictune.training import build_model, evaluate
 
     data = load_task("genre", fake_root, "mel", False)
     split = data.val

@@ -24,10 +24,11 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import f1_score
 
+from musictune.checkpoints import load_checkpoint, model_from_checkpoint
 from musictune.data import load_task
 from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE, TRIALS_FILE
 from musictune.reporting.rerun import DONE_FILE
-from musictune.training import load_checkpoint, model_from_checkpoint, predict
+from musictune.training import predict
 from musictune.tuning.presets import PRESETS, Preset
 from musictune.tuning.runner import run_sweep
 

@@ -8,9 +8,10 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import f1_score
 
+from musictune.checkpoints import load_checkpoint
 from musictune.data import load_dataset, load_task
 from musictune.metrics import classification_metrics, multitask_metrics, spearman
-from musictune.training import TrainConfig, build_model, fit, load_checkpoint, predict
+from musictune.training import TrainConfig, build_model, fit, predict
 
 
 @pytest.fixture

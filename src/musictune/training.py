@@ -1,10 +1,12 @@
 """The training core: Adam, early stopping, checkpoints and resume, with no Ray in sight.
 
-`fit` runs epochs and calls `on_epoch(metrics, state, model, optimizer)` after each, which is
-how the Ray trainables report to Tune (with a checkpoint when they save one) and how
-`musictune train` prints progress. Shuffling and dropout are
-seeded from (seed, epoch), so a run resumed from an epoch-k checkpoint repeats the epochs an
-uninterrupted run would have done.
+`fit` runs epochs and calls `on_epoch(metrics, state, model, optimizer)` after each one, once
+that epoch's best.pt / last.pt are written; `state.finished` marks the run's last epoch. The Ray
+trainables report to Tune this way (saving a checkpoint of their own with the report when they
+want one), and `musictune train` prints its progress. Shuffling and dropout are seeded from
+(seed, epoch), so a run resumed from an epoch-k checkpoint repeats the epochs an uninterrupted
+run would have done. Batches come from `musictune.batches`, checkpoint files from
+`musictune.checkpoints`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -20,13 +21,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from musictune.atomic import atomic_path
+from musictune.batches import DeviceSplit, iterate_batches, to_device
+
+# CHECKPOINT_FILE, load_checkpoint and model_from_checkpoint are re-exported: the CLI, the
+# trainables, the sweeps and the tests load checkpoints through this module.
+from musictune.checkpoints import (
+    CHECKPOINT_FILE,  # noqa: F401
+    load_checkpoint,  # noqa: F401
+    model_from_checkpoint,  # noqa: F401
+    save_checkpoint,
+)
 from musictune.data import Dataset, Split
 from musictune.errors import UserError
 from musictune.metrics import PRIMARY_METRIC, WORST_VALUE, task_metrics
 from musictune.models import MusicModel, create_model
 
-CHECKPOINT_FILE = "checkpoint.pt"
 PATIENCE = 10  # the course's early-stopping patience (epochs without a better validation metric)
 
 
@@ -111,64 +120,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# --------------------------------------------------------------------------- batches
-
-# A split is copied to the GPU whole when it needs at most this share of the free GPU memory:
-# trials packed on one GPU (--gpus-per-trial 0.25) each hold their own copy.
-DEVICE_DATA_SHARE = 0.25
-
-
-@dataclass
-class DeviceSplit:
-    """A split's arrays on the GPU, copied once per trial: batches are then gathered there."""
-
-    x: torch.Tensor  # (N, T, F)
-    y: torch.Tensor | None
-
-
-def to_device(split: Split, device: torch.device) -> DeviceSplit | None:
-    """The split on a CUDA device when it fits; None on CPU, where batches come from the arrays."""
-    if device.type != "cuda" or len(split) == 0:
-        return None
-    nbytes = split.x.nbytes + (0 if split.y is None else split.y.nbytes)
-    free, _ = torch.cuda.mem_get_info(device)
-    if nbytes > DEVICE_DATA_SHARE * free:
-        return None
-    with warnings.catch_warnings():
-        # Arrays from Ray's object store are read-only; the copy only reads them.
-        warnings.simplefilter("ignore", UserWarning)
-        x = torch.from_numpy(split.x).to(device)
-        y = None if split.y is None else torch.from_numpy(split.y).to(device)
-    return DeviceSplit(x, y)
-
-
-def iterate_batches(
-    split: Split,
-    batch_size: int,
-    order: np.ndarray | None = None,
-    on_device: DeviceSplit | None = None,
-) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-    """In-memory batches trimmed to their longest clip (no per-item file reads).
-
-    With `on_device` (the split already on the GPU) x and y are gathered there; lengths stay on
-    the CPU, where sequence packing wants them.
-    """
-    order = np.arange(len(split)) if order is None else order
-    if on_device is not None:  # the whole order goes to the GPU once, not an index per batch
-        device_order = torch.from_numpy(np.ascontiguousarray(order)).to(on_device.x.device)
-    batches = []
-    for start in range(0, len(order), batch_size):
-        idx = np.sort(order[start : start + batch_size])
-        lengths = split.lengths[idx]
-        if on_device is not None:
-            index = torch.sort(device_order[start : start + batch_size]).values
-            x = on_device.x[index, : int(lengths.max())]
-            y = None if on_device.y is None else on_device.y[index]
-        else:
-            x = torch.from_numpy(split.x[idx, : int(lengths.max())])
-            y = None if split.y is None else torch.from_numpy(split.y[idx])
-        batches.append((x, torch.from_numpy(lengths), y))
-    return batches
+# --------------------------------------------------------------------------- evaluation
 
 
 def predict(
@@ -207,6 +159,7 @@ def evaluate(
     batch_size: int = 64,
     on_device: DeviceSplit | None = None,
 ) -> dict[str, float]:
+    """The model's loss and the task's metrics (scikit-learn's) on a whole split."""
     outputs = _outputs(model, split, batch_size, on_device=on_device)
     # The loss on the device, against targets already there when the split is; the outputs go to
     # the host once, for scikit-learn's metrics.
@@ -217,54 +170,6 @@ def evaluate(
         loss = model.loss(outputs, y)
     host = outputs.cpu().numpy()
     return {"loss": float(loss), **task_metrics(model.head.task, split.y, host, targets)}
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(
-    path: str | os.PathLike, model: MusicModel, optimizer, state: TrainState, config: dict
-) -> None:
-    """One plain dict (weights, optimiser, model spec, state, config), written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "model_spec": model.spec,
-        "state": state.to_dict(),
-        "config": config,
-    }
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load with weights_only=True: a checkpoint can never execute code."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_FILE
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} not found: pass a checkpoint file or its folder")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}); "
-            "it is damaged or not a musictune checkpoint"
-        ) from None
-    if not isinstance(checkpoint, dict) or not {"model", "state"} <= checkpoint.keys():
-        raise UserError(
-            f"{path} is not a musictune checkpoint (no model weights and training state): "
-            "pass a best.pt / last.pt that musictune wrote"
-        )
-    return checkpoint
-
-
-def model_from_checkpoint(checkpoint: dict) -> MusicModel:
-    model = create_model(**checkpoint["model_spec"])
-    model.load_state_dict(checkpoint["model"])
-    return model
 
 
 # --------------------------------------------------------------------------- fit
@@ -293,7 +198,7 @@ def start_at_train_mean(model: MusicModel, data: Dataset) -> None:
     alone ranked clips in step with energy: LSTMs trained on shuffled energy labels reached test
     Spearman up to 0.9. Starting at the mean, a ranking has to be learnt from the targets.
     """
-    if model.head.task == "classification":
+    if model.head.task == "genre":
         return
     mean = torch.as_tensor(np.asarray(data.train.y, dtype=np.float32).mean(axis=0)).reshape(-1)
     with torch.no_grad():
@@ -302,6 +207,117 @@ def start_at_train_mean(model: MusicModel, data: Dataset) -> None:
 
 # on_epoch(metrics, state, model, optimizer): report, print, or save a checkpoint.
 EpochCallback = Callable[[dict, TrainState, MusicModel, torch.optim.Optimizer], None]
+
+
+def _resume(model: MusicModel, optimizer: torch.optim.Optimizer, resume: dict) -> TrainState:
+    """Put a loaded checkpoint's weights and optimiser in place; return its training state."""
+    try:
+        model.load_state_dict(resume["model"])
+        if resume.get("optimizer"):
+            optimizer.load_state_dict(resume["optimizer"])
+        state = TrainState(**resume["state"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        lines = [s.strip() for s in str(exc).splitlines()] or [type(exc).__name__]
+        why = next((s for s in lines if "size mismatch" in s or "key" in s), lines[0])
+        raise UserError(
+            f"the checkpoint does not fit this model ({why.split(':')[0][:120]}): resume with "
+            "the --model, --features/--beat and model options it was trained with"
+        ) from None
+    if state.epoch and state.best_epoch == state.epoch:
+        state.best_weights = cpu_weights(model)  # resumed from the best epoch itself
+    return state
+
+
+def _fit_splits(data: Dataset, config: TrainConfig) -> tuple[Split, Split]:
+    """Train and validation splits; with overfit_batches both are the same few fixed batches."""
+    train, val = data.train, data.val
+    if config.overfit_batches:
+        keep = np.arange(min(len(train), config.overfit_batches * config.batch_size))
+        train = val = train.subset(keep)
+    return train, val
+
+
+def _train_epoch(
+    model: MusicModel,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batches: list,
+    device: torch.device,
+    use_amp: bool,
+) -> float:
+    """One pass of Adam steps; the mean training loss, non-finite when the loss diverged."""
+    model.train()
+    # The loss is summed on the device and read once per epoch: no host synchronisation per
+    # step. A non-finite loss makes the sum non-finite, which marks the epoch as diverged.
+    loss_sum, steps = torch.zeros((), device=device), 0
+    for x, lengths, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=use_amp):
+            loss = model.loss(model(x, lengths), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        loss_sum += loss.detach().float()
+        steps += 1
+    return float(loss_sum) / max(steps, 1)
+
+
+def _epoch_metrics(
+    epoch: int,
+    train_loss: float,
+    model: MusicModel,
+    val: Split,
+    targets: tuple[str, ...],
+    val_on_device: DeviceSplit | None,
+) -> dict:
+    """The epoch's report; a diverged epoch skips validation and scores the worst value."""
+    task = model.head.task
+    if not math.isfinite(train_loss):
+        return {
+            "epoch": epoch,
+            "train_loss": float("nan"),
+            PRIMARY_METRIC[task]: WORST_VALUE[task],
+            "diverged": 1,
+        }
+    val_metrics = evaluate(model, val, targets, on_device=val_on_device)
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        **{f"val_{k}": v for k, v in val_metrics.items()},
+        "diverged": 0,
+    }
+
+
+def _record_epoch(state: TrainState, metrics: dict, metric: str, model: MusicModel) -> bool:
+    """Track the best epoch (keeping its weights) and the epochs since; True if it improved."""
+    improved = metrics[metric] > state.best_metric
+    if improved:
+        state.best_metric, state.best_epoch, state.bad_epochs = metrics[metric], state.epoch, 0
+        state.best_weights = cpu_weights(model)
+    else:
+        state.bad_epochs += 1
+    metrics[f"best_{metric}"] = state.best_metric
+    state.history.append(metrics)
+    return improved
+
+
+def _save_checkpoints(
+    ckpt_dir: Path,
+    model: MusicModel,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    config: TrainConfig,
+    improved: bool,
+    stop: bool,
+) -> None:
+    """best.pt when validation improved; last.pt every checkpoint_every epochs and at the end."""
+    config_dict = asdict(config)
+    if improved:
+        save_checkpoint(ckpt_dir / "best.pt", model, optimizer, state, config_dict)
+    epoch = state.epoch
+    if stop or epoch % config.checkpoint_every == 0 or epoch == config.max_epochs:
+        save_checkpoint(ckpt_dir / "last.pt", model, optimizer, state, config_dict)
 
 
 def fit(
@@ -320,36 +336,15 @@ def fit(
     returned state's `best_weights` holds the best epoch's, which is what should be tested.
     """
     device = pick_device(config.device)
-    task = model.head.task
-    metric = PRIMARY_METRIC[task]
+    metric = PRIMARY_METRIC[model.head.task]
     seed_everything(config.seed)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = TrainState()
-    if resume is not None:
-        try:
-            model.load_state_dict(resume["model"])
-            if resume.get("optimizer"):
-                optimizer.load_state_dict(resume["optimizer"])
-            state = TrainState(**resume["state"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-            lines = [s.strip() for s in str(exc).splitlines()] or [type(exc).__name__]
-            why = next((s for s in lines if "size mismatch" in s or "key" in s), lines[0])
-            raise UserError(
-                f"the checkpoint does not fit this model ({why.split(':')[0][:120]}): resume with "
-                "the --model, --features/--beat and model options it was trained with"
-            ) from None
-        if state.epoch and state.best_epoch == state.epoch:
-            state.best_weights = cpu_weights(model)  # resumed from the best epoch itself
+    state = TrainState() if resume is None else _resume(model, optimizer, resume)
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    train, val = data.train, data.val
-    if config.overfit_batches:
-        keep = np.arange(min(len(train), config.overfit_batches * config.batch_size))
-        train = val = train.subset(keep)
+    train, val = _fit_splits(data, config)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else None
-    config_dict = asdict(config)
     # On a GPU the data goes there once per trial, not batch by batch (when it fits).
     train_on_device, val_on_device = to_device(train, device), to_device(val, device)
 
@@ -357,53 +352,16 @@ def fit(
         epoch = state.epoch + 1
         torch.manual_seed(config.seed * 100_003 + epoch)
         order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
-        model.train()
-        # The loss is summed on the device and read once per epoch: no host synchronisation per
-        # step. A non-finite loss makes the sum non-finite, which marks the epoch as diverged.
-        loss_sum, steps = torch.zeros((), device=device), 0
-        for x, lengths, y in iterate_batches(train, config.batch_size, order, train_on_device):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=use_amp):
-                loss = model.loss(model(x, lengths), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += loss.detach().float()
-            steps += 1
-        train_loss = float(loss_sum) / max(steps, 1)
-        diverged = not math.isfinite(train_loss)
+        batches = iterate_batches(train, config.batch_size, order, train_on_device)
+        train_loss = _train_epoch(model, optimizer, scaler, batches, device, use_amp)
         state.epoch = epoch
-        if diverged:
-            metrics = {
-                "epoch": epoch,
-                "train_loss": float("nan"),
-                metric: WORST_VALUE[task],
-                "diverged": 1,
-            }
-        else:
-            val_metrics = evaluate(model, val, data.targets, on_device=val_on_device)
-            metrics = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                **{f"val_{k}": v for k, v in val_metrics.items()},
-                "diverged": 0,
-            }
-        improved = metrics[metric] > state.best_metric
-        if improved:
-            state.best_metric, state.best_epoch, state.bad_epochs = metrics[metric], epoch, 0
-            state.best_weights = cpu_weights(model)
-        else:
-            state.bad_epochs += 1
-        metrics[f"best_{metric}"] = state.best_metric
-        state.history.append(metrics)
+        metrics = _epoch_metrics(epoch, train_loss, model, val, data.targets, val_on_device)
+        improved = _record_epoch(state, metrics, metric, model)
+        diverged = bool(metrics["diverged"])
         stop = diverged or (config.patience and state.bad_epochs >= config.patience)
         state.finished = bool(stop or epoch == config.max_epochs)
         if ckpt_dir is not None:
-            if improved:
-                save_checkpoint(ckpt_dir / "best.pt", model, optimizer, state, config_dict)
-            if stop or epoch % config.checkpoint_every == 0 or epoch == config.max_epochs:
-                save_checkpoint(ckpt_dir / "last.pt", model, optimizer, state, config_dict)
+            _save_checkpoints(ckpt_dir, model, optimizer, state, config, improved, stop)
         if on_epoch is not None:
             on_epoch(metrics, state, model, optimizer)
         if stop:
