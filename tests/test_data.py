@@ -132,3 +132,15 @@ def test_extracted_manifest_keeps_own_genres(tmp_path):
     (root / layout.MANIFEST).write_text('{"class_mapping": null}')
     data = load_dataset(root)
     assert data.classes == ("disco", "reggae")
+
+
+def test_extracted_manifest_mapping_folds_and_drops_genres(tmp_path):
+    root = write_layout(tmp_path / "mine", n_train=30, n_test=9, genres=("disco", "jazz", "reggae"))
+    mapping = '{"disco": "Electronic", "jazz": "jazz", "reggae": null}'
+    (root / layout.MANIFEST).write_text(f'{{"class_mapping": {mapping}}}')
+    assert load_dataset(root).classes == ("Electronic", "jazz")
+
+
+def test_unknown_task_is_refused(fake_root):
+    with pytest.raises(UserError, match="unknown task 'nope': choose one of genre, regression"):
+        load_task("nope", fake_root)

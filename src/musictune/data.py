@@ -250,3 +250,4 @@ def load_task(
         return data.select_target(target)
     if task == "multitask":
         return load_dataset(data_dir, layout.MULTITASK_TASK, features, beat, **kwargs)
+    raise UserError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")

@@ -214,3 +214,4 @@ def class_mapping(root: Path) -> dict[str, str | None] | None:
             f"{where}: class_mapping must be an object {{genre: class or null}} (or null); "
             "fix it, or extract the data again"
         )
+    return mapping
