@@ -1,7 +1,7 @@
 """Data path: the data set shared in memory through Ray's object store, against reading one
 `.npy` file per item per epoch as the course's PyTorch Dataset did.
 
-Both sides run as Ray trials built by the sweep's own `build_trainable` (with_parameters +
+Both sides run as Ray trials built by the sweep's own `bind_trainable` (with_parameters +
 with_resources), one trial at a time, each given every CPU Ray has (torch threads = CPUs), the
 same on both sides. A trial's start is stamped before Ray fetches its parameters, so "trial
 start" covers fetching the data (or the file list) and assembling the first batch. Each epoch is
@@ -31,11 +31,12 @@ from musictune import layout  # noqa: E402
 from musictune.batches import iterate_batches  # noqa: E402
 from musictune.data import Dataset, load_task  # noqa: E402
 from musictune.features import VIEWS  # noqa: E402
-from musictune.models import create_model, model_kwargs  # noqa: E402
+from musictune.models import create_model, get_family, model_kwargs  # noqa: E402
 from musictune.training import build_model  # noqa: E402
-from musictune.tuning.options import SweepOptions  # noqa: E402
+from musictune.trial import TrialSettings  # noqa: E402
+from musictune.tuning.cluster import Resources  # noqa: E402
 from musictune.tuning.presets import get_preset  # noqa: E402
-from musictune.tuning.runner import build_trainable  # noqa: E402
+from musictune.tuning.tuner import bind_trainable  # noqa: E402
 
 BATCH_SIZE = 32
 START_TARGET_S = 0.1
@@ -141,9 +142,9 @@ def timed_epochs(config: dict, start_s: float, batches) -> None:
         )
 
 
-def shared_probe(config: dict, data: Dataset) -> None:
+def shared_probe(config: dict, data: Dataset, settings: TrialSettings) -> None:
     """The project's path: arrays from the object store, batches by `iterate_batches`."""
-    torch.set_num_threads(config["threads"])
+    torch.set_num_threads(settings.threads)
     rng = np.random.default_rng(config["seed"])
 
     def batches():
@@ -154,9 +155,9 @@ def shared_probe(config: dict, data: Dataset) -> None:
     timed_epochs(config, start_s, batches)
 
 
-def files_probe(config: dict, data: dict) -> None:
+def files_probe(config: dict, data: dict, settings: TrialSettings) -> None:
     """The course's path: a DataLoader reading one `.npy` file per item, every epoch."""
-    torch.set_num_threads(config["threads"])
+    torch.set_num_threads(settings.threads)
     loader = course_loader(data, config["seed"])
     next(iter(loader))
     start_s = time.perf_counter() - config["entered"]
@@ -214,12 +215,16 @@ def run(
     data = load_task(spec.task, data_dir, spec.features, spec.beat)
     settings = common.MID_MODEL.get(spec.model, {})
     model = build_model(data, spec.model, seed, **model_kwargs(spec.model, settings))
-    config = {"spec": model.spec, "seed": seed, "epochs": epochs, "threads": cpus}
-    options = SweepOptions(preset=preset, samples=repeats, cpus_per_trial=float(cpus))
+    config = {"spec": model.spec, "seed": seed, "epochs": epochs}
+    # Both sides bound as the sweep binds its trainable: data through the object store.
+    resources = Resources(cpus_per_trial=float(cpus))
+    family = get_family(spec.model)
+    trial = TrialSettings(family=family, max_epochs=epochs, threads=resources.threads)
     with tempfile.TemporaryDirectory(prefix="bench-data-path-") as storage:
-        shared_trial = stamped(build_trainable(options, data, shared_probe))
-        shared = run_probe(shared_trial, config, repeats, storage, "shared")
-        files_trial = stamped(build_trainable(options, file_index(data_dir, data), files_probe))
+        shared_bound = bind_trainable(data, trial, resources, trainable=shared_probe)
+        shared = run_probe(stamped(shared_bound), config, repeats, storage, "shared")
+        index = file_index(data_dir, data)
+        files_trial = stamped(bind_trainable(index, trial, resources, trainable=files_probe))
         files = run_probe(files_trial, config, repeats, storage, "files")
     shared_r, files_r = per_repeat_medians(shared, repeats), per_repeat_medians(files, repeats)
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 TRANSFER_DEFAULTS: dict[str, object] = {**SHARED_DEFAULTS, "freeze_backbone": False}
 
 UNDEFINED = "n/a (constant)"  # Spearman's rho of a constant prediction
+CHANCE_SEEDS = 3  # stratified guessing in a sweep summary: as many seeds as a report's reruns
 
 
 # --------------------------------------------------------------------------- the default config

@@ -16,6 +16,7 @@ from musictune import layout
 from musictune.data_files import class_mapping, dataset_dir, read_split, resolve_data_dir
 from musictune.errors import UserError
 from musictune.features import VIEWS
+from musictune.tasks import TASKS
 
 VAL_FRACTION = 0.2
 SPLIT_SEED = 42
@@ -225,9 +226,6 @@ def load_dataset(
         mean=mean,
         std=std,
     )
-
-
-TASKS = ("genre", "regression", "multitask")
 
 
 def load_task(

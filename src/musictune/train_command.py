@@ -18,7 +18,7 @@ from musictune.atomic import ensure_writable
 from musictune.errors import UserError
 from musictune.features import VIEWS
 from musictune.layout import AFFECT_TARGETS
-from musictune.models import SHARED_DEFAULTS, families, list_models
+from musictune.models import SHARED_DEFAULTS, families, get_family
 from musictune.options import (
     add_options,
     fraction,
@@ -36,7 +36,7 @@ WRITABLE_FIX = "choose a folder you can write"
 
 @dataclass
 class TrainOptions:
-    model: str = option("lstm", "model family", choices=list_models)
+    model: str = option("lstm", "model family: lstm, cnn, or one of $MUSICTUNE_MODELS")
     data_dir: str | None = option(
         None, "data in the patreco3 layout (default: $MUSICTUNE_DATA, else the demo data set)"
     )
@@ -65,6 +65,7 @@ class TrainOptions:
     knobs: dict | None = None  # the family's knobs, from the registry's flags
 
     def validate(self) -> None:
+        get_family(self.model)  # an unknown name fails with the known ones
         if self.task == "regression" and not self.target:
             raise UserError("--task regression needs --target valence|energy|danceability")
 

@@ -13,13 +13,16 @@ from dataclasses import dataclass, replace
 
 from musictune.affect import set_loss_weights, transfer_model
 from musictune.data import Dataset
-from musictune.models import MusicModel, get_family
+from musictune.models import ModelFamily, MusicModel
 from musictune.training import PATIENCE, TrainConfig, build_model, start_at_train_mean
 
 
 @dataclass(frozen=True)
 class TrialSettings:
-    model: str  # the registered model family (a transfer trial uses its source's backbone)
+    # The model family (a transfer trial uses its source's backbone). The object, not its
+    # name: unpickling it on a Ray worker imports the family's module, which registers it
+    # there too, so a family defined outside the package needs no set-up on the workers.
+    family: ModelFamily
     max_epochs: int
     patience: int = PATIENCE
     checkpoint_every: int = 5
@@ -60,7 +63,7 @@ def trial_model(
         )
         start_at_train_mean(model, data)
         return model
-    family = get_family(settings.model)
+    family = settings.family
     model = build_model(data, family.name, seed=seed, **family.kwargs(config))
     set_loss_weights(model, config, data.targets)  # multitask only: the sweep's loss weights
     return model

@@ -26,6 +26,7 @@ from musictune.baselines import config_digest
 from musictune.data import Dataset
 from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
+from musictune.models import get_family
 from musictune.trial import TrialSettings
 from musictune.tuning.cluster import Resources, check_resources, connect
 from musictune.tuning.progress import RerunProgress
@@ -169,7 +170,7 @@ def train_seeds(
     connect(resources)
     check_resources(resources)
     trial = TrialSettings(
-        model=exp.meta["model"],
+        family=get_family(exp.meta["model"]),
         max_epochs=settings.max_epochs,
         patience=settings.patience,
         checkpoint_every=1,  # every epoch, so the best epoch is on disk

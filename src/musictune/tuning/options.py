@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from musictune.features import VIEWS
 from musictune.layout import AFFECT_TARGETS
-from musictune.models import list_models
 from musictune.options import (
     first_problem,
     non_negative_int,
@@ -46,7 +45,7 @@ class SweepOptions:
         1, "ASHA: epochs before a trial can be stopped (default 1)", type=positive_int
     )
     model: str | None = option(
-        None, "model family in place of the preset's (default: the preset's)", choices=list_models
+        None, "model family in place of the preset's: lstm, cnn, or one of $MUSICTUNE_MODELS"
     )
     # Affect presets
     target: str | None = option(

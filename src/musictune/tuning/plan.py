@@ -187,7 +187,7 @@ def make_plan(options: SweepOptions) -> SweepPlan:
             "seed": options.seed,
         },
         settings=TrialSettings(
-            model=preset.model,
+            family=get_family(preset.model),
             max_epochs=options.max_epochs,
             patience=options.patience,
             checkpoint_every=options.checkpoint_every,

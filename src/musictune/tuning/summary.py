@@ -225,7 +225,6 @@ def compare_on_test(results, data: Dataset, plan: SweepPlan, meta: dict) -> dict
     guessing is averaged over the seeds a report's reruns use.
     """
     from musictune import baselines
-    from musictune.reporting.options import RerunSettings
 
     metrics = baselines.shown_metrics(data)
     found = test_tuned_best(results, data, plan.metric, plan.options.seed)
@@ -238,7 +237,7 @@ def compare_on_test(results, data: Dataset, plan: SweepPlan, meta: dict) -> dict
     print(f"\ntest split ({split}): the tuned best beside baselines")
     config = baselines.default_config(config, meta)
     default, trained = train_untuned_default(data, plan, meta, config, seed)
-    seeds = [seed + i for i in range(RerunSettings().seeds)]
+    seeds = [seed + i for i in range(baselines.CHANCE_SEEDS)]
     rows = [tuned, default, *baselines.chance_baselines(data, seeds)]
     print(baselines.text_table(rows, metrics))
     test = {
