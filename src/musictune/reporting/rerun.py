@@ -24,9 +24,9 @@ from ray import tune
 
 from musictune.baselines import config_digest
 from musictune.data import Dataset
+from musictune.models import get_family
 from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
-from musictune.models import get_family
 from musictune.trial import TrialSettings
 from musictune.tuning.cluster import Resources, check_resources, connect
 from musictune.tuning.progress import RerunProgress
