@@ -26,7 +26,7 @@ RERUN_DIR = "reruns"  # best-config reruns live inside their experiment
 # Config keys that are budget or plumbing, not hyperparameters worth a scatter plot.
 NOT_TUNED = {"max_epochs", "patience", "checkpoint_every", "seed", "threads", "amp", "batch_size"}
 LAYER_KEYS = ("num_layers", "conv_blocks")  # what "layers" means per model family
-HEAD_TASK = {"genre": "classification", "regression": "regression", "multitask": "multitask"}
+HEAD_TASK = {"genre": "genre", "regression": "regression", "multitask": "multitask"}
 
 
 @dataclass

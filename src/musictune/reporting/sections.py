@@ -18,6 +18,16 @@ import pandas as pd
 from musictune import baselines
 from musictune.baselines import Figures
 from musictune.data import Dataset, load_task
+from musictune.evaluation import (
+    TEST_METRIC,
+    Evaluation,
+    classification_details,
+    evaluate_checkpoint,
+    format_mean_sd,
+    mean_sd,
+    regression_pairs,
+    summary_table,
+)
 from musictune.reporting import plots, reference
 from musictune.reporting.experiments import (
     NOT_TUNED,
@@ -28,16 +38,6 @@ from musictune.reporting.experiments import (
 from musictune.reporting.html import Document
 from musictune.reporting.options import ReportOptions
 from musictune.reporting.rerun import DONE_FILE, Rerun, rerun_done, run_rerun
-from musictune.reporting.testing import (
-    TEST_METRIC,
-    Evaluation,
-    classification_details,
-    evaluate_checkpoint,
-    format_mean_sd,
-    mean_sd,
-    regression_pairs,
-    summary_table,
-)
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"
@@ -280,7 +280,7 @@ def describe_test(
         return
     if t.rerun:
         describe_rerun(exp, t, doc, folder)
-    summary = summary_table(t.runs)
+    summary = summary_table([r.metrics for r in t.runs])
     main = summary[~summary["metric"].str.startswith("f1_")]
     doc.text(f"Test split ({data.test_note}, {len(data.test)} clips): mean ± sd over seeds.")
     doc.table(
@@ -293,7 +293,7 @@ def describe_test(
         )
     )
     save_seed_metrics(exp, t, folder / f"{t.trial_id}-test.csv")
-    if exp.head_task == "classification":
+    if exp.head_task == "genre":
         describe_classification(exp, data, t, summary, doc, folder)
     else:
         describe_regression(exp, data, t, doc, folder)

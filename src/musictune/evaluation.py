@@ -4,6 +4,10 @@ Each checkpoint (one per rerun seed) gives one `Evaluation`; summaries are mean 
 deviation over the seeds. Classification pools the seeds' predictions for scikit-learn's
 classification report and the normalised confusion matrix; regression gives Spearman's rho per
 target and their mean.
+
+A library module under reports and sweep summaries alike (`musictune.baselines`,
+`musictune.tuning.summary`, `musictune.reporting`); it depends on none of them. Torch and the
+models are imported only by the functions that score a model, so the summary helpers stay cheap.
 """
 
 from __future__ import annotations
@@ -11,15 +15,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
-from musictune.data import Dataset
-from musictune.metrics import evaluation_metrics
-from musictune.models import MusicModel
-from musictune.training import load_checkpoint, model_from_checkpoint, predict
+if TYPE_CHECKING:
+    from musictune.data import Dataset
+    from musictune.models import MusicModel
 
 # The test counterpart of each primary validation metric.
 TEST_METRIC = {
@@ -44,6 +47,8 @@ def evaluate_checkpoint(
     checkpoint: str | os.PathLike, data: Dataset, seed: int, task: str
 ) -> Evaluation:
     """Rebuild the model from a checkpoint (weights_only) and score it on `data.test`."""
+    from musictune.checkpoints import load_checkpoint, model_from_checkpoint
+
     model = model_from_checkpoint(load_checkpoint(Path(checkpoint)))
     return evaluate_model(model, data, seed, task, str(checkpoint))
 
@@ -52,9 +57,14 @@ def evaluate_model(
     model: MusicModel, data: Dataset, seed: int, task: str, checkpoint: str = ""
 ) -> Evaluation:
     """Score a model on `data.test`: the task's metrics, MSE for affect, per-class F1 for genre."""
+    from sklearn.metrics import f1_score
+
+    from musictune.metrics import evaluation_metrics
+    from musictune.training import predict
+
     outputs = predict(model, data.test)
     metrics = evaluation_metrics(task, data.test.y, outputs, data.targets)
-    if task == "classification":
+    if task == "genre":
         labels = np.arange(len(data.classes))
         per_class = f1_score(
             data.test.y, outputs.argmax(1), labels=labels, average=None, zero_division=0
@@ -76,11 +86,11 @@ def format_mean_sd(mean: float, sd: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}")
 
 
-def summary_table(runs: list[Evaluation]) -> pd.DataFrame:
-    """metric, mean, sd, n and the per-seed values, one row per metric."""
+def summary_table(runs: list[dict[str, float]]) -> pd.DataFrame:
+    """metric, mean, sd, n and the per-seed values, one row per metric of the runs' metric dicts."""
     rows = []
-    for key in runs[0].metrics:
-        values = [r.metrics[key] for r in runs]
+    for key in runs[0]:
+        values = [r[key] for r in runs]
         mean, sd = mean_sd(values)
         rows.append({"metric": key, "mean": mean, "sd": sd, "n": len(values), "values": values})
     return pd.DataFrame(rows)
@@ -88,6 +98,8 @@ def summary_table(runs: list[Evaluation]) -> pd.DataFrame:
 
 def classification_details(runs: list[Evaluation], classes: tuple[str, ...]) -> dict:
     """sklearn's report text and the row-normalised confusion matrix, seeds pooled."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
     y_true = np.concatenate([r.y_true for r in runs])
     y_pred = np.concatenate([r.outputs.argmax(1) for r in runs])
     labels = np.arange(len(classes))
