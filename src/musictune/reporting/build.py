@@ -1,6 +1,6 @@
-"""Assemble one report over finished experiments: tables, plots, reruns, test metrics.
+"""Assemble one report: evaluate the experiments, save the results, render the pages.
 
-The report is built in a hidden temporary folder beside its destination and renamed to a new
+A report is built in a hidden temporary folder beside its destination and renamed to a new
 dated folder (`reports/2026-11-26_120512`) only when complete, so a report folder is always
 whole and an earlier one is never overwritten.
 """
@@ -11,19 +11,32 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from musictune import paths
 from musictune.atomic import ensure_writable
 from musictune.errors import UserError
+from musictune.reporting import saved
 from musictune.reporting.experiments import find_experiments
 from musictune.reporting.options import ReportOptions
 
 # --------------------------------------------------------------------------- folders
 
 
-def report_root(options: ReportOptions, storage: Path) -> Path:
-    out = Path(options.out).expanduser() if options.out else storage.resolve().parent / "reports"
+def storage_of(options: ReportOptions) -> Path:
+    return Path(options.storage).expanduser() if options.storage else paths.default_results_dir()
+
+
+def default_root(options: ReportOptions) -> Path:
+    """Where reports go: --out, or reports/ beside the storage folder."""
+    if options.out:
+        return Path(options.out).expanduser()
+    return storage_of(options).resolve().parent / "reports"
+
+
+def report_root(options: ReportOptions) -> Path:
+    out = default_root(options)
     ensure_writable(out, "report folder", "pass --out")
     return out
 
@@ -43,17 +56,11 @@ def publish(tmp: Path, out: Path) -> Path:
     raise UserError(f"cannot find a free report name in {out}: tidy it up")
 
 
-def build_report(options: ReportOptions) -> Path:
-    """Write the report for every selected experiment and return its folder."""
-    options.validate()
-    storage = Path(options.storage).expanduser() if options.storage else paths.default_results_dir()
-    experiments, skipped = find_experiments(storage, options.sweeps)
-    out = report_root(options, storage)
-    from musictune.reporting.sections import write_report  # Ray, torch, sklearn, matplotlib
-
+def in_new_report(out: Path, fill: Callable[[Path], None]) -> Path:
+    """Run `fill` on a temporary folder in `out` and publish it; on any failure remove it."""
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".tmp-report-"))
     try:
-        write_report(tmp, experiments, skipped, storage, options)
+        fill(tmp)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is meant to be shared
         final = publish(tmp, out)
     except BaseException:
@@ -62,3 +69,23 @@ def build_report(options: ReportOptions) -> Path:
     print(f"report: {final / 'index.html'}")
     print(f"        {final / 'index.md'}")
     return final
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def build_report(options: ReportOptions) -> Path:
+    """Write the report for every selected experiment and return its folder."""
+    options.validate()
+    storage = storage_of(options)
+    experiments, skipped = find_experiments(storage, options.sweeps)
+    out = report_root(options)
+    from musictune.reporting.evaluate import evaluate_report  # Ray, torch, sklearn
+    from musictune.reporting.render import render_report  # matplotlib
+
+    def fill(tmp: Path) -> None:
+        results = evaluate_report(experiments, skipped, storage, options, tmp)
+        saved.save(results, tmp)
+        render_report(saved.load(tmp), tmp)  # as --render-only will see them
+
+    return in_new_report(out, fill)

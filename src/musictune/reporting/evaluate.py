@@ -1,0 +1,335 @@
+"""The evaluation step of a report: reruns, test metrics and baseline figures, as typed results.
+
+Everything that needs the sweeps' Ray state, the data or training happens here, once per report;
+what it returns (`results`) is all the page, the PNGs and the summary files are made from.
+Imported only once the experiments are known to be reportable: it pulls in Ray, torch and
+scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from musictune import baselines
+from musictune.baselines import Figures
+from musictune.data import Dataset, load_task
+from musictune.evaluation import (
+    TEST_METRIC,
+    Evaluation,
+    classification_details,
+    evaluate_checkpoint,
+    mean_sd,
+    regression_pairs,
+)
+from musictune.reporting.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
+from musictune.reporting.options import ReportOptions
+from musictune.reporting.rerun import DONE_FILE, Rerun, rerun_done, run_rerun
+from musictune.reporting.results import (
+    Comparison,
+    DataFacts,
+    ExperimentResult,
+    History,
+    Pair,
+    ReportResults,
+    RerunSummary,
+    SeedTest,
+    SeedTraining,
+    TestedConfig,
+)
+from musictune.reporting.saved import VERSION
+
+DEFAULT_LABEL = "default"  # the untuned default's rerun and file names
+TOP_CURVES = 5  # learning curves of this many best trials
+CURVE_COLUMNS = ("training_iteration", "train_loss", "val_loss")  # + the metric
+
+
+class DataCache:
+    """Experiments that share a data view load it once."""
+
+    def __init__(self, override: str | None):
+        self.override = override
+        self.loaded: dict[tuple, Dataset] = {}
+
+    def get(self, exp: Experiment) -> Dataset:
+        m = exp.meta
+        key = (m["task"], exp.data_dir(self.override), m["features"], m["beat"], m.get("target"))
+        if key not in self.loaded:
+            self.loaded[key] = load_task(*key)
+        return self.loaded[key]
+
+
+def evaluate_report(
+    experiments: list[Experiment],
+    skipped: list[str],
+    storage: Path,
+    options: ReportOptions,
+    folder: Path,
+) -> ReportResults:
+    """Evaluate every experiment; their trial tables are copied into the report `folder`."""
+    data = DataCache(options.data_dir)
+    evaluated = []
+    for exp in experiments:
+        print(f"report: {exp.name} ({exp.label}, {len(exp.trials)} trials)", flush=True)
+        evaluated.append(evaluate_experiment(exp, data.get(exp), options, folder))
+    return ReportResults(
+        version=VERSION,
+        created=time.strftime("%Y-%m-%d %H:%M"),
+        storage=str(storage),
+        skipped=list(skipped),
+        rerun=options.rerun,
+        settings=options.settings,
+        experiments=evaluated,
+    )
+
+
+def evaluate_experiment(
+    exp: Experiment, data: Dataset, options: ReportOptions, folder: Path
+) -> ExperimentResult:
+    """One experiment: its best configs rerun and tested, the baselines, its summary row."""
+    (folder / exp.name).mkdir()
+    trials = f"{exp.name}/{TRIALS_FILE}"
+    shutil.copyfile(exp.path / TRIALS_FILE, folder / trials)
+    facts = DataFacts(
+        task=data.task,
+        data_dir=exp.data_dir(options.data_dir),
+        train=len(data.train),
+        val=len(data.val),
+        test=len(data.test),
+        test_note=data.test_note,
+        classes=list(data.classes),
+        targets=list(data.targets),
+    )
+    tested = []
+    for trial_id in exp.best_trials(options.top)["trial_id"]:
+        config = shown(exp.result_of(trial_id).config)
+        if options.rerun:
+            tested.append(test_rerun(exp, trial_id, data, options, config=config))
+        else:
+            tested.append(test_sweep_checkpoint(exp, trial_id, data, config))
+    best = chosen(tested)
+    comparison = compare_with_baselines(exp, data, best, options)
+    result = ExperimentResult(
+        name=exp.name,
+        path=str(exp.path),
+        meta=exp.meta,
+        trials=trials,
+        data=facts,
+        hyperparameters=exp.hyperparameters(),
+        curves=top_curves(exp),
+        tested=tested,
+        comparison=comparison,
+        row={},
+    )
+    result.row = summary_row(exp, result, best)
+    return result
+
+
+def shown(config: dict) -> dict:
+    """A config's hyperparameters (budget and plumbing dropped), as JSON values."""
+    kept = {k: v for k, v in config.items() if k not in NOT_TUNED}
+    return json.loads(json.dumps(kept, default=str))
+
+
+def history(frame: pd.DataFrame, metric: str) -> History:
+    """The columns a learning curve plots, as plain lists."""
+    columns = [c for c in (*CURVE_COLUMNS, metric) if c in frame]
+    return {c: frame[c].tolist() for c in columns}
+
+
+def top_curves(exp: Experiment) -> dict[str, History]:
+    histories = exp.histories()
+    top = [t for t in exp.finished_trials["trial_id"] if t in histories][:TOP_CURVES]
+    return {t: history(histories[t], exp.metric) for t in top}
+
+
+# --------------------------------------------------------------------------- tested configs
+
+
+def test_rerun(
+    exp: Experiment,
+    trial_id: str,
+    data: Dataset,
+    options: ReportOptions,
+    config: dict,
+    retrain: dict | None = None,
+    figures: bool = True,
+) -> TestedConfig:
+    """Rerun a config with K seeds (`retrain`: this config instead of the trial's) and test
+    every seed's best checkpoint."""
+    rerun = run_rerun(exp, trial_id, data, options.settings, retrain)
+    runs = [
+        evaluate_checkpoint(r.checkpoint, data, r.seed, exp.head_task)
+        for r in rerun.runs
+        if r.checkpoint
+    ]
+    source = f"rerun, {len(runs)} seed(s)" + (" (reused)" if rerun.reused else "")
+    tested = tested_config(exp, data, trial_id, source, config, runs, figures)
+    tested.rerun = summarise_rerun(rerun, exp.metric)
+    return tested
+
+
+def test_sweep_checkpoint(
+    exp: Experiment, trial_id: str, data: Dataset, config: dict
+) -> TestedConfig:
+    """No rerun: test the best checkpoint the sweep kept for the trial."""
+    result = exp.result_of(trial_id)
+    checkpoint = result.get_best_checkpoint(exp.metric, exp.mode)
+    runs = []
+    if checkpoint is not None:
+        seed = int(result.config.get("seed", 0))
+        runs = [evaluate_checkpoint(checkpoint.path, data, seed, exp.head_task)]
+    source = "sweep checkpoint (no rerun)"
+    return tested_config(exp, data, trial_id, source, config, runs, figures=True)
+
+
+def tested_config(
+    exp: Experiment,
+    data: Dataset,
+    trial_id: str,
+    source: str,
+    config: dict,
+    runs: list[Evaluation],
+    figures: bool,
+) -> TestedConfig:
+    """Per-seed metrics, and (`figures`) what the confusion matrix or scatter plots need."""
+    tested = TestedConfig(
+        trial_id, source, config, [SeedTest(r.seed, r.checkpoint, r.metrics) for r in runs]
+    )
+    if not (figures and runs):
+        return tested
+    if exp.head_task == "genre":
+        details = classification_details(runs, data.classes)
+        tested.report, tested.confusion = details["report"], details["confusion"]
+    else:
+        pairs = regression_pairs(runs, data.targets)
+        tested.pairs = {t: Pair(true, predicted) for t, (true, predicted) in pairs.items()}
+    return tested
+
+
+def summarise_rerun(rerun: Rerun, metric: str) -> RerunSummary:
+    done = rerun.path / DONE_FILE
+    took = rerun_done(rerun.path).get("wall_time_s", float("nan")) if done.exists() else None
+    seeds = [
+        SeedTraining(
+            seed=r.seed,
+            tested=r.checkpoint is not None,
+            epochs=r.epochs,
+            best_epoch=r.best_epoch,
+            checkpoint_epoch=r.checkpoint_epoch,
+            best_val=r.best_val,
+            history=history(r.history, metric),
+        )
+        for r in rerun.runs
+    ]
+    return RerunSummary(str(rerun.path), rerun.reused, seeds, list(rerun.errors), took)
+
+
+def chosen(tested: list[TestedConfig]) -> TestedConfig:
+    """The config the cross-sweep table reports: best mean validation over its seeds."""
+    with_runs = [t for t in tested if t.runs] or tested
+    return max(with_runs, key=lambda t: np.nan_to_num(t.val_mean, nan=-np.inf))
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def compare_with_baselines(
+    exp: Experiment, data: Dataset, best: TestedConfig, options: ReportOptions
+) -> Comparison:
+    """The tuned best beside the untuned default and chance on the test split.
+
+    The default is retrained through the rerun machinery with the tuned best's seeds, budget and
+    patience (so it is cached and reused like any rerun); stratified guessing uses the same
+    seeds.
+    """
+    trial_config = dict(exp.result_of(best.trial_id).config)
+    base_seed = int(trial_config.get("seed", 0))
+    trained = best.rerun.seeds if best.rerun else []
+    seeds = [r.seed for r in trained] or [base_seed + i for i in range(options.settings.seeds)]
+    tuned = Figures(
+        "tuned",
+        "tuned best",
+        [ev.metrics for ev in best.runs],
+        [ev.seed for ev in best.runs],
+        f"trial {best.trial_id}, {best.source}",
+    )
+    config = baselines.default_config(trial_config, exp.meta)
+    default = Figures("default", "untuned default", note="not retrained: --no-rerun")
+    retrained = None
+    if options.rerun:
+        retrained = test_rerun(
+            exp, DEFAULT_LABEL, data, options, shown(config), retrain=config, figures=False
+        )
+        default = Figures(
+            "default",
+            "untuned default",
+            [ev.metrics for ev in retrained.runs],
+            [ev.seed for ev in retrained.runs],
+            retrained.source,
+        )
+    return Comparison(
+        metrics=baselines.shown_metrics(data),
+        seeds=seeds,
+        rows=[tuned, default, *baselines.chance_baselines(data, seeds)],
+        default_config=shown(config),
+        default_described=baselines.describe_default(exp.meta),
+        default=retrained,
+    )
+
+
+# --------------------------------------------------------------------------- the summary row
+
+
+def comparison_columns(comparison: Comparison, task: str) -> dict:
+    """The baselines' summary columns: `<row>_test_<metric>` (mean), `_sd`, `_values`."""
+    rows = comparison.rows
+    columns: dict = {
+        "baseline_seeds": comparison.seeds,
+        "default_retrained": bool(rows[1].runs),
+        "default_config": comparison.default_config,
+    }
+    for f in rows:
+        columns |= f.columns(comparison.metrics)
+    if task == "genre":
+        columns["majority_class"] = rows[2].note
+    return columns
+
+
+def summary_row(exp: Experiment, result: ExperimentResult, best: TestedConfig) -> dict:
+    """The experiment's line of the cross-sweep table, summary.csv and summary.json."""
+    test_metric = TEST_METRIC[exp.metric]
+    values = [r.metrics[test_metric] for r in best.runs]
+    mean, sd = mean_sd(values) if values else (float("nan"), float("nan"))
+    row = {
+        "experiment": exp.name,
+        "task": exp.task,
+        "model": exp.meta["model"],
+        "features": exp.meta["features"],
+        "beat": bool(exp.meta["beat"]),
+        "target": exp.meta.get("target") or "",
+        "metric": exp.metric,
+        "best_val": float(exp.finished_trials[exp.best_column].iloc[0]),
+        "best_trial": exp.finished_trials["trial_id"].iloc[0],
+        "tested_trial": best.trial_id,
+        "test_metric": f"test_{test_metric}",
+        "test_mean": mean,
+        "test_sd": sd,
+        "test_values": values,
+        "test_source": best.source,
+        "seeds": len(values),
+        "trials": len(exp.trials),
+        "finished_trials": len(exp.finished_trials),
+        "wall_time_s": float(exp.meta.get("wall_time_s", float("nan"))),
+        "data_dir": exp.meta.get("data_dir"),
+        "demo_data": is_demo_data(str(exp.meta.get("data_dir", ""))),
+        "rerun_path": best.rerun.path if best.rerun else "",
+        "rerun_reused": bool(best.rerun and best.rerun.reused),
+        **comparison_columns(result.comparison, result.data.task),
+    }
+    return json.loads(json.dumps(row, default=str))  # as summary.json writes it
