@@ -42,4 +42,4 @@ __all__ = [
 
 
 # Importing the families registers them.
-from musictune.models import cnn, lstm  # noqa: E402,F401
+from musictune.models import cnn, course_cnn, course_lstm, lstm  # noqa: E402,F401
