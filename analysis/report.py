@@ -4,10 +4,13 @@
     python analysis/report.py                                   # every finished experiment
     python analysis/report.py --sweep lstm_spectrogram-20261126-120501 --seeds 5
     python analysis/report.py --no-rerun                        # no training: sweep checkpoints
+    python analysis/report.py --render-only                     # pages again, from saved results
 
 Writes `reports/<date>_<time>/index.html` (self-contained), `index.md`, `summary.csv` and one
 folder per experiment (trials.csv, PNGs, per-seed test metrics). Reruns are stored inside their
-experiment (`<experiment>/reruns/`), so the next report reuses them.
+experiment (`<experiment>/reruns/`), so the next report reuses them. The evaluation is saved as
+`results.json` (+ `results.npz`); --render-only rebuilds a report's pages and PNGs from it into a
+new dated folder (the source report is left as it was), in seconds, without Ray or training.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from musictune.cli import ArgumentParser, non_negative_int, positive_float, positive_int
 from musictune.errors import EXIT_USAGE, UserError
+from musictune.options import ArgumentParser, non_negative_int, positive_float, positive_int
 
 PROG = "analysis/report.py"
 
@@ -43,6 +46,14 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--cpus-per-trial", type=positive_float, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, default=0.0)
     p.add_argument("--address", help="existing Ray cluster for the reruns (default: local)")
+    p.add_argument(
+        "--render-only",
+        nargs="?",
+        const="",
+        metavar="REPORT_DIR",
+        help="rebuild REPORT_DIR (default: the newest report in --out, or reports/ beside the "
+        "storage) from its saved results into a new dated folder: no reruns, no training",
+    )
     return p
 
 
@@ -64,6 +75,7 @@ def options_from_args(args: argparse.Namespace):
             gpus_per_trial=args.gpus_per_trial,
             address=args.address,
         ),
+        render_only=args.render_only,
     )
 
 

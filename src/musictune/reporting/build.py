@@ -2,12 +2,15 @@
 
 A report is built in a hidden temporary folder beside its destination and renamed to a new
 dated folder (`reports/2026-11-26_120512`) only when complete, so a report folder is always
-whole and an earlier one is never overwritten.
+whole and an earlier one is never overwritten. A `--render-only` run does the same from an
+existing report's saved results (`results.json`): a new dated folder with freshly rendered pages
+and the same results, the source report left as it was.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -20,6 +23,8 @@ from musictune.errors import UserError
 from musictune.reporting import saved
 from musictune.reporting.experiments import find_experiments
 from musictune.reporting.options import ReportOptions
+
+REPORT_NAME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{6})(?:-(\d+))?")  # what `publish` names them
 
 # --------------------------------------------------------------------------- folders
 
@@ -71,12 +76,14 @@ def in_new_report(out: Path, fill: Callable[[Path], None]) -> Path:
     return final
 
 
-# --------------------------------------------------------------------------- the report
+# --------------------------------------------------------------------------- the two runs
 
 
 def build_report(options: ReportOptions) -> Path:
     """Write the report for every selected experiment and return its folder."""
     options.validate()
+    if options.render_only is not None:
+        return render_saved_report(options)
     storage = storage_of(options)
     experiments, skipped = find_experiments(storage, options.sweeps)
     out = report_root(options)
@@ -88,4 +95,49 @@ def build_report(options: ReportOptions) -> Path:
         saved.save(results, tmp)
         render_report(saved.load(tmp), tmp)  # as --render-only will see them
 
+    return in_new_report(out, fill)
+
+
+def newest_report(root: Path) -> Path:
+    """The newest dated report folder under `root` that holds saved results."""
+    found = [
+        p
+        for p in (root.iterdir() if root.is_dir() else [])
+        if REPORT_NAME.fullmatch(p.name) and (p / saved.RESULTS_FILE).is_file()
+    ]
+    if not found:
+        raise UserError(
+            f"no report with {saved.RESULTS_FILE} in {root}: build one with analysis/report.py "
+            "(without --render-only), or pass the report folder or --out"
+        )
+
+    def key(p: Path) -> tuple[str, int]:
+        stamp, n = REPORT_NAME.fullmatch(p.name).groups()
+        return stamp, int(n or 1)
+
+    return max(found, key=key)
+
+
+def render_saved_report(options: ReportOptions) -> Path:
+    """Rebuild a report's pages from its saved results into a new dated folder (in --out, else
+    beside the source); no Ray, no data, no training. Returns the new folder."""
+    if options.render_only:
+        source = Path(options.render_only).expanduser()
+        if not source.is_dir():
+            raise UserError(f"report folder {source} does not exist: pass a report's folder")
+    else:
+        source = newest_report(default_root(options))
+    results = saved.load(source)
+    out = default_root(options) if options.out else source.parent
+    ensure_writable(out, "report folder", "pass --out")
+    from musictune.reporting.render import render_report  # matplotlib
+
+    def fill(tmp: Path) -> None:
+        for path in saved.saved_files(results, source):
+            copy = tmp / path.relative_to(source)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+        render_report(results, tmp)
+
+    print(f"report: rendering {source / saved.RESULTS_FILE} (no reruns, no training)", flush=True)
     return in_new_report(out, fill)

@@ -30,6 +30,7 @@ class ReportOptions:
     top: int = 1  # best configs to rerun per experiment
     data_dir: str | None = None  # default: the data folder recorded in sweep.json
     settings: RerunSettings = field(default_factory=RerunSettings)
+    render_only: str | None = None  # rebuild this report from its saved results ("": newest)
 
     def validate(self) -> None:
         if self.top < 1:
