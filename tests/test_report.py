@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,7 +53,11 @@ def reported(ray_local, tmp_path_factory):
     )
     with pytest.MonkeyPatch.context() as mp:
         # A multitask experiment whatever the affect presets are called.
-        mp.setitem(PRESETS, "report_multitask", Preset("multitask", "cnn", "mel", True, "test"))
+        mp.setitem(
+            PRESETS,
+            "report_multitask",
+            Preset("report_multitask", "multitask", "cnn", "mel", True, "test"),
+        )
         run_sweep(
             sweep_options(
                 "report_multitask",
@@ -341,6 +346,94 @@ def test_html_renders_every_image_in_headless_chromium(reported, tmp_path):
     html = (reported["first"] / "index.html").read_text()
     broken.write_text(html.replace("base64,iVBOR", "base64,AAAA", 1))
     assert images_loaded(chromium(), broken, tmp_path / "profile2") == f"{n}:{n - 1}"
+
+
+# --------------------------------------------------------------------------- --render-only
+
+RENDER_PROBE = """
+import runpy, sys, time
+sys.argv = ["analysis/report.py", *sys.argv[1:]]
+started = time.perf_counter()
+try:
+    runpy.run_path("analysis/report.py", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+took = time.perf_counter() - started
+loaded = [m for m in ("ray", "musictune.training", "musictune.reporting.rerun") if m in sys.modules]
+print(f"probe: {took:.2f} s, loaded {loaded}")
+sys.exit(code)
+"""
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def without_timestamp(page: bytes) -> str:
+    """A page with its title's timestamp (`musictune report, 2026-11-26 12:05`) taken out."""
+    return re.sub(r"musictune report, [0-9: -]+", "musictune report", page.decode())
+
+
+@pytest.mark.parametrize("which", ["first", "no_rerun"])
+def test_render_only_rebuilds_the_same_report_without_ray_or_training(reported, tmp_path, which):
+    source, storage = reported[which], reported["storage"]
+    before = files(source)
+    reruns = {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*")}
+    out = tmp_path / "rebuilt"
+    # A fresh interpreter, to see what the rebuild imported: no Ray, no training code.
+    env = {**os.environ, "MUSICTUNE_RESULTS": str(tmp_path / "no-storage")}
+    argv = ["--render-only", str(source), "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", RENDER_PROBE, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = done.stdout.splitlines()[-1]
+    print(probe)  # the rebuild's wall time
+    assert probe.endswith("loaded []"), probe
+    (rebuilt,) = out.iterdir()
+    again = files(rebuilt)
+    pages = ("index.md", "index.html")
+    # Same files; the same bytes in all but the pages, and the pages apart from the title line.
+    assert sorted(again) == sorted(before)
+    assert {k: v for k, v in again.items() if k not in pages} == {
+        k: v for k, v in before.items() if k not in pages
+    }
+    for page in pages:
+        assert without_timestamp(again[page]) == without_timestamp(before[page])
+    assert "results.json" in before and files(source) == before  # the source is untouched
+    assert {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*")} == reruns
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda text: text[: len(text) // 2], "cannot be read"),
+        (lambda text: text.replace('"version": 1', '"version": 99', 1), "version 99"),
+        (lambda text: text.replace('"tested":', '"untested":', 1), "malformed"),
+    ],
+    ids=["truncated", "other-version", "field-missing"],
+)
+def test_render_only_of_damaged_results_is_one_line_and_loses_nothing(
+    reported, tmp_path, capsys, damage, says
+):
+    reports = tmp_path / "reports"
+    copy = reports / reported["first"].name
+    shutil.copytree(reported["first"], copy)
+    results = copy / "results.json"
+    results.write_text(damage(results.read_text()))
+    before = files(copy)
+    # The newest report under --out is the default.
+    err = one_line_error(capsys, "--render-only", "--out", str(reports))
+    assert str(results) in err and says in err and "--render-only" in err
+    assert files(copy) == before
+    assert [p.name for p in reports.iterdir()] == [copy.name]  # no new or temporary folder
 
 
 # --------------------------------------------------------------------------- bad input
