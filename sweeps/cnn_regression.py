@@ -1,7 +1,7 @@
-"""Affect sweep: 2D CNN regressing one target (default energy) on full-length mel spectrograms.
+"""Affect sweep: 2D CNN regressing one target (default energy) on beat-synced mel spectrograms.
 
     python sweeps/cnn_regression.py --target valence --samples 50
-    python sweeps/cnn_regression.py --target danceability --features fused --beat
+    python sweeps/cnn_regression.py --target danceability --features fused --full
     python sweeps/cnn_regression.py --smoke-test          # tiny budget (CI)
 """
 

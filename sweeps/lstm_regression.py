@@ -1,6 +1,6 @@
-"""Affect sweep: LSTM regressing one target (default energy) on full-length mel spectrograms.
+"""Affect sweep: LSTM regressing one target (default energy) on beat-synced mel spectrograms.
 
-    python sweeps/lstm_regression.py --target valence --beat --samples 50
+    python sweeps/lstm_regression.py --target valence --full --samples 50
     python sweeps/lstm_regression.py --target energy --features fused
     python sweeps/lstm_regression.py --smoke-test         # tiny budget (CI)
 """

@@ -2,7 +2,7 @@
 
     python sweeps/multitask.py --samples 50                      # equal loss weights
     python sweeps/multitask.py --loss-weights 1 2 1              # relative weights V E D
-    python sweeps/multitask.py --tune-loss-weights --beat        # weights tuned too
+    python sweeps/multitask.py --tune-loss-weights --full        # weights tuned, full-length
     python sweeps/multitask.py --smoke-test                      # tiny budget (CI)
 """
 

@@ -20,10 +20,11 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from musictune import baselines
 from musictune.baselines import Figures
+from musictune.checkpoints import load_checkpoint
 from musictune.data import Dataset, Split, load_task
 from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE
 from musictune.reporting.rerun import DONE_FILE
-from musictune.training import TrainConfig, build_model, fit, load_checkpoint
+from musictune.training import TrainConfig, build_model, fit
 from musictune.tuning.runner import run_sweep
 from musictune.tuning.summary import compare_on_test
 
@@ -51,9 +52,9 @@ def genre_data(train_y, test_y, classes=("a", "b", "c")) -> Dataset:
 
 def affect_data(train_y, test_y, targets) -> Dataset:
     train = split(np.asarray(train_y, np.float32))
-    return Dataset(
-        "multitask", "mel", False, train, train, split(np.asarray(test_y, np.float32)), (), targets
-    )
+    task = "regression" if len(targets) == 1 else "multitask"
+    test = split(np.asarray(test_y, np.float32))
+    return Dataset(task, "mel", False, train, train, test, (), targets)
 
 
 # --------------------------------------------------------------------------- chance, no Ray
@@ -122,20 +123,19 @@ def test_training_mean_gives_its_mse_and_no_made_up_spearman():
 # --------------------------------------------------------------------------- the default, no Ray
 
 
-def test_untuned_defaults_are_those_of_musictune_train():
+def test_untuned_defaults_are_those_of_musictune_train(fake_root):
     from musictune.cli import build_parser
+    from musictune.models import list_models
+    from musictune.train_command import family_model, train_options
 
-    args = build_parser().parse_args(["train"])
-    cli = {
-        "lr": args.lr,
-        "dropout": args.dropout,
-        "num_layers": args.layers,
-        "hidden_size": args.hidden,
-        "bidirectional": args.bidirectional,
-        "conv_blocks": args.conv_blocks,
-    }
-    for model, values in baselines.DEFAULT_HYPERPARAMETERS.items():
-        assert values == {k: cli[k] for k in values}, model
+    data = load_task("genre", fake_root, "mel", True)
+    for name in list_models():
+        options = train_options(build_parser().parse_args(["train", "--model", name]))
+        assert (options.lr, options.dropout) == (1e-3, 0.2)
+        spec = family_model(options, data).spec
+        values = baselines.default_hyperparameters(name)
+        assert values == {"lr": 1e-3, "dropout": 0.2, **{k: spec[k] for k in values if k in spec}}
+        assert spec["dropout"] == values["dropout"]
 
 
 def test_default_config_replaces_tuned_values_only():
@@ -158,14 +158,17 @@ def test_trained_default_is_tested_at_its_best_epoch(fake_root, tmp_path):
     """Same figures as `fit` with best.pt written and reloaded (how `musictune train` tests)."""
     import torch
 
+    from musictune.evaluation import evaluate_model
     from musictune.models import model_kwargs
-    from musictune.reporting.testing import evaluate_model
 
     data = load_task("regression", fake_root, "mel", True, target="energy")
     # A high learning rate, so that the best epoch is not the last one (epoch 2 of 6 here).
-    config = {"model": "cnn", "lr": 0.05, "dropout": 0.2, "conv_blocks": 2, "seed": 3,
-              "max_epochs": 6, "patience": 0, "batch_size": 16}  # fmt: skip
-    run = baselines.train_default(data, config, threads=1)
+    from musictune.models import get_family
+    from musictune.trial import TrialSettings
+
+    config = {"lr": 0.05, "dropout": 0.2, "conv_blocks": 2, "seed": 3, "batch_size": 16}
+    settings = TrialSettings(get_family("cnn"), max_epochs=6, patience=0)
+    run = baselines.train_default(data, config, settings)
     assert run.epochs == 6 and run.best_epoch < 6
     assert run.figures.seeds == [3] and set(run.figures.runs[0]) >= {"spearman", "mse"}
 
@@ -228,23 +231,23 @@ def summary_row(folder: Path) -> dict:
 
 
 def test_sweep_prints_the_test_table_and_stores_it_in_sweep_json(swept):
-    test = json.loads((swept["storage"] / "genre" / SWEEP_FILE).read_text())["test"]
+    meta = json.loads((swept["storage"] / "genre" / SWEEP_FILE).read_text())
+    test = meta["test"]
     data = swept["data"]
     assert test["clips"] == len(data.test) and test["metrics"] == ["accuracy", "macro_f1"]
     # The tuned best: its recorded checkpoint, tested again by hand.
     checkpoint = load_checkpoint(test["tuned"]["checkpoint"])
     assert checkpoint["state"]["epoch"] == test["tuned"]["checkpoint_epoch"]
-    from musictune.reporting.testing import evaluate_checkpoint
+    from musictune.evaluation import evaluate_checkpoint
 
-    again = evaluate_checkpoint(test["tuned"]["checkpoint"], data, 5, "classification").metrics
+    again = evaluate_checkpoint(test["tuned"]["checkpoint"], data, 5, "genre").metrics
     assert test["tuned"]["values"]["macro_f1"] == pytest.approx([again["macro_f1"]])
     # The untuned default: trained with the sweep's seed and budget, the defaults in place.
     default = test["default"]
     assert default["seeds"] == [5] and default["config"]["seed"] == 5
-    assert default["config"]["max_epochs"] == 2 and default["epochs"] <= 2
-    assert {k: default["config"][k] for k in baselines.DEFAULT_HYPERPARAMETERS["lstm"]} == (
-        baselines.DEFAULT_HYPERPARAMETERS["lstm"]
-    )
+    assert meta["max_epochs"] == 2 and default["epochs"] <= 2
+    defaults = baselines.default_hyperparameters("lstm")
+    assert {k: default["config"][k] for k in defaults} == defaults
     # Chance: the same numbers as the library functions on the same data, seeds 5-7.
     majority = baselines.majority_class(data)
     assert test["majority"]["values"] == {m: majority.values(m) for m in test["metrics"]}
@@ -268,11 +271,13 @@ def test_sweep_prints_the_test_table_and_stores_it_in_sweep_json(swept):
     assert printed.index("beside baselines") < printed.index("python analysis/report.py")
 
 
-def test_sweep_comparison_without_training_the_default(swept, capsys):
-    options = sweep_options("lstm_spectrogram", "--smoke-test", "--no-baseline-train")
-    assert not options.baseline_train
-    meta = {"model": "lstm"}
-    test = compare_on_test(swept["results"], swept["data"], options, meta, "val_macro_f1")
+def test_sweep_comparison_without_training_the_default(swept, capsys, tmp_path):
+    from musictune.tuning.plan import make_plan
+
+    argv = ["--smoke-test", "--no-baseline-train", "--storage", str(tmp_path)]
+    plan = make_plan(sweep_options("lstm_spectrogram", *argv))
+    assert not plan.options.baseline_train
+    test = compare_on_test(swept["results"], swept["data"], plan, {"model": "lstm"})
     out = capsys.readouterr().out
     assert "training the untuned default" not in out
     assert "untuned default (not trained: --no-baseline-train)" in out

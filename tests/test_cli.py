@@ -147,7 +147,10 @@ def test_train_overfit_mode(fake_root):
     "argv, needles",
     [
         (["train", "--data-dir", "/nonexistent/data"], ["does not exist", "--data-dir"]),
-        (["train", "--model", "transformer"], ["unknown model", "cnn, lstm"]),
+        (
+            ["train", "--model", "transformer"],
+            ["unknown model", "cnn, course_cnn, course_lstm, lstm"],
+        ),
         (["train", "--epochs", "0"], ["--epochs"]),
         (["train", "--bogus"], ["unrecognized arguments: --bogus"]),
         (["train", "--task", "regression"], ["--target"]),

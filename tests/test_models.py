@@ -201,7 +201,7 @@ def test_course_families_knobs_and_train_flags():
     assert lstm_family.defaults == {"num_layers": 1, "hidden_size": 128}
     cnn_family = get_family("course_cnn")
     assert [(k.name, k.flag, k.sweep) for k in cnn_family.knobs] == [("frames", "--frames", None)]
-    assert cnn_family.defaults == {"frames": 1293}
+    assert cnn_family.defaults == {"frames": None}  # build_model: the training clips' length
 
     args = build_parser().parse_args(["train", "--model", "course_lstm", "--layers", "2"])
     assert train_options(args).knobs == {"num_layers": 2}

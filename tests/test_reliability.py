@@ -24,13 +24,14 @@ import pytest
 import torch
 
 from musictune import features, layout
+from musictune.checkpoints import load_checkpoint, save_checkpoint
 from musictune.cli import main as musictune_main
 from musictune.data import load_dataset
 from musictune.data_files import _cache_path, _save_npz_atomic, read_split
 from musictune.demo import generate_demo
 from musictune.errors import UserError
 from musictune.models import create_model
-from musictune.training import TrainState, load_checkpoint, save_checkpoint
+from musictune.training import TrainState
 from musictune.tuning.runner import resume_command, run_sweep
 from musictune.tuning.storage import (
     SWEEP_FILE,

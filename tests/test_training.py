@@ -103,6 +103,22 @@ def test_early_stopping_and_best_checkpoint(data, tmp_path):
     assert load_checkpoint(tmp_path / "best.pt")["state"]["epoch"] == state.best_epoch
 
 
+@pytest.mark.parametrize("select_by", ["metric", "loss"])
+def test_select_by_picks_the_epoch_early_stopping_waits_on(data, select_by):
+    """The course kept the epoch of lowest validation loss; the default keeps the best metric.
+    A high learning rate makes the two disagree on this run (checked, so the test can fail)."""
+    model = build_model(data, "lstm", hidden_size=8)
+    config = TrainConfig(lr=0.05, max_epochs=12, patience=3, batch_size=16, select_by=select_by)
+    state = fit(model, data, config)
+    losses = [h["val_loss"] for h in state.history]
+    f1s = [h["val_macro_f1"] for h in state.history]
+    by_loss, by_metric = losses.index(min(losses)) + 1, f1s.index(max(f1s)) + 1
+    assert by_loss != by_metric  # otherwise this run cannot tell the rules apart
+    assert state.best_epoch == (by_loss if select_by == "loss" else by_metric)
+    assert state.best_metric == f1s[state.best_epoch - 1]
+    assert state.epoch - state.best_epoch == state.bad_epochs  # early stopping waits on it
+
+
 def test_nan_loss_stops_at_once_with_worst_metric(data):
     model = build_model(data, "lstm", hidden_size=8)
     with torch.no_grad():

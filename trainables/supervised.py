@@ -15,8 +15,9 @@ import ray
 import torch
 from ray import tune
 
+from musictune.checkpoints import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from musictune.data import Dataset
-from musictune.training import CHECKPOINT_FILE, fit, load_checkpoint, save_checkpoint
+from musictune.training import fit
 from musictune.trial import TrialSettings, trial_model
 
 
@@ -53,7 +54,10 @@ def train_trial(
 
     def report(metrics: dict, state, model, optimizer) -> None:
         metrics = {**metrics, "data_pid": data.loaded_by_pid, **where}
-        if state.finished or state.epoch % train.checkpoint_every == 0:
+        # Also at every new best epoch, so the trial's best epoch is always on disk (for the
+        # test split, reruns and transfer), not only the latest multiple of checkpoint_every.
+        best = state.best_epoch == state.epoch
+        if best or state.finished or state.epoch % train.checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as directory:
                 save_checkpoint(Path(directory) / CHECKPOINT_FILE, model, optimizer, state, config)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

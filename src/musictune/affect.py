@@ -17,6 +17,8 @@ from musictune.models import MusicModel, create_model
 from musictune.training import seed_everything
 
 BACKBONE_PREFIX = "backbone."
+# Genre models whose backbone transfer reuses: the 2D CNNs (the project's and the course's).
+TRANSFER_FAMILIES = ("cnn", "course_cnn")
 # Spec keys of create_model itself; the rest are the backbone's own options (conv_blocks, ...).
 _MODEL_KEYS = ("name", "n_features", "head", "n_outputs", "head_dropout")
 
@@ -81,7 +83,7 @@ def load_backbone(model: MusicModel, checkpoint: dict, source: str = "the checkp
 def check_fits(checkpoint: dict, n_features: int, source: str = "the checkpoint") -> None:
     """Fail before any trial starts when a genre checkpoint cannot seed the affect model."""
     spec = checkpoint.get("model_spec") or {}
-    if spec.get("name") != "cnn":
+    if spec.get("name") not in TRANSFER_FAMILIES:
         raise UserError(
             f"{source} holds a {spec.get('name')!r} model, not a CNN: transfer from a genre CNN "
             "sweep (cnn_spectrogram or cnn_spectrogram_beat)"

@@ -1,8 +1,9 @@
-"""`musictune` command line: train, demo-data, sweep, extract.
+"""`musictune` command line: train, demo-data, sweep, lab, extract.
 
     musictune train --model lstm --features mel --epochs 2
     musictune demo-data --out demo --size tiny
     musictune sweep lstm_spectrogram --samples 100
+    musictune lab --budget quick
     musictune extract ~/music/genres data/mine --jobs 4
 
 Bad input ends in one line on stderr naming the problem and the fix, with exit status 2.
@@ -140,9 +141,32 @@ def run_extract(args: argparse.Namespace) -> None:
     print(f"layouts: {', '.join(s.layouts)}; train on it: musictune train --data-dir {s.out_dir}")
 
 
+# --------------------------------------------------------------------------- lab
+
+
+def add_lab_parser(sub) -> None:
+    from musictune.lab import LabOptions
+
+    p = sub.add_parser("lab", help="the course lab's whole plan: every sweep, then one report")
+    add_options(p, LabOptions)
+    p.set_defaults(handler=run_lab_command)
+
+
+def run_lab_command(args: argparse.Namespace) -> None:
+    from musictune.lab import LabOptions, run_lab
+
+    run_lab(from_args(LabOptions, args))
+
+
 # --------------------------------------------------------------------------- main
 
-SUBCOMMANDS = [add_train_parser, add_demo_parser, add_sweep_parser, add_extract_parser]
+SUBCOMMANDS = [
+    add_train_parser,
+    add_demo_parser,
+    add_sweep_parser,
+    add_lab_parser,
+    add_extract_parser,
+]
 
 
 def build_parser() -> ArgumentParser:

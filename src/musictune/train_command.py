@@ -29,7 +29,7 @@ from musictune.options import (
     positive_int,
 )
 from musictune.tasks import TASKS
-from musictune.training import PATIENCE
+from musictune.training import PATIENCE, SELECT_BY
 
 WRITABLE_FIX = "choose a folder you can write"
 
@@ -52,6 +52,11 @@ class TrainOptions:
     batch_size: int = option(32, "clips per batch", type=positive_int)
     dropout: float = option(SHARED_DEFAULTS["dropout"], "dropout", type=fraction)
     patience: int = option(PATIENCE, "early stopping; 0 disables", type=non_negative_int)
+    select_by: str = option(
+        "metric",
+        "the best epoch (tested, early stopping): validation metric, or loss as the course did",
+        choices=list(SELECT_BY),
+    )
     seed: int = option(0, "weights, shuffling and dropout", type=int)
     device: str = option("auto", "auto, cpu, cuda, cuda:1 ...")
     overfit: int = option(
@@ -72,24 +77,26 @@ class TrainOptions:
 
 def add_knob_options(parser: argparse.ArgumentParser) -> None:
     """Every registered family's knobs, each flag once (families may share a knob)."""
-    seen: set[str] = set()
+    flags: dict[str, list] = {}
     for family in families():
         for knob in family.knobs:
-            if knob.flag in seen:
-                continue
-            seen.add(knob.flag)
-            default = family.defaults[knob.name]
-            kwargs = (
-                {"action": "store_true"}
-                if isinstance(default, bool)
-                else {"type": positive_int if isinstance(default, int) else float}
-            )
-            parser.add_argument(
-                knob.flag,
-                dest=f"knob_{knob.name}",
-                help=f"{knob.help} ({family.name}; default {default})",
-                **kwargs,
-            )
+            flags.setdefault(knob.flag, []).append((family, knob))
+    for flag, owners in flags.items():
+        family, knob = owners[0]
+        default = family.defaults[knob.name]
+        kind = knob.kind or type(default)
+        kwargs = (
+            {"action": "store_true"}
+            if kind is bool
+            else {
+                "type": positive_int if kind is int else float,
+                "metavar": flag.lstrip("-").upper().replace("-", "_"),
+            }
+        )
+        defaults = [f"{f.name} {f.defaults[k.name]}" for f, k in owners]
+        shown = [d for d in defaults if not d.endswith(" None")]
+        text = f"{knob.help} (default: {', '.join(shown)})" if shown else knob.help
+        parser.add_argument(flag, dest=f"knob_{knob.name}", help=text, **kwargs)
 
 
 def add_train_parser(sub) -> None:
@@ -110,8 +117,9 @@ def train_options(args: argparse.Namespace) -> TrainOptions:
 
 def run_train(args: argparse.Namespace) -> dict | None:
     """Train one configuration, then test its best epoch's weights (returned for callers)."""
+    from musictune.checkpoints import load_checkpoint
     from musictune.data import load_task
-    from musictune.training import TrainConfig, fit, load_checkpoint
+    from musictune.training import TrainConfig, fit
 
     options = train_options(args)
     config = TrainConfig(
@@ -123,6 +131,7 @@ def run_train(args: argparse.Namespace) -> dict | None:
         seed=options.seed,
         device=options.device,
         overfit_batches=options.overfit,
+        select_by=options.select_by,
     )
     if options.checkpoint_dir:
         ensure_writable(options.checkpoint_dir, "--checkpoint-dir", WRITABLE_FIX)
@@ -220,7 +229,7 @@ def test_best_epoch(model, data, state, options: TrainOptions) -> dict | None:
 def best_weights(state, options: TrainOptions) -> tuple[dict | None, str]:
     """The best epoch's weights and where they came from: fit's in-memory copy or, for a run
     resumed after its best epoch, the best.pt of --checkpoint-dir or beside --resume."""
-    from musictune.training import load_checkpoint
+    from musictune.checkpoints import load_checkpoint
 
     if state.best_weights is not None:
         return state.best_weights, "kept in memory"

@@ -22,21 +22,14 @@ import numpy as np
 import torch
 
 from musictune.batches import DeviceSplit, iterate_batches, to_device
-
-# CHECKPOINT_FILE, load_checkpoint and model_from_checkpoint are re-exported: the CLI, the
-# trainables, the sweeps and the tests load checkpoints through this module.
-from musictune.checkpoints import (
-    CHECKPOINT_FILE,  # noqa: F401
-    load_checkpoint,  # noqa: F401
-    model_from_checkpoint,  # noqa: F401
-    save_checkpoint,
-)
+from musictune.checkpoints import save_checkpoint
 from musictune.data import Dataset, Split
 from musictune.errors import UserError
 from musictune.metrics import PRIMARY_METRIC, WORST_VALUE, task_metrics
-from musictune.models import MusicModel, create_model
+from musictune.models import MusicModel, create_model, get_family
 
 PATIENCE = 10  # the course's early-stopping patience (epochs without a better validation metric)
+SELECT_BY = ("metric", "loss")  # what makes an epoch the best: see TrainConfig.select_by
 
 
 @dataclass
@@ -51,6 +44,9 @@ class TrainConfig:
     device: str = "auto"  # "auto" picks CUDA when present
     amp: bool = False  # mixed precision (CUDA only)
     overfit_batches: int = 0  # > 0: train and validate on this many fixed batches (sanity check)
+    # Which epoch is best (kept, tested, and what early stopping waits on): the validation
+    # metric ("metric", maximised) or, as the course did, the validation loss ("loss").
+    select_by: str = "metric"
 
     def __post_init__(self):
         checks = {
@@ -60,6 +56,7 @@ class TrainConfig:
             "max_epochs": self.max_epochs >= 1,
             "patience": self.patience >= 0,
             "checkpoint_every": self.checkpoint_every >= 1,
+            "select_by": self.select_by in SELECT_BY,
         }
         for name, ok in checks.items():
             if not ok:
@@ -77,8 +74,9 @@ class TrainState:
     """
 
     epoch: int = 0  # epochs completed
-    best_metric: float = -math.inf
+    best_metric: float = -math.inf  # the primary metric at the best epoch
     best_epoch: int = 0
+    best_score: float = -math.inf  # what selected it: the metric, or minus the validation loss
     bad_epochs: int = 0
     history: list[dict] = field(default_factory=list)
     finished: bool = False  # the last epoch of this run (budget, early stop or divergence)
@@ -176,8 +174,14 @@ def evaluate(
 
 
 def build_model(data: Dataset, model_name: str, seed: int = 0, **model_kwargs) -> MusicModel:
-    """A model whose input size and head match the data set; weights seeded for repeatability."""
+    """A model whose input size and head match the data set; weights seeded for repeatability.
+
+    A family sized for a fixed clip length (a builder with a `data_frames` argument, such as the
+    course's flattening CNN) is told the training split's padded length.
+    """
     seed_everything(seed)
+    if "data_frames" in get_family(model_name).options:
+        model_kwargs["data_frames"] = int(data.train.x.shape[1])
     if data.task == "genre":
         head, n_outputs = "classifier", data.n_classes
     elif data.y_dim == 1:
@@ -216,6 +220,8 @@ def _resume(model: MusicModel, optimizer: torch.optim.Optimizer, resume: dict) -
         if resume.get("optimizer"):
             optimizer.load_state_dict(resume["optimizer"])
         state = TrainState(**resume["state"])
+        if "best_score" not in resume["state"]:  # a checkpoint from before select_by
+            state.best_score = state.best_metric
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         lines = [s.strip() for s in str(exc).splitlines()] or [type(exc).__name__]
         why = next((s for s in lines if "size mismatch" in s or "key" in s), lines[0])
@@ -289,11 +295,27 @@ def _epoch_metrics(
     }
 
 
-def _record_epoch(state: TrainState, metrics: dict, metric: str, model: MusicModel) -> bool:
+def selection(metric: str, select_by: str) -> tuple[str, str]:
+    """(attribute, mode) of the best epoch in reported metrics: for Ray's checkpoint choice."""
+    return ("val_loss", "min") if select_by == "loss" else (metric, "max")
+
+
+def selection_score(metrics: dict, metric: str, select_by: str) -> float:
+    """Higher is better: the metric, or minus the validation loss (a diverged epoch: -inf)."""
+    if select_by == "loss":
+        return -metrics.get("val_loss", math.inf)
+    return metrics[metric]
+
+
+def _record_epoch(
+    state: TrainState, metrics: dict, metric: str, model: MusicModel, select_by: str
+) -> bool:
     """Track the best epoch (keeping its weights) and the epochs since; True if it improved."""
-    improved = metrics[metric] > state.best_metric
+    score = selection_score(metrics, metric, select_by)
+    improved = score > state.best_score
     if improved:
-        state.best_metric, state.best_epoch, state.bad_epochs = metrics[metric], state.epoch, 0
+        state.best_score, state.best_metric = score, metrics[metric]
+        state.best_epoch, state.bad_epochs = state.epoch, 0
         state.best_weights = cpu_weights(model)
     else:
         state.bad_epochs += 1
@@ -356,7 +378,7 @@ def fit(
         train_loss = _train_epoch(model, optimizer, scaler, batches, device, use_amp)
         state.epoch = epoch
         metrics = _epoch_metrics(epoch, train_loss, model, val, data.targets, val_on_device)
-        improved = _record_epoch(state, metrics, metric, model)
+        improved = _record_epoch(state, metrics, metric, model, config.select_by)
         diverged = bool(metrics["diverged"])
         stop = diverged or (config.patience and state.bad_epochs >= config.patience)
         state.finished = bool(stop or epoch == config.max_epochs)

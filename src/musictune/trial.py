@@ -14,7 +14,13 @@ from dataclasses import dataclass, replace
 from musictune.affect import set_loss_weights, transfer_model
 from musictune.data import Dataset
 from musictune.models import ModelFamily, MusicModel
-from musictune.training import PATIENCE, TrainConfig, build_model, start_at_train_mean
+from musictune.training import (
+    PATIENCE,
+    TrainConfig,
+    build_model,
+    selection,
+    start_at_train_mean,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,11 @@ class TrialSettings:
     threads: int = 1  # torch threads: the trial's CPU share, so concurrent trials don't fight
     amp: bool = False
     quiet: bool = False  # reruns checkpoint every epoch: Ray's line per checkpoint is noise
+    select_by: str = "metric"  # the best epoch: by validation metric, or loss (the course)
+
+    def score(self, metric: str) -> tuple[str, str]:
+        """The checkpoint attribute and mode that pick a trial's best epoch."""
+        return selection(metric, self.select_by)
 
     def train_config(self, config: dict, device: str = "auto") -> TrainConfig:
         return TrainConfig(
@@ -41,6 +52,7 @@ class TrialSettings:
             seed=config.get("seed", 0),
             amp=self.amp,
             device=device,
+            select_by=self.select_by,
         )
 
     def with_budget(self, max_epochs: int, patience: int) -> TrialSettings:

@@ -89,13 +89,18 @@ class CourseCNN(nn.Module):
     Knob(
         "frames",
         "--frames",
-        "course_cnn input length: clips are cropped or zero-padded to it (62 for beat-synced)",
+        "course_cnn input length: clips are cropped or zero-padded to it "
+        "(default: the training clips' length)",
         sweep=None,
+        kind=int,
     ),
     layers=None,
 )
 def course_cnn(
-    n_features: int, frames: int = FULL_LENGTH_FRAMES, dropout: float = 0.0
+    n_features: int,
+    frames: int | None = None,
+    dropout: float = 0.0,
+    data_frames: int | None = None,
 ) -> CourseCNN:
     """The course lab's exact 2D CNN: 4 conv blocks (32/64/128/256), flatten, linear to 1000.
 
@@ -106,8 +111,11 @@ def course_cnn(
     code leaves the CNN to the students, so no other source says otherwise); the dropout after
     the 1000 units is this project's, for the sweep to tune like every family's.
 
-    `frames` is the time length the flatten layer is sized for: 1293 (a full-length clip) by
-    default; set 62 (`--frames 62`, or `frames` in a sweep's space) for beat-synced clips. Any
+    `frames` is the time length the flatten layer is sized for. Unless given (`--frames`, or
+    `--set frames=N` in a sweep) it is, as the course sized it for its clips, the training
+    split's padded length, which `training.build_model` passes as `data_frames` (1293 for the
+    course's full-length clips, ~62 beat-synced, 130 for the demo's 3 s clips; at least 16,
+    so a demo's few-beat clip is zero-padded up to it); built without data it is 1293. Any
     clip is cropped to its first `frames` frames or zero-padded at the end to fit. The pools
     floor-halve as the course's did, so `n_features` and `frames` must be at least 16 (mel 128
     and fused 140 are; 12 chroma bins are not: a UserError names the fix).
@@ -115,6 +123,8 @@ def course_cnn(
     The course trained it with batches of 64; that is a training setting (`--batch-size`),
     not part of the model.
     """
+    if frames is None:
+        frames = FULL_LENGTH_FRAMES if data_frames is None else max(data_frames, MIN_SIZE)
     for what, size, fix in (
         (
             "feature bins",

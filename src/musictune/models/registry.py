@@ -31,6 +31,7 @@ class Knob:
     flag: str  # its `musictune train` option, e.g. "--layers"
     help: str
     sweep: tuple | None = None  # the values a sweep draws from (None: kept at the default)
+    kind: type | None = None  # the flag's type, where the default (None) does not say
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class ModelFamily:
     def columns(self) -> list[str]:
         """What the sweep summary shows of a trial of this family, besides lr and dropout."""
         return [k.name for k in self.knobs]
+
+    @property
+    def options(self) -> list[str]:
+        """Every keyword of the builder (knobs or not): what a trial config may set."""
+        return [k for k in inspect.signature(self.build).parameters if k != "n_features"]
 
     def kwargs(self, options: dict) -> dict:
         """The subset of `options` (e.g. a trial config) that the builder takes."""

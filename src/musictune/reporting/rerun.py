@@ -27,6 +27,7 @@ from musictune.data import Dataset
 from musictune.models import get_family
 from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
+from musictune.training import selection
 from musictune.trial import TrialSettings
 from musictune.tuning.cluster import Resources, check_resources, connect
 from musictune.tuning.progress import RerunProgress
@@ -78,8 +79,15 @@ def rerun_space(trial_config: dict, settings: RerunSettings) -> dict:
     return {**config, "seed": tune.grid_search([base_seed + i for i in range(settings.seeds)])}
 
 
-def collect(grid, metric: str, trial_id: str, config: dict, path: Path, reused: bool) -> Rerun:
+def selection_of(meta: dict) -> tuple[str, str]:
+    """(attribute, mode) that picks a seed's best epoch: as the sweep selected (--select-by)."""
+    return selection(meta["metric"], meta.get("select_by", "metric"))
+
+
+def collect(grid, meta: dict, trial_id: str, config: dict, path: Path, reused: bool) -> Rerun:
     """Seed runs from a ResultGrid (fresh from fit, or read back from disk)."""
+    metric, (attr, mode) = meta["metric"], selection_of(meta)
+    sign = 1 if mode == "max" else -1
     rerun = Rerun(trial_id, config, path, reused)
     for result in grid:
         if result.error is not None:
@@ -88,11 +96,13 @@ def collect(grid, metric: str, trial_id: str, config: dict, path: Path, reused: 
             continue
         history = result.metrics_dataframe
         # Ray kept the best-scoring checkpoint; of equal scores, the later epoch.
-        kept = [(c, m) for c, m in result.best_checkpoints if m.get(metric) is not None]
+        kept = [(c, m) for c, m in result.best_checkpoints if m.get(attr) is not None]
         checkpoint, metrics = max(
-            kept, key=lambda p: (p[1][metric], p[1]["training_iteration"]), default=(None, {})
+            kept,
+            key=lambda p: (sign * p[1][attr], p[1]["training_iteration"]),
+            default=(None, {}),
         )
-        best = history[metric].idxmax()
+        best = history[attr].idxmax() if mode == "max" else history[attr].idxmin()
         rerun.runs.append(
             SeedRun(
                 seed=int(result.config["seed"]),
@@ -108,9 +118,9 @@ def collect(grid, metric: str, trial_id: str, config: dict, path: Path, reused: 
     return rerun
 
 
-def read_rerun(path: Path, metric: str, trial_id: str, config: dict) -> Rerun:
-    analysis = tune.ExperimentAnalysis(str(path), default_metric=metric, default_mode="max")
-    return collect(tune.ResultGrid(analysis), metric, trial_id, config, path, reused=True)
+def read_rerun(path: Path, meta: dict, trial_id: str, config: dict) -> Rerun:
+    analysis = tune.ExperimentAnalysis(str(path), default_metric=meta["metric"], default_mode="max")
+    return collect(tune.ResultGrid(analysis), meta, trial_id, config, path, reused=True)
 
 
 def run_rerun(
@@ -136,11 +146,11 @@ def run_rerun(
     what = f"the {trial_id} config" if given else f"trial {trial_id}"
     if (path / DONE_FILE).exists():
         print(f"  reusing rerun {path}")
-        return read_rerun(path, exp.metric, trial_id, config)
+        return read_rerun(path, exp.meta, trial_id, config)
 
     started = time.time()
     grid = train_seeds(exp, data, settings, config, path, what)
-    rerun = collect(grid, exp.metric, trial_id, config, path, reused=False)
+    rerun = collect(grid, exp.meta, trial_id, config, path, reused=False)
     if not rerun.errors:  # a rerun with failed seeds is tried again next time
         write_json_atomic(
             path / DONE_FILE,
@@ -176,7 +186,9 @@ def train_seeds(
         checkpoint_every=1,  # every epoch, so the best epoch is on disk
         threads=resources.threads,
         quiet=True,
+        select_by=exp.meta.get("select_by", "metric"),
     )
+    keep = selection_of(exp.meta)
     trainable = bind_trainable(data, trial, resources, transfer_source(exp.meta))
     resumed = tune.Tuner.can_restore(str(path))
     print(
@@ -191,7 +203,7 @@ def train_seeds(
         root=str(path.parent),
         metric=exp.metric,
         param_space=rerun_space(config, settings),
-        keep_best=True,
+        keep_best=keep,
         callbacks=[RerunProgress(settings.seeds, exp.metric)],
         resume=resumed,
     )

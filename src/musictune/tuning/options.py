@@ -17,7 +17,7 @@ from musictune.options import (
     positive_float,
     positive_int,
 )
-from musictune.training import PATIENCE
+from musictune.training import PATIENCE, SELECT_BY
 from musictune.tuning.presets import PRESETS
 from musictune.tuning.space import DROPOUT_RANGE, LR_RANGE
 
@@ -54,7 +54,8 @@ class SweepOptions:
         choices=list(AFFECT_TARGETS),
     )
     features: str | None = option(None, "regression/multitask: feature view", choices=list(VIEWS))
-    beat: bool = option(False, "regression/multitask: beat-synced clips")
+    beat: bool = option(False, "regression/multitask: beat-synced clips (their default)")
+    full: bool = option(False, "regression/multitask: full-length clips instead of beat-synced")
     loss_weights: tuple[float, ...] | None = option(
         None,
         "multitask: relative weights of the valence, energy, danceability MSEs "
@@ -66,6 +67,21 @@ class SweepOptions:
     tune_loss_weights: bool = option(False, "multitask: tune the three weights")
     from_sweep: str | None = option(
         None, "transfer presets: the finished genre CNN sweep", metavar="NAME"
+    )
+    # The search space, beyond the preset's
+    sets: list[str] | None = option(
+        None,
+        "fix a config key, e.g. --set hidden_size=128 (repeatable; over --space)",
+        flag="--set",
+        action="append",
+        metavar="KEY=VALUE",
+    )
+    space_file: str | None = option(
+        None,
+        "YAML: per key a value or {loguniform|uniform|randint: [low, high]} or "
+        "{choice: [...]}, over the preset's space",
+        flag="--space",
+        metavar="FILE.yaml",
     )
     # Resources and cluster
     cpus_per_trial: float = option(1.0, "also the torch threads of a trial", type=positive_float)
@@ -97,6 +113,12 @@ class SweepOptions:
     checkpoint_every: int = option(5, "epochs between trial checkpoints", type=positive_int)
     max_failures: int = option(
         2, "retries of a crashed trial from its checkpoint", type=non_negative_int
+    )
+    select_by: str = option(
+        "metric",
+        "which epoch of a trial is best (kept, tested, early stopping): the validation metric, "
+        "or the validation loss as the course did",
+        choices=list(SELECT_BY),
     )
     amp: bool = option(False, "mixed precision on CUDA")
     # After the sweep, train the untuned default once for the test-split comparison.
@@ -153,6 +175,10 @@ class SweepOptions:
                 (
                     self.max_failures < 0,
                     f"--max-failures must be >= 0, got {self.max_failures}",
+                ),
+                (
+                    self.beat and self.full,
+                    "--beat and --full contradict each other: give one",
                 ),
                 (
                     self.batch_size < 1 or self.patience < 0 or self.checkpoint_every < 1,

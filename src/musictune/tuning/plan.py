@@ -20,7 +20,13 @@ from musictune.trial import TrialSettings
 from musictune.tuning.cluster import Resources, check_address
 from musictune.tuning.options import SweepOptions
 from musictune.tuning.presets import PRESETS, Preset, get_preset
-from musictune.tuning.space import loss_weight_space, search_space, transfer_space
+from musictune.tuning.space import (
+    TRAINING_KEYS,
+    apply_user_space,
+    loss_weight_space,
+    search_space,
+    transfer_space,
+)
 from musictune.tuning.storage import choose_name, experiment_path, storage_root
 from musictune.tuning.transfer import TransferSource, find_source
 
@@ -78,8 +84,9 @@ def check_affect_flags(options: SweepOptions, preset: Preset) -> None:
     first_problem(
         [
             (
-                (options.features or options.beat) and (preset.task == "genre" or preset.transfer),
-                f"--features/--beat do not apply to {name}: its view is {view_of}",
+                (options.features or options.beat or options.full)
+                and (preset.task == "genre" or preset.transfer),
+                f"--features/--beat/--full do not apply to {name}: its view is {view_of}",
             ),
             (
                 (options.loss_weights or options.tune_loss_weights) and preset.task != "multitask",
@@ -130,8 +137,9 @@ def _view(options: SweepOptions, preset: Preset) -> Preset:
     """The preset with the model and feature view this sweep really uses."""
     if options.model:
         preset = replace(preset, model=get_family(options.model).name)
-    if options.features or options.beat:
-        preset = replace(preset, features=options.features or preset.features, beat=options.beat)
+    if options.features or options.beat or options.full:
+        beat = options.beat or (preset.beat and not options.full)
+        preset = replace(preset, features=options.features or preset.features, beat=beat)
     return preset
 
 
@@ -193,6 +201,7 @@ def make_plan(options: SweepOptions) -> SweepPlan:
             checkpoint_every=options.checkpoint_every,
             threads=resources.threads,
             amp=options.amp,
+            select_by=options.select_by,
         ),
         resources=resources,
         root=root,
@@ -206,4 +215,14 @@ def make_plan(options: SweepOptions) -> SweepPlan:
         _loss_weights(options, plan)
     if preset.transfer:
         _transfer(options, plan)
+    plan.space = apply_user_space(plan.space, known_keys(plan), options.space_file, options.sets)
     return plan
+
+
+def known_keys(plan: SweepPlan) -> list[str]:
+    """What a trial of this plan reads from its config: what --set and --space may name."""
+    keys = [*TRAINING_KEYS, *(k for k in plan.space if k.startswith("loss_weight_"))]
+    if plan.source is not None:
+        return [*keys, "freeze_backbone"]
+    options = get_family(plan.preset.model).options
+    return [*keys, *(k for k in options if k not in keys and k != "data_frames")]

@@ -37,26 +37,14 @@ PRESETS: dict[str, Preset] = _presets(
     Preset("lstm_fused_beat", "genre", "lstm", "fused", True, "LSTM, beat-synced mel + chroma"),
     Preset("cnn_spectrogram", "genre", "cnn", "mel", False, "2D CNN, full mel spectrograms"),
     Preset("cnn_spectrogram_beat", "genre", "cnn", "mel", True, "2D CNN, beat-synced mel"),
-    # Affect: the view defaults to full mel; --features mel|fused and --beat choose another.
+    # Affect: beat-synced mel as the course trained it; --features and --full choose another.
     Preset(
-        "cnn_regression",
-        "regression",
-        "cnn",
-        "mel",
-        False,
-        "2D CNN, one affect target",
-        target="energy",
+        "cnn_regression", "regression", "cnn", "mel", True, "2D CNN, one affect target", "energy"
     ),
     Preset(
-        "lstm_regression",
-        "regression",
-        "lstm",
-        "mel",
-        False,
-        "LSTM, one affect target",
-        target="energy",
+        "lstm_regression", "regression", "lstm", "mel", True, "LSTM, one affect target", "energy"
     ),
-    Preset("multitask", "multitask", "cnn", "mel", False, "2D CNN, all three affect targets"),
+    Preset("multitask", "multitask", "cnn", "mel", True, "2D CNN, all three affect targets"),
     # The view is the --from-sweep genre sweep's; energy is the only target.
     Preset(
         "transfer_energy",

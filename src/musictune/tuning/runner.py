@@ -14,7 +14,9 @@ from musictune.data import Dataset, load_task
 from musictune.tuning.cluster import check_resources, connect
 from musictune.tuning.options import SweepOptions
 from musictune.tuning.plan import SweepPlan, make_plan
+from musictune.tuning.presets import get_preset
 from musictune.tuning.progress import SweepInterrupted, SweepProgress
+from musictune.tuning.space import describe_space
 from musictune.tuning.storage import (
     TRIALS_FILE,
     read_sweep_meta,
@@ -115,7 +117,8 @@ def print_start(plan: SweepPlan, data: Dataset, data_dir: str) -> None:
         "loaded once and shared through the object store"
     )
     if o.model:
-        print(f"model: {plan.preset.model} (--model; the preset's is {o.preset})")
+        usual = get_preset(o.preset).model
+        print(f"model: {plan.preset.model} (--model; {o.preset} uses {usual})")
     for note in plan.notes:
         print(note)
     print(f"experiment: {plan.path}{'  (resumed)' if o.resume else ''}")
@@ -158,6 +161,7 @@ def sweep_meta(plan: SweepPlan, data: Dataset, data_dir: str, earlier: dict) -> 
         "scheduler": o.scheduler,
         "max_epochs": o.max_epochs,
         "patience": o.patience,
+        "select_by": o.select_by,
         "checkpoint_every": o.checkpoint_every,
         "seed": o.seed,
         "data_dir": str(data_dir),
@@ -167,6 +171,7 @@ def sweep_meta(plan: SweepPlan, data: Dataset, data_dir: str, earlier: dict) -> 
         "started": time.time(),
         "classes": list(data.classes),
         "targets": list(data.targets),
+        "space": describe_space(plan.space),  # what was searched, after --space and --set
         **plan.meta,
     }
     return meta | {k: earlier[k] for k in KEPT_ON_RESUME if k in earlier}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ray import tune
 
+from musictune.errors import UserError
 from musictune.models import get_family
 
 LR_RANGE = (10**-4.4, 1e-2)  # the course: lr = 10 ** U(-4.4, -2)
@@ -44,3 +45,113 @@ def loss_weight_space(
 def transfer_space() -> dict:
     """Transfer tunes whether the genre backbone is frozen; its conv blocks are the source's."""
     return {"freeze_backbone": tune.choice([True, False])}
+
+
+# --------------------------------------------------------------------------- the user's own
+
+DISTRIBUTIONS = {
+    "loguniform": tune.loguniform,
+    "uniform": tune.uniform,
+    "randint": tune.randint,  # [low, high): high excluded, as in Ray and numpy
+    "choice": tune.choice,
+}
+TRAINING_KEYS = ("lr", "dropout", "batch_size", "weight_decay")
+
+
+def parse_value(text: str):
+    """A --set value as YAML reads it: 128 -> int, 1e-3 -> float, false -> bool, else text."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def domain(key: str, spec, where: str):
+    """A fixed value, or one-key mapping `{loguniform|uniform|randint: [low, high]}` or
+    `{choice: [a, b, ...]}`, as a Tune domain; anything else is refused naming the forms."""
+    if not isinstance(spec, dict):
+        return spec
+    forms = ", ".join(DISTRIBUTIONS)
+    if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+        raise UserError(
+            f"{where}: {key}: {spec!r} is not a distribution: write a value, or one of "
+            f"{forms} with its arguments, e.g. {key}: {{loguniform: [0.0001, 0.01]}}"
+        )
+    ((kind, args),) = spec.items()
+    bounds = kind != "choice"
+    ok = isinstance(args, list) and (
+        (len(args) == 2 and all(isinstance(a, (int, float)) for a in args) and args[0] < args[1])
+        if bounds
+        else len(args) >= 1
+    )
+    if ok and kind == "loguniform":
+        ok = args[0] > 0
+    if not ok:
+        shape = "[low, high] with 0 < low < high" if kind == "loguniform" else "[low, high]"
+        raise UserError(
+            f"{where}: {key}: {kind} takes "
+            + (f"{shape}, low below high" if bounds else "a list of values")
+            + f", got {args!r}"
+        )
+    return DISTRIBUTIONS[kind](*args) if bounds else tune.choice(args)
+
+
+def describe(value):
+    """A space entry as plain data for sweep.json and the report (the inverse of `domain`)."""
+    from ray.tune.search import sample
+
+    if isinstance(value, sample.Categorical):
+        return {"choice": list(value.categories)}
+    if isinstance(value, (sample.Float, sample.Integer)):
+        sampler = type(value.get_sampler()).__name__.lower()
+        kind = (
+            "randint"
+            if isinstance(value, sample.Integer)
+            else ("loguniform" if "log" in sampler else "uniform")
+        )
+        return {kind: [value.lower, value.upper]}
+    return value
+
+
+def describe_space(space: dict) -> dict:
+    return {k: describe(v) for k, v in space.items()}
+
+
+def read_space_file(path: str) -> dict:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(open(path).read())
+    except OSError as exc:
+        raise UserError(f"--space {path}: {exc.strerror}: pass a readable YAML file") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(f"--space {path} is not valid YAML ({first}): fix the file") from None
+    if not isinstance(loaded, dict):
+        raise UserError(f"--space {path} must map keys to values or distributions, e.g. lr: 0.001")
+    return loaded
+
+
+def apply_user_space(space: dict, known: list[str], file: str | None, sets: list[str]) -> dict:
+    """The preset's space with the --space file's entries, then each --set KEY=VALUE, over it;
+    a key the trial does not take is refused, naming the ones it does."""
+    layers = [(read_space_file(file), f"--space {file}")] if file else []
+    fixed = {}
+    for item in sets or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: write KEY=VALUE, e.g. --set hidden_size=128")
+        fixed[key.strip()] = parse_value(text.strip())
+    layers.append((fixed, "--set"))
+    space = dict(space)
+    for entries, where in layers:
+        for key, spec in entries.items():
+            if key not in known:
+                raise UserError(
+                    f"{where}: unknown key {key!r}: this sweep's trials take "
+                    f"{', '.join(sorted(known))}"
+                )
+            space[key] = domain(key, spec, where)
+    return space

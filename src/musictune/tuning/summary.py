@@ -139,12 +139,16 @@ def print_summary(
 # --------------------------------------------------------------------------- test split
 
 
-def best_checkpoint(results, metric: str) -> tuple[object, object, str] | None:
-    """The tuned best trial (Ray's `get_best_result(scope="all")`) and its best checkpoint.
+def best_checkpoint(
+    results, metric: str, score: tuple[str, str] | None = None
+) -> tuple[object, object, str] | None:
+    """The tuned best trial (Ray's `get_best_result(scope="all")`) and its best checkpoint by
+    `score` (attribute, mode; default the metric: --select-by loss picks the lowest val_loss).
 
-    Trials checkpoint every --checkpoint-every epochs and at their end, and ASHA can stop a trial
-    before it saves one; then the best trial that has a checkpoint stands in, with a note.
+    Trials checkpoint at each new best epoch, every --checkpoint-every epochs and at their end;
+    a trial that saved none (a crash before its first) gives way to the next best, with a note.
     """
+    score = score or (metric, MODE)
 
     def peak(result) -> float:
         history = result.metrics_dataframe
@@ -160,17 +164,17 @@ def best_checkpoint(results, metric: str) -> tuple[object, object, str] | None:
         if result.error is None and result.best_checkpoints:
             best_id = (best.metrics or {}).get("trial_id") or Path(best.path).name
             note = "" if result is best else f"; the best trial, {best_id}, saved none"
-            return result, result.get_best_checkpoint(metric, MODE), note
+            return result, result.get_best_checkpoint(*score), note
     return None
 
 
-def test_tuned_best(results, data: Dataset, metric: str, seed: int):
+def test_tuned_best(results, data: Dataset, metric: str, seed: int, score: tuple[str, str]):
     """The tuned best's best checkpoint tested once: (Figures, what sweep.json records) or None."""
     from musictune import baselines
+    from musictune.checkpoints import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint
     from musictune.evaluation import evaluate_model
-    from musictune.training import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint
 
-    found = best_checkpoint(results, metric)
+    found = best_checkpoint(results, metric, score)
     if found is None:
         return None
     result, checkpoint, note = found
@@ -227,7 +231,8 @@ def compare_on_test(results, data: Dataset, plan: SweepPlan, meta: dict) -> dict
     from musictune import baselines
 
     metrics = baselines.shown_metrics(data)
-    found = test_tuned_best(results, data, plan.metric, plan.options.seed)
+    score = plan.settings.score(plan.metric)
+    found = test_tuned_best(results, data, plan.metric, plan.options.seed, score)
     if found is None:
         print("\ntest split: no trial saved a checkpoint to test; no comparison")
         return {"skipped": "no trial saved a checkpoint"}

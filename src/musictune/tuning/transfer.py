@@ -10,8 +10,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from musictune.affect import TRANSFER_FAMILIES
+from musictune.checkpoints import CHECKPOINT_FILE, load_checkpoint
 from musictune.errors import UserError
-from musictune.training import CHECKPOINT_FILE, load_checkpoint
+from musictune.training import selection
 from musictune.tuning.storage import SWEEP_FILE, is_uri
 
 
@@ -57,7 +59,7 @@ def genre_sweep_meta(preset: str, sweep: str | None, root: str, genre_presets: l
             f"CNN sweep there, or --storage the folder that holds it"
         )
     meta = json.loads(meta_file.read_text())
-    if meta.get("task") != "genre" or meta.get("model") != "cnn":
+    if meta.get("task") != "genre" or meta.get("model") not in TRANSFER_FAMILIES:
         raise UserError(
             f"sweep {sweep!r} is a {meta.get('task')} {meta.get('model')} sweep: transfer needs a "
             f"genre CNN sweep ({' or '.join(genre_presets)})"
@@ -70,15 +72,16 @@ def genre_sweep_meta(preset: str, sweep: str | None, root: str, genre_presets: l
     return meta
 
 
-def _best_checkpoint(folder: Path, sweep: str, metric: str, mode: str):
+def _best_checkpoint(folder: Path, sweep: str, metric: str, mode: str, select_by: str):
+    """The best trial by the sweep's metric, and its best epoch's checkpoint by what the sweep
+    selected epochs with (trials checkpoint every new best epoch)."""
     from ray.tune import ExperimentAnalysis, ResultGrid
 
+    score = selection(metric, select_by) if mode == "max" else (metric, mode)
     try:
         grid = ResultGrid(ExperimentAnalysis(str(folder), default_metric=metric, default_mode=mode))
         best = grid.get_best_result(metric, mode, scope="all")
-        checkpoint = (
-            best.get_best_checkpoint(metric, mode) if best.best_checkpoints else best.checkpoint
-        )
+        checkpoint = best.get_best_checkpoint(*score) if best.best_checkpoints else best.checkpoint
     except (ValueError, RuntimeError) as exc:
         raise UserError(
             f"sweep {sweep!r} has no trial result to transfer from ({str(exc).splitlines()[0]}); "
@@ -93,7 +96,8 @@ def find_source(preset: str, sweep: str | None, root: str, genre_presets: list[s
     """The genre sweep's best checkpoint, loaded, with what the transfer sweep records of it."""
     meta = genre_sweep_meta(preset, sweep, root, genre_presets)
     metric, mode = meta["metric"], meta.get("mode", "max")
-    best, checkpoint = _best_checkpoint(Path(root) / sweep, sweep, metric, mode)
+    select_by = meta.get("select_by", "metric")
+    best, checkpoint = _best_checkpoint(Path(root) / sweep, sweep, metric, mode, select_by)
     with checkpoint.as_directory() as directory:
         loaded = load_checkpoint(Path(directory) / CHECKPOINT_FILE)
     trial = Path(best.path).name

@@ -44,7 +44,8 @@ class TunerPlan:
     search_alg: object = None  # None: Tune's default (grid and random variants)
     scheduler: object = None  # None: FIFO
     max_failures: int = 2
-    keep_best: bool = False  # keep only the best-scoring checkpoint (and the latest)
+    # Keep only the best checkpoint by (attribute, mode), and the latest; None keeps them all.
+    keep_best: tuple[str, str] | None = None
     callbacks: list = field(default_factory=list)
     resume: bool = False
 
@@ -78,8 +79,8 @@ def build_tuner(plan: TunerPlan, trainable) -> tune.Tuner:
     keep = (
         tune.CheckpointConfig(
             num_to_keep=1,  # Ray also keeps the latest one, for resuming
-            checkpoint_score_attribute=plan.metric,
-            checkpoint_score_order=MODE,
+            checkpoint_score_attribute=plan.keep_best[0],
+            checkpoint_score_order=plan.keep_best[1],
         )
         if plan.keep_best
         else tune.CheckpointConfig(num_to_keep=None)

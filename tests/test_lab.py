@@ -1,0 +1,43 @@
+"""`musictune lab`: the course lab's plan as named sweeps, then one report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from musictune.lab import BUDGETS, lab_plan
+
+
+def test_the_plan_runs_the_course_models_with_the_course_settings():
+    steps = {s.name: s for s in lab_plan()}
+    assert len(steps) == len(lab_plan())  # one experiment per name
+    for step in steps.values():
+        argv = " ".join(step.argv)
+        assert "--select-by loss" in argv and "batch_size=64" in argv
+        if step.preset != "transfer_energy":
+            assert "--model course_" in argv
+    assert "lr=0.0001" in " ".join(steps["lab-genre-cnn-mel-beat"].argv)
+    # The transfer's source runs before it, in the same storage folder.
+    names = [s.name for s in lab_plan()]
+    assert names.index("lab-genre-cnn-mel-beat") < names.index("lab-transfer-finetuned")
+    assert BUDGETS["full"].rerun_max_epochs == 1000 and BUDGETS["full"].max_epochs == 50
+
+
+@pytest.mark.slow
+def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_tiny, tmp_path):
+    from musictune.cli import main
+
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    argv = ["lab", "--budget", "smoke", "--data-dir", str(demo_tiny), "--storage", str(results)]
+    assert main([*argv, "--out", str(reports)]) == 0
+    for step in lab_plan():
+        meta = json.loads((results / step.name / "sweep.json").read_text())
+        assert meta["status"] == "finished" and meta["select_by"] == "loss"
+    (report,) = reports.iterdir()
+    page = (report / "index.md").read_text()
+    assert all(step.name in page for step in lab_plan())
+    # Run again: every experiment is kept, none trained again.
+    before = {p: p.stat().st_mtime for p in results.glob("*/sweep.json")}
+    assert main([*argv, "--out", str(reports)]) == 0
+    assert before == {p: p.stat().st_mtime for p in results.glob("*/sweep.json")}
