@@ -25,20 +25,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from sklearn.dummy import DummyClassifier, DummyRegressor
-
-from musictune.data import Dataset
-from musictune.metrics import evaluation_metrics
-from musictune.models import SHARED_DEFAULTS
-from musictune.models import default_hyperparameters as family_defaults
 
 if TYPE_CHECKING:
+    from musictune.data import Dataset
     from musictune.trial import TrialSettings
 
-# Transfer keeps the genre checkpoint's conv blocks (they carry its weights); untuned, the whole
-# network is fine-tuned, the usual first choice.
-TRANSFER_DEFAULTS: dict[str, object] = {**SHARED_DEFAULTS, "freeze_backbone": False}
+# torch, scikit-learn and the model registry (torch) are imported by the functions that use them:
+# a --render-only report needs `Figures` and the labels here, and would wait seconds for them.
 
 UNDEFINED = "n/a (constant)"  # Spearman's rho of a constant prediction
 CHANCE_SEEDS = 3  # stratified guessing in a sweep summary: as many seeds as a report's reruns
@@ -48,8 +41,15 @@ CHANCE_SEEDS = 3  # stratified guessing in a sweep summary: as many seeds as a r
 
 
 def default_hyperparameters(model: str, transfer: bool = False) -> dict[str, object]:
-    """The untuned default: what `musictune train` uses when given no option."""
-    return dict(TRANSFER_DEFAULTS) if transfer else family_defaults(model)
+    """The untuned default: what `musictune train` uses when given no option.
+
+    Transfer keeps the genre checkpoint's conv blocks (they carry its weights); untuned, the
+    whole network is fine-tuned, the usual first choice.
+    """
+    from musictune.models import SHARED_DEFAULTS
+    from musictune.models import default_hyperparameters as family_defaults
+
+    return {**SHARED_DEFAULTS, "freeze_backbone": False} if transfer else family_defaults(model)
 
 
 def default_config(config: dict, meta: dict) -> dict:
@@ -201,6 +201,8 @@ def _no_features(n: int) -> np.ndarray:
 
 def _scores(data: Dataset, predictions: np.ndarray) -> dict[str, float | None]:
     """The project's test metrics of class predictions (as one-hot scores) or affect values."""
+    from musictune.metrics import evaluation_metrics
+
     task = data.task
     outputs = np.eye(len(data.classes))[predictions] if task == "genre" else predictions
     return evaluation_metrics(task, data.test.y, outputs, data.targets)
@@ -208,6 +210,8 @@ def _scores(data: Dataset, predictions: np.ndarray) -> dict[str, float | None]:
 
 def majority_class(data: Dataset) -> Figures:
     """Always the most frequent training class (deterministic: one run)."""
+    from sklearn.dummy import DummyClassifier
+
     dummy = DummyClassifier(strategy="most_frequent").fit(
         _no_features(len(data.train)), data.train.y
     )
@@ -218,6 +222,8 @@ def majority_class(data: Dataset) -> Figures:
 
 def stratified_random(data: Dataset, seeds: list[int]) -> Figures:
     """Random classes in the training proportions, one draw per seed."""
+    from sklearn.dummy import DummyClassifier
+
     runs = []
     for seed in seeds:
         dummy = DummyClassifier(strategy="stratified", random_state=seed)
@@ -228,6 +234,8 @@ def stratified_random(data: Dataset, seeds: list[int]) -> Figures:
 
 def train_mean(data: Dataset) -> Figures:
     """The training mean of each target for every clip: MSE only, rho undefined (None)."""
+    from sklearn.dummy import DummyRegressor
+
     dummy = DummyRegressor(strategy="mean").fit(_no_features(len(data.train)), data.train.y)
     predictions = dummy.predict(_no_features(len(data.test))).astype(np.float32)
     scores = _scores(data, predictions.reshape(data.test.y.shape))
@@ -277,6 +285,8 @@ def train_default(
     (`musictune.trial`; `source`: the genre weights of a transfer sweep); the best epoch's
     weights, which `fit` keeps in memory, are the ones tested.
     """
+    import torch
+
     from musictune.evaluation import evaluate_model
     from musictune.training import fit
     from musictune.trial import trial_model
