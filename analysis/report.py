@@ -15,87 +15,29 @@ new dated folder (the source report is left as it was), in seconds, without Ray 
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from musictune.errors import EXIT_USAGE, UserError
-from musictune.options import ArgumentParser, non_negative_int, positive_float, positive_int
+from musictune.options import from_args, parser_for, run_main
+from musictune.reporting.options import ReportOptions
 
 PROG = "analysis/report.py"
+INTERRUPTED = (
+    "no report written; finished reruns are kept and an unfinished one resumes on the next run"
+)
 
 
-def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--storage", help="sweep results folder (default ./results or $MUSICTUNE_RESULTS)"
-    )
-    p.add_argument(
-        "--sweep", action="append", metavar="NAME", help="only this experiment (repeatable)"
-    )
-    p.add_argument("--out", help="report parent folder (default: reports/ beside the storage)")
-    p.add_argument("--no-rerun", action="store_true", help="test the sweep checkpoints instead")
-    p.add_argument("--seeds", type=positive_int, default=3, help="rerun seeds K (default 3)")
-    p.add_argument("--top", type=positive_int, default=1, help="best configs to rerun (default 1)")
-    p.add_argument(
-        "--rerun-max-epochs", type=positive_int, default=1000, help="rerun budget (default 1000)"
-    )
-    p.add_argument(
-        "--rerun-patience", type=non_negative_int, default=10, help="early stopping (default 10)"
-    )
-    p.add_argument("--data-dir", help="data folder (default: the one recorded in sweep.json)")
-    p.add_argument("--cpus-per-trial", type=positive_float, default=1.0)
-    p.add_argument("--gpus-per-trial", type=float, default=0.0)
-    p.add_argument("--address", help="existing Ray cluster for the reruns (default: local)")
-    p.add_argument(
-        "--render-only",
-        nargs="?",
-        const="",
-        metavar="REPORT_DIR",
-        help="rebuild REPORT_DIR (default: the newest report in --out, or reports/ beside the "
-        "storage) from its saved results into a new dated folder: no reruns, no training",
-    )
-    return p
+def build_parser():
+    return parser_for(ReportOptions, PROG, __doc__.split("\n\n")[0])
 
 
-def options_from_args(args: argparse.Namespace):
-    from musictune.reporting.options import ReportOptions, RerunSettings
+def report(args) -> None:
+    from musictune.reporting.build import build_report
 
-    return ReportOptions(
-        storage=args.storage,
-        sweeps=args.sweep,
-        out=args.out,
-        rerun=not args.no_rerun,
-        top=args.top,
-        data_dir=args.data_dir,
-        settings=RerunSettings(
-            seeds=args.seeds,
-            max_epochs=args.rerun_max_epochs,
-            patience=args.rerun_patience,
-            cpus_per_trial=args.cpus_per_trial,
-            gpus_per_trial=args.gpus_per_trial,
-            address=args.address,
-        ),
-        render_only=args.render_only,
-    )
+    build_report(from_args(ReportOptions, args))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        from musictune.reporting.build import build_report
-
-        build_report(options_from_args(args))
-    except UserError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(
-            f"{PROG}: interrupted: no report written; finished reruns are kept and an "
-            "unfinished one resumes on the next run",
-            file=sys.stderr,
-        )
-        return 130
-    return 0
+    return run_main(PROG, report, build_parser().parse_args(argv), INTERRUPTED)
 
 
 if __name__ == "__main__":

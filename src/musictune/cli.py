@@ -18,8 +18,10 @@ from pathlib import Path
 
 from musictune.atomic import ensure_writable
 from musictune.errors import EXIT_USAGE, UserError
-from musictune.options import ArgumentParser, add_options, from_args, positive_int
+from musictune.options import ArgumentParser, add_options, from_args, positive_int, run_main
 from musictune.train_command import WRITABLE_FIX, add_train_parser
+
+INTERRUPTED = "no half-written file was left; run it again"
 
 # --------------------------------------------------------------------------- demo-data
 
@@ -184,26 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"musictune: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
-    try:
-        args.handler(args)
-    except UserError as exc:
-        print(f"musictune {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        # A path the checks above did not foresee (disk full, permissions): still one line.
-        where = f" ({exc.filename}): check the path, its permissions and the free space"
-        print(
-            f"musictune {args.command}: error: {exc.strerror or exc}"
-            + (where if exc.filename else ""),
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    except KeyboardInterrupt as exc:
-        # A sweep's own interruption says what was kept and how to resume.
-        note = f": {exc}" if str(exc) else ": no half-written file was left; run it again"
-        print(f"musictune {args.command}: interrupted{note}", file=sys.stderr)
-        return 130
-    return 0
+    return run_main(f"musictune {args.command}", args.handler, args, INTERRUPTED)
 
 
 if __name__ == "__main__":

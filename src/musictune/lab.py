@@ -107,7 +107,7 @@ def run_lab(options: LabOptions) -> None:
     """Every step not yet finished, then one report over them all."""
     from musictune.cli import build_parser, sweep_options_from_args
     from musictune.reporting.build import build_report
-    from musictune.reporting.options import ReportOptions, RerunSettings
+    from musictune.reporting.options import ReportOptions
     from musictune.tuning.runner import run_sweep
 
     budget = BUDGETS[options.budget]
@@ -126,16 +126,13 @@ def run_lab(options: LabOptions) -> None:
         print(f"\nlab {i}/{len(steps)}: {step.name}", flush=True)
         argv = ["sweep", *step_argv(step, options, budget, root, data)]
         run_sweep(sweep_options_from_args(build_parser().parse_args(argv)))
-    settings = RerunSettings(
-        seeds=max(1, budget.seeds),
-        max_epochs=budget.rerun_max_epochs,
-        cpus_per_trial=options.cpus_per_trial,
-    )
     report = ReportOptions(
         storage=root,
         sweeps=[s.name for s in steps],
         out=options.out,
         rerun=budget.seeds > 0,
-        settings=settings,
+        seeds=max(1, budget.seeds),
+        rerun_max_epochs=budget.rerun_max_epochs,
+        cpus_per_trial=options.cpus_per_trial,
     )
     build_report(report)

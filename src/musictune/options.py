@@ -128,6 +128,28 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def run_main(prog: str, handler, args: argparse.Namespace, interrupted: str) -> int:
+    """Run a command: bad input is one line on stderr naming problem and fix, exit status 2;
+    Ctrl-C says what was kept (the exception's message, else `interrupted`), exit 130."""
+    import sys
+
+    try:
+        handler(args)
+    except UserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        # A path the checks did not foresee (disk full, permissions): still one line.
+        where = f" ({exc.filename}): check the path, its permissions and the free space"
+        message = f"{exc.strerror or exc}" + (where if exc.filename else "")
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        print(f"{prog}: interrupted: {str(exc) or interrupted}", file=sys.stderr)
+        return 130
+    return 0
+
+
 def parser_for(cls: type, prog: str, description: str) -> ArgumentParser:
     parser = ArgumentParser(prog=prog, description=description)
     add_options(parser, cls)

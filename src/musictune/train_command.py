@@ -28,8 +28,8 @@ from musictune.options import (
     positive_float,
     positive_int,
 )
+from musictune.selection import PATIENCE, SELECT_BY
 from musictune.tasks import TASKS
-from musictune.training import PATIENCE, SELECT_BY
 
 WRITABLE_FIX = "choose a folder you can write"
 

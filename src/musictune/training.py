@@ -27,9 +27,7 @@ from musictune.data import Dataset, Split
 from musictune.errors import UserError
 from musictune.metrics import PRIMARY_METRIC, WORST_VALUE, task_metrics
 from musictune.models import MusicModel, create_model, get_family
-
-PATIENCE = 10  # the course's early-stopping patience (epochs without a better validation metric)
-SELECT_BY = ("metric", "loss")  # what makes an epoch the best: see TrainConfig.select_by
+from musictune.selection import PATIENCE, SELECT_BY, selection_score
 
 
 @dataclass
@@ -293,18 +291,6 @@ def _epoch_metrics(
         **{f"val_{k}": v for k, v in val_metrics.items()},
         "diverged": 0,
     }
-
-
-def selection(metric: str, select_by: str) -> tuple[str, str]:
-    """(attribute, mode) of the best epoch in reported metrics: for Ray's checkpoint choice."""
-    return ("val_loss", "min") if select_by == "loss" else (metric, "max")
-
-
-def selection_score(metrics: dict, metric: str, select_by: str) -> float:
-    """Higher is better: the metric, or minus the validation loss (a diverged epoch: -inf)."""
-    if select_by == "loss":
-        return -metrics.get("val_loss", math.inf)
-    return metrics[metric]
 
 
 def _record_epoch(

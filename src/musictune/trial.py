@@ -14,13 +14,8 @@ from dataclasses import dataclass, replace
 from musictune.affect import set_loss_weights, transfer_model
 from musictune.data import Dataset
 from musictune.models import ModelFamily, MusicModel
-from musictune.training import (
-    PATIENCE,
-    TrainConfig,
-    build_model,
-    selection,
-    start_at_train_mean,
-)
+from musictune.selection import PATIENCE, selection
+from musictune.training import TrainConfig, build_model, start_at_train_mean
 
 
 @dataclass(frozen=True)

@@ -1,38 +1,68 @@
-"""What a report run is asked to do; plain values, cheap to import (bad input fails fast)."""
+"""What a report run is asked to do, declared once (flags, defaults, help); cheap to import."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from musictune.errors import UserError
+from musictune.options import non_negative_int, option, positive_float, positive_int
+from musictune.selection import PATIENCE
 
 
 @dataclass
 class RerunSettings:
     seeds: int = 3  # K: independent trainings of the same config
     max_epochs: int = 1000  # the course's long budget; early stopping ends runs far sooner
-    patience: int = 10  # epochs without a better validation metric
+    patience: int = PATIENCE  # epochs without a better best epoch
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     address: str | None = None
 
-    def validate(self) -> None:
-        if self.seeds < 1 or self.max_epochs < 1 or self.patience < 0:
-            raise UserError("--seeds and --rerun-max-epochs must be >= 1, --rerun-patience >= 0")
-
 
 @dataclass
 class ReportOptions:
-    storage: str | None = None  # default: the sweeps' default results folder
-    sweeps: list[str] | None = None  # experiment names; default every finished one
-    out: str | None = None  # default: reports/ beside the storage folder
-    rerun: bool = True  # False: test the sweep's own best checkpoint instead
-    top: int = 1  # best configs to rerun per experiment
-    data_dir: str | None = None  # default: the data folder recorded in sweep.json
-    settings: RerunSettings = field(default_factory=RerunSettings)
-    render_only: str | None = None  # rebuild this report from its saved results ("": newest)
+    storage: str | None = option(
+        None, "sweep results folder (default ./results or $MUSICTUNE_RESULTS)"
+    )
+    sweeps: list[str] | None = option(
+        None, "only this experiment (repeatable)", flag="--sweep", action="append", metavar="NAME"
+    )
+    out: str | None = option(None, "report parent folder (default: reports/ beside the storage)")
+    rerun: bool = option(True, "test the sweep checkpoints instead", flag="--no-rerun")
+    seeds: int = option(3, "rerun seeds K (default 3)", type=positive_int)
+    top: int = option(1, "best configs to rerun (default 1)", type=positive_int)
+    rerun_max_epochs: int = option(1000, "rerun budget (default 1000)", type=positive_int)
+    rerun_patience: int = option(
+        PATIENCE, f"early stopping (default {PATIENCE})", type=non_negative_int
+    )
+    data_dir: str | None = option(None, "data folder (default: the one recorded in sweep.json)")
+    cpus_per_trial: float = option(1.0, "CPUs of a rerun trial", type=positive_float)
+    gpus_per_trial: float = option(0.0, "GPUs of a rerun trial (fractions share one)", type=float)
+    address: str | None = option(None, "existing Ray cluster for the reruns (default: local)")
+    render_only: str | None = option(
+        None,
+        "rebuild REPORT_DIR (default: the newest report in --out, or reports/ beside the "
+        "storage) from its saved results into a new dated folder: no reruns, no training",
+        nargs="?",
+        const="",
+        metavar="REPORT_DIR",
+    )
+
+    @property
+    def settings(self) -> RerunSettings:
+        return RerunSettings(
+            seeds=self.seeds,
+            max_epochs=self.rerun_max_epochs,
+            patience=self.rerun_patience,
+            cpus_per_trial=self.cpus_per_trial,
+            gpus_per_trial=self.gpus_per_trial,
+            address=self.address,
+        )
 
     def validate(self) -> None:
         if self.top < 1:
             raise UserError(f"--top must be at least 1, got {self.top}")
-        self.settings.validate()
+        if self.seeds < 1 or self.rerun_max_epochs < 1 or self.rerun_patience < 0:
+            raise UserError("--seeds and --rerun-max-epochs must be >= 1, --rerun-patience >= 0")
+        if self.gpus_per_trial < 0:
+            raise UserError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")

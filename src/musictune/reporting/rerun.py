@@ -27,7 +27,7 @@ from musictune.data import Dataset
 from musictune.models import get_family
 from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
-from musictune.training import selection
+from musictune.selection import selection
 from musictune.trial import TrialSettings
 from musictune.tuning.cluster import Resources, check_resources, connect
 from musictune.tuning.progress import RerunProgress

@@ -17,7 +17,7 @@ from musictune.options import (
     positive_float,
     positive_int,
 )
-from musictune.training import PATIENCE, SELECT_BY
+from musictune.selection import PATIENCE, SELECT_BY
 from musictune.tuning.presets import PRESETS
 from musictune.tuning.space import DROPOUT_RANGE, LR_RANGE
 

@@ -157,7 +157,8 @@ def _transfer(options: SweepOptions, plan: SweepPlan) -> None:
     source = find_source(plan.preset.name, options.from_sweep, plan.root, GENRE_CNN_PRESETS)
     genre = source.meta
     plan.source = source
-    plan.preset = replace(plan.preset, features=genre["features"], beat=bool(genre["beat"]))
+    view = {"features": genre["features"], "beat": bool(genre["beat"])}
+    plan.preset = replace(plan.preset, model=genre["model"], **view)
     plan.space = {k: v for k, v in plan.space.items() if k in ("lr", "dropout")}
     plan.space |= {**transfer_space(), "batch_size": options.batch_size, "seed": options.seed}
     plan.meta["transfer"] = source.info

@@ -13,7 +13,7 @@ from pathlib import Path
 from musictune.affect import TRANSFER_FAMILIES
 from musictune.checkpoints import CHECKPOINT_FILE, load_checkpoint
 from musictune.errors import UserError
-from musictune.training import selection
+from musictune.selection import selection
 from musictune.tuning.storage import SWEEP_FILE, is_uri
 
 
