@@ -180,6 +180,18 @@ def test_train_overfit_mode(fake_root):
             ],
             ["--gpus-per-trial", "GPU"],
         ),
+        (
+            ["sweep", "lstm_spectrogram", "--set", "hidden=128", "--storage", "{tmp}"],
+            ["unknown key 'hidden'", "hidden_size", "num_layers"],
+        ),
+        (
+            ["sweep", "lstm_spectrogram", "--space", "{tmp}/space.yaml", "--storage", "{tmp}"],
+            ["--space", "lr: {'normal': [0, 1]} is not a distribution", "loguniform"],
+        ),
+        (
+            ["sweep", "cnn_regression", "--beat", "--full", "--storage", "{tmp}"],
+            ["--beat and --full"],
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, needles, tmp_path, demo_tiny, capsys):

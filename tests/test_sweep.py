@@ -70,6 +70,28 @@ def test_presets_run_their_smoke_test(preset, ray_local, demo_tiny, tmp_path):
     assert all(list(d.glob("events.out.tfevents.*")) for d in trial_dirs)
 
 
+def test_set_and_space_fix_and_widen_the_search(ray_local, fake_root, tmp_path):
+    """The course's LSTM through the preset's own family: --set fixes a key in every trial,
+    --space replaces a range, and sweep.json records the space actually searched."""
+    space = tmp_path / "space.yaml"
+    space.write_text("num_layers: {choice: [2]}\nlr: {loguniform: [0.001, 0.002]}\n")
+    run_sweep(
+        sweep_options(
+            "lstm_spectrogram", "--smoke-test", "--samples", "2", "--max-epochs", "1",
+            "--set", "hidden_size=128", "--set", "bidirectional=false", "--space", str(space),
+            "--data-dir", str(fake_root), "--storage", str(tmp_path), "--name", "course-lstm",
+            "--no-baseline-train",
+        )  # fmt: skip
+    )
+    table = pd.read_csv(tmp_path / "course-lstm" / TRIALS_FILE)
+    assert (table["hidden_size"] == 128).all() and not table["bidirectional"].any()
+    assert (table["num_layers"] == 2).all() and table["lr"].between(0.001, 0.002).all()
+    meta = json.loads((tmp_path / "course-lstm" / SWEEP_FILE).read_text())
+    assert meta["space"]["hidden_size"] == 128 and meta["space"]["bidirectional"] is False
+    assert meta["space"]["lr"] == {"loguniform": [0.001, 0.002]}
+    assert meta["space"]["dropout"] == {"uniform": [0.1, 0.8]}  # the preset's, untouched
+
+
 def test_asha_stops_poor_trials_and_data_is_shared_once(ray_local, fake_root, tmp_path):
     results = run_sweep(
         sweep_options(

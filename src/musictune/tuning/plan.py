@@ -7,6 +7,7 @@ does not fit the preset with one line that says what to do. The runner only carr
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass, field, replace
 
@@ -220,10 +221,13 @@ def make_plan(options: SweepOptions) -> SweepPlan:
     return plan
 
 
-def known_keys(plan: SweepPlan) -> list[str]:
-    """What a trial of this plan reads from its config: what --set and --space may name."""
-    keys = [*TRAINING_KEYS, *(k for k in plan.space if k.startswith("loss_weight_"))]
+def known_keys(plan: SweepPlan) -> dict:
+    """What a trial of this plan reads from its config (what --set and --space may name), each
+    with a value of its kind (None: any)."""
+    keys = {**TRAINING_KEYS, **{k: 1.0 for k in plan.space if k.startswith("loss_weight_")}}
     if plan.source is not None:
-        return [*keys, "freeze_backbone"]
-    options = get_family(plan.preset.model).options
-    return [*keys, *(k for k in options if k not in keys and k != "data_frames")]
+        return {**keys, "freeze_backbone": False}
+    family = get_family(plan.preset.model)
+    params = inspect.signature(family.build).parameters
+    skip = {*keys, "data_frames"}
+    return {**keys, **{k: params[k].default for k in family.options if k not in skip}}

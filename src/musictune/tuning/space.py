@@ -55,7 +55,7 @@ DISTRIBUTIONS = {
     "randint": tune.randint,  # [low, high): high excluded, as in Ray and numpy
     "choice": tune.choice,
 }
-TRAINING_KEYS = ("lr", "dropout", "batch_size", "weight_decay")
+TRAINING_KEYS = {"lr": 1e-3, "dropout": 0.2, "batch_size": 32, "weight_decay": 0.0}
 
 
 def parse_value(text: str):
@@ -134,9 +134,26 @@ def read_space_file(path: str) -> dict:
     return loaded
 
 
-def apply_user_space(space: dict, known: list[str], file: str | None, sets: list[str]) -> dict:
+def check_type(key: str, value, like, where: str) -> None:
+    """A fixed value of the kind the key's default has (an int for an int, a number for a float,
+    true/false for a flag), so a typo fails here and not in every trial."""
+    if like is None or value is None:
+        return
+    numbers = (int, float) if isinstance(like, float) else (int,)
+    ok = (
+        isinstance(value, bool)
+        if isinstance(like, bool)
+        else (isinstance(value, numbers) and not isinstance(value, bool))
+    )
+    if not ok:
+        kind = "true or false" if isinstance(like, bool) else type(like).__name__
+        raise UserError(f"{where}: {key} takes {kind} (like {like!r}), got {value!r}")
+
+
+def apply_user_space(space: dict, known: dict, file: str | None, sets: list[str]) -> dict:
     """The preset's space with the --space file's entries, then each --set KEY=VALUE, over it;
-    a key the trial does not take is refused, naming the ones it does."""
+    a key the trial does not take is refused, naming the ones it does. `known`: each key the
+    trial reads, with a value of its kind (None: any)."""
     layers = [(read_space_file(file), f"--space {file}")] if file else []
     fixed = {}
     for item in sets or []:
@@ -154,4 +171,9 @@ def apply_user_space(space: dict, known: list[str], file: str | None, sets: list
                     f"{', '.join(sorted(known))}"
                 )
             space[key] = domain(key, spec, where)
+            if not isinstance(spec, dict):
+                check_type(key, spec, known[key], where)
+            elif "choice" in spec:
+                for value in spec["choice"]:
+                    check_type(key, value, known[key], where)
     return space
