@@ -47,11 +47,34 @@ def describe_experiment(report: ReportResults, result: ExperimentResult, root: P
             f"Transfer from genre sweep {transfer.get('source_sweep')}, trial "
             f"{transfer.get('source_trial')} ({transfer.get('source_metric')} {shown})."
         )
+    describe_space(exp.meta.get("space"), doc)
     describe_trials(exp, result, doc, folder)
     for t in result.tested:
         describe_test(exp, result, t, report, doc, folder)
     describe_comparison(exp, result, report, doc, folder)
     return doc
+
+
+def searched(spec) -> str:
+    """A sweep.json space entry as the page shows it: `log-uniform 4e-05 .. 0.01`, `fixed 64`."""
+    if isinstance(spec, dict) and len(spec) == 1:
+        ((kind, args),) = spec.items()
+        if kind == "choice" and isinstance(args, list):
+            return "choice of " + ", ".join(json.dumps(a) for a in args)
+        names = {"loguniform": "log-uniform", "uniform": "uniform", "randint": "integer"}
+        if kind in names and isinstance(args, list) and len(args) == 2:
+            high = " (excluded)" if kind == "randint" else ""
+            return f"{names[kind]} {args[0]:.4g} .. {args[1]:.4g}{high}"
+    return f"fixed {json.dumps(spec, default=str)}"
+
+
+def describe_space(space, doc: Document) -> None:
+    """The search space the sweep used (after --space and --set); older sweeps did not record
+    it, and get nothing."""
+    if not isinstance(space, dict) or not space:
+        return
+    doc.text("Search space (as the sweep used it):")
+    doc.table(pd.DataFrame({"key": list(space), "searched": [searched(v) for v in space.values()]}))
 
 
 def describe_trials(exp: Experiment, result: ExperimentResult, doc: Document, folder: Path) -> None:
