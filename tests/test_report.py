@@ -25,9 +25,12 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import f1_score
 
+from musictune import layout
 from musictune.checkpoints import load_checkpoint, model_from_checkpoint
 from musictune.data import load_task
+from musictune.genres import FMA_CLASS_MAPPING
 from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE, TRIALS_FILE
+from musictune.reporting.reference import REFERENCES
 from musictune.reporting.rerun import DONE_FILE
 from musictune.training import predict
 from musictune.tuning.presets import PRESETS, Preset
@@ -71,6 +74,19 @@ def reported(ray_local, tmp_path_factory):
                 "multi",
             )
         )
+    # A data set made by `musictune extract` (its manifest), folded into the course's ten
+    # classes as the course folded FMA: only the manifest tells it is not the course's data.
+    extracted = write_layout(tmp / "extracted", seed=1)
+    manifest = {"class_mapping": FMA_CLASS_MAPPING, "made_by": "musictune extract"}
+    (extracted / layout.MANIFEST).write_text(json.dumps(manifest))
+    theirs = tmp / "extracted-results"
+    mine = ["--data-dir", str(extracted), "--storage", str(theirs), "--name", "mine"]
+    run_sweep(
+        sweep_options(
+            "cnn_spectrogram_beat", "--samples", "1", "--max-epochs", "1", "--smoke-test", *mine
+        )
+    )
+    on_extracted = new_report("--storage", str(theirs), "--out", str(tmp / "extracted-reports"))
     args = ["--storage", str(storage), "--out", str(out)]
     rerun = [*args, "--sweep", "lstm", "--seeds", "2", "--rerun-max-epochs", "3"]
     first = new_report(*rerun)
@@ -87,6 +103,7 @@ def reported(ray_local, tmp_path_factory):
         "first": first,
         "second": second,
         "no_rerun": no_rerun,
+        "extracted": on_extracted,
         "snapshot": snapshot,
         "reruns": reruns,
     }
@@ -224,7 +241,13 @@ def test_multitask_report_gives_spearman_per_target(reported):
         assert per_seed.loc[0, f"spearman_{target}"] == pytest.approx(rho)
     markdown = (folder / "index.md").read_text()
     assert "held out as test" in markdown  # the multitask test split has no labels
-    assert "0.61 (2D CNN, one multitask model, mean)" in markdown  # reference, in its column
+    # Beside the course's multitask figures, Spearman per target from the same per-seed metrics.
+    for target, figure in zip([*targets, "mean"], ["0.519", "0.754", "0.543", "0.6054"]):
+        value = per_seed[f"spearman_{target}"].iloc[0]
+        line = (
+            f"| multitask | CNN | mel, beat-synced | {target} | Spearman | {figure} | {value:.3f}"
+        )
+        assert line + " (n=1) | multi (cnn) |" in markdown
     assert "multi/" + row["tested_trial"] + "-scatter-test.png" in markdown
     assert "No hyperparameter varied" in markdown  # one trial: no scatter plot
 
@@ -264,6 +287,7 @@ class Images(HTMLParser):
     [
         ("first", ["scatter.png", "curves.png", "-rerun-curves.png", "-confusion.png"]),
         ("no_rerun", ["scatter.png", "curves.png", "-confusion.png", "-scatter-test.png"]),
+        ("extracted", ["curves.png", "-confusion.png"]),
     ],
 )
 def test_pngs_are_real_and_the_html_embeds_every_one(reported, which, kinds):
@@ -348,6 +372,97 @@ def test_html_renders_every_image_in_headless_chromium(reported, tmp_path):
     assert images_loaded(chromium(), broken, tmp_path / "profile2") == f"{n}:{n - 1}"
 
 
+# --------------------------------------------------------------------------- course figures
+
+
+def section(markdown: str, heading: str) -> str:
+    """The part of a page from a `## heading` to the next `## `."""
+    start = markdown.index(f"\n## {heading}")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start : end if end > 0 else None]
+
+
+def figure_rows(markdown: str) -> list[list[str]]:
+    """The course figures table, one list of cells per line."""
+    lines = section(markdown, "Course reference figures").splitlines()
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| task")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in rows]
+
+
+def test_course_figures_stand_beside_the_matching_experiment_only(reported):
+    folder = reported["no_rerun"]
+    markdown = (folder / "index.md").read_text()
+    assert "575 clips" in section(markdown, "Course reference figures")
+    rows = figure_rows(markdown)
+    assert len(rows) == len(REFERENCES)  # every figure, once: no experiment here matches twice
+    beside: dict[str, list[list[str]]] = {}
+    for row in rows:
+        beside.setdefault(row[7], []).append(row)
+    assert sorted(beside) == ["-", "lstm (lstm)", "multi (cnn)"]
+    assert {r[1] for r in beside["lstm (lstm)"]} == {"LSTM"}  # never beside a CNN figure
+    assert {r[1] for r in beside["multi (cnn)"]} == {"CNN"}
+    # The LSTM genre sweep (full-length mel) beside the course's 0.35 / 0.23, same metrics.
+    row = summary(folder)["lstm"]
+    per_seed = pd.read_csv(folder / "lstm" / f"{row['tested_trial']}-test.csv")
+    got = [(r[2], r[4], r[5], r[6]) for r in beside["lstm (lstm)"]]
+    assert got == [
+        ("mel, full-length", "accuracy", "0.35", f"{per_seed['accuracy'][0]:.3f} (n=1)"),
+        ("mel, full-length", "macro F1", "0.23", f"{per_seed['macro_f1'][0]:.3f} (n=1)"),
+    ]
+    test_clips = len(load_task("genre", reported["data"], "mel", False).test)
+    assert beside["lstm (lstm)"][0][8] == f"{reported['data']}, {test_clips} test clips"
+
+
+def test_a_report_on_extracted_data_shows_no_course_figures(reported):
+    folder = reported["extracted"]
+    markdown = (folder / "index.md").read_text()
+    part = section(markdown, "Course reference figures")
+    assert "No course figures" in part and "musictune extract" in part
+    assert not figure_rows(markdown) and "course (real FMA)" not in markdown
+    # Its classes are the course's ten folded ones: the manifest alone told.
+    results = json.loads((folder / "results.json").read_text())
+    (mine,) = results["experiments"]
+    assert sorted(mine["data"]["classes"]) == sorted(set(FMA_CLASS_MAPPING.values()) - {None})
+    assert mine["data"]["origin"] == "extracted"
+
+
+def changed_copy(source: Path, tmp_path: Path, change) -> Path:
+    """A copy of a report whose results.json `change(results)` edited, rendered again."""
+    copy = tmp_path / "source" / source.name
+    shutil.copytree(source, copy)
+    results = json.loads((copy / "results.json").read_text())
+    change(results)
+    (copy / "results.json").write_text(json.dumps(results))
+    return new_report("--render-only", str(copy), "--out", str(tmp_path / "out"))
+
+
+def test_other_genre_classes_or_no_recorded_space_leave_that_experiment_out(reported, tmp_path):
+    def change(results: dict) -> None:
+        (lstm,) = [e for e in results["experiments"] if e["name"] == "lstm"]
+        lstm["data"]["classes"] = [f"style{i}" for i in range(len(lstm["data"]["classes"]))]
+        del lstm["meta"]["space"]  # a sweep from before sweep.json recorded its space
+
+    markdown = (changed_copy(reported["no_rerun"], tmp_path, change) / "index.md").read_text()
+    part = section(markdown, "Course reference figures")
+    assert "Not set beside course figures" in part and "style0" in part
+    assert {r[7] for r in figure_rows(markdown)} == {"-", "multi (cnn)"}
+    assert "Search space" not in section(markdown, "lstm: ")
+    space = section(markdown, "multi: ")
+    assert (
+        "| lr | log-uniform 3.981e-05 .. 0.01 |" in space and "| batch_size | fixed 32 |" in space
+    )
+
+
+def test_results_saved_before_the_data_origin_still_render(reported, tmp_path):
+    def change(results: dict) -> None:
+        for e in results["experiments"]:
+            del e["data"]["origin"]
+
+    folder = changed_copy(reported["no_rerun"], tmp_path, change)
+    markdown = (folder / "index.md").read_text()
+    assert "predate the record" in markdown and len(figure_rows(markdown)) == len(REFERENCES)
+
+
 # --------------------------------------------------------------------------- --render-only
 
 RENDER_PROBE = """
@@ -359,7 +474,8 @@ try:
 except SystemExit as exc:
     code = exc.code
 took = time.perf_counter() - started
-loaded = [m for m in ("ray", "musictune.training", "musictune.reporting.rerun") if m in sys.modules]
+heavy = ("ray", "torch", "sklearn", "musictune.training", "musictune.reporting.rerun")
+loaded = [m for m in heavy if m in sys.modules]
 print(f"probe: {took:.2f} s, loaded {loaded}")
 sys.exit(code)
 """
@@ -376,7 +492,7 @@ def without_timestamp(page: bytes) -> str:
     return re.sub(r"musictune report, [0-9: -]+", "musictune report", page.decode())
 
 
-@pytest.mark.parametrize("which", ["first", "no_rerun"])
+@pytest.mark.parametrize("which", ["first", "no_rerun", "extracted"])
 def test_render_only_rebuilds_the_same_report_without_ray_or_training(reported, tmp_path, which):
     source, storage = reported[which], reported["storage"]
     before = files(source)

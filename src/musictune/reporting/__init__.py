@@ -4,8 +4,10 @@
     python analysis/report.py --sweep NAME --seeds 5
 
 Modules, in the order the data flows: `experiments` (read sweeps through Ray's result API),
-`rerun` (best configs retrained with several seeds as Ray Tune trials), `testing` (test-split
-metrics), `plots`, `reference` (the course's published figures), `html` (index.md/index.html),
-`sections` (the report's content), `build` (folders and the atomic publish, `options` its
-settings) and `explore` (data-set figures).
+`rerun` (best configs retrained with several seeds as Ray Tune trials), `evaluate` (reruns and
+test metrics -> `results`, the typed results),
+`saved` (results.json, results.npz), `render`/`sections`/`seeds`/`comparison` (the pages, from
+saved results alone), `plots`, `reference` (the course's published figures and what each is set
+beside), `html` (index.md/index.html), `build` (evaluate -> save -> render, folders and the
+atomic publish; `options` its settings) and `explore` (data-set figures).
 """

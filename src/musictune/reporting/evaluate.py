@@ -27,6 +27,7 @@ from musictune.evaluation import (
     mean_sd,
     regression_pairs,
 )
+from musictune.layout import MANIFEST
 from musictune.reporting.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
 from musictune.reporting.options import ReportOptions
 from musictune.reporting.rerun import DONE_FILE, Rerun, rerun_done, run_rerun
@@ -95,15 +96,17 @@ def evaluate_experiment(
     (folder / exp.name).mkdir()
     trials = f"{exp.name}/{TRIALS_FILE}"
     shutil.copyfile(exp.path / TRIALS_FILE, folder / trials)
+    data_dir = exp.data_dir(options.data_dir)
     facts = DataFacts(
         task=data.task,
-        data_dir=exp.data_dir(options.data_dir),
+        data_dir=data_dir,
         train=len(data.train),
         val=len(data.val),
         test=len(data.test),
         test_note=data.test_note,
         classes=list(data.classes),
         targets=list(data.targets),
+        origin=data_origin(data_dir),
     )
     tested = []
     for trial_id in exp.best_trials(options.top)["trial_id"]:
@@ -128,6 +131,14 @@ def evaluate_experiment(
     )
     result.row = summary_row(exp, result, best)
     return result
+
+
+def data_origin(data_dir: str) -> str:
+    """demo | extracted | layout (see DataFacts.origin): the reference figures need it, and the
+    data folder may be gone when the report is rendered again."""
+    if is_demo_data(data_dir):
+        return "demo"
+    return "extracted" if (Path(data_dir) / MANIFEST).is_file() else "layout"
 
 
 def shown(config: dict) -> dict:

@@ -1,56 +1,210 @@
-"""The course's published figures: REFERENCE values on the real FMA data, never measured here.
+"""The course's published test figures, and which experiment each one may stand beside.
 
-They are kept in this one place and shown in their own column of the report, beside (never in
-place of) what this project measured. All are Spearman's rho on the test split.
+The figures are the course lab's (patreco3) on the real FMA data, never measured here. Each is
+matched to an experiment only when everything that decides it agrees: task, model kind, feature
+view (features and beat), target, and for transfer a fine-tuned backbone. An experiment with
+no exact match gets no reference, because a near match (an LSTM beside the CNN's figure, full
+clips beside beat-synced ones) reads as a comparison that was never made.
 
-Genre classification: the course's published genre figures are not recorded in this project,
-so there are deliberately no genre rows here rather than invented ones; genre experiments are
-reported without a reference.
+The measured side is always the same test metric as the figure, from the tested config's
+per-seed test metrics. The regression "mean" rows are not one experiment: they are computed from
+the three single-target experiments of that model kind. Pure data and functions: no Ray, no
+torch, so a `--render-only` page gets the same pairing from saved results.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-SOURCE = "course lab, real FMA data (patreco3), test split"
+from musictune.evaluation import mean_sd
+from musictune.genres import FMA_CLASSES
+
+SOURCE = "course lab (patreco3), real FMA data"
+COURSE_TEST_CLIPS = 575  # the course's test split, as its report states
+TARGETS = ("valence", "energy", "danceability")
+MODEL_KIND = {"lstm": "lstm", "course_lstm": "lstm", "cnn": "cnn", "course_cnn": "cnn"}
+MEAN = "mean"  # the target of a mean row
 
 
 @dataclass(frozen=True)
 class Reference:
-    task: str  # regression | multitask | transfer
-    target: str  # an affect target, or "mean" of the three
-    setting: str  # what the course trained
-    metric: str
+    """One published figure, with the experiment it belongs to."""
+
+    task: str  # genre | regression | transfer | multitask
+    model: str  # a model kind: lstm | cnn (see MODEL_KIND)
+    features: str  # mel | chroma | fused
+    beat: bool
+    target: str  # "" (genre), an affect target, or MEAN
+    metric: str  # the test metric: accuracy, macro_f1, spearman, spearman_<target>
     value: float
+
+    @property
+    def derived(self) -> bool:
+        """A regression mean: the mean of three experiments, matched by none of them alone."""
+        return self.task == "regression" and self.target == MEAN
+
+
+def _genre(model: str, features: str, beat: bool, accuracy: float, f1: float) -> list[Reference]:
+    return [
+        Reference("genre", model, features, beat, "", "accuracy", accuracy),
+        Reference("genre", model, features, beat, "", "macro_f1", f1),
+    ]
+
+
+def _affect(task: str, model: str, values: tuple[float, ...], metric: str) -> list[Reference]:
+    """valence, energy, danceability, mean on beat-synced mel (the course's affect view)."""
+    rows = []
+    for target, value in zip((*TARGETS, MEAN), values):
+        name = metric if task != "multitask" else f"spearman_{target}"
+        rows.append(Reference(task, model, "mel", True, target, name, value))
+    return rows
 
 
 REFERENCES: tuple[Reference, ...] = (
-    Reference("regression", "valence", "2D CNN, one model per target", "Spearman", 0.49),
-    Reference("regression", "energy", "2D CNN, one model per target", "Spearman", 0.74),
-    Reference("regression", "danceability", "2D CNN, one model per target", "Spearman", 0.57),
-    Reference(
-        "regression", "mean", "2D CNN, mean of the three single-target models", "Spearman", 0.60
-    ),
-    Reference("transfer", "energy", "2D CNN pretrained on genres, fine-tuned", "Spearman", 0.75),
-    Reference("multitask", "mean", "2D CNN, one multitask model", "Spearman", 0.61),
+    *_genre("lstm", "mel", False, 0.35, 0.23),
+    *_genre("lstm", "mel", True, 0.39, 0.25),
+    *_genre("lstm", "chroma", False, 0.21, 0.08),
+    *_genre("lstm", "fused", False, 0.29, 0.15),
+    *_genre("cnn", "mel", False, 0.37, 0.34),
+    *_genre("cnn", "mel", True, 0.42, 0.36),
+    *_affect("regression", "lstm", (0.135, 0.559, 0.371, 0.355), "spearman"),
+    *_affect("regression", "cnn", (0.491, 0.743, 0.569, 0.6007), "spearman"),
+    Reference("transfer", "cnn", "mel", True, "energy", "spearman", 0.749),
+    *_affect("multitask", "cnn", (0.519, 0.754, 0.543, 0.6054), "spearman"),
 )
 
 
-def is_transfer(meta: dict, config: dict | None = None) -> bool:
-    """Transfer experiments name themselves so (preset) or carry transfer/pretrained keys."""
-    keys = list(meta) + list(config or {})
-    return "transfer" in str(meta.get("preset", "")) or any(
-        "transfer" in k or "pretrained" in k for k in keys
-    )
+# --------------------------------------------------------------------------- matching
 
 
-def references_for(meta: dict, config: dict | None = None) -> list[Reference]:
-    """The reference rows an experiment can be set beside (none for genre experiments)."""
-    task = meta.get("task")
-    if task == "multitask":
-        return [r for r in REFERENCES if r.task == "multitask"]
-    if task != "regression":
-        return []
-    target = meta.get("target")
-    kind = "transfer" if is_transfer(meta, config) else "regression"
-    return [r for r in REFERENCES if r.task == kind and r.target == target]
+def fine_tuned(meta: dict, config: dict | None = None) -> bool | None:
+    """Whether a transfer experiment trained its backbone: the space's fixed freeze_backbone
+    (the lab runs a frozen and a fine-tuned sweep), else the tested config's value (a sweep that
+    tuned it); None when neither says."""
+    fixed = (meta.get("space") or {}).get("freeze_backbone")
+    if isinstance(fixed, bool):
+        return not fixed
+    chosen = (config or {}).get("freeze_backbone")
+    return not chosen if isinstance(chosen, bool) else None
+
+
+def task_of(meta: dict) -> str:
+    """genre | regression | multitask from sweep.json, transfer for a transfer regression."""
+    task = str(meta.get("task", ""))
+    return "transfer" if task == "regression" and meta.get("transfer") else task
+
+
+def matches(meta: dict, config: dict | None = None) -> list[Reference]:
+    """The figures an experiment (its sweep.json, its tested config) stands beside; the derived
+    regression means are never matched to a single experiment."""
+    task = task_of(meta)
+    if task == "transfer" and not fine_tuned(meta, config):
+        return []  # the course published the fine-tuned figure only
+    target = meta.get("target") or ""
+    return [
+        r
+        for r in REFERENCES
+        if not r.derived
+        and r.task == task
+        and r.model == MODEL_KIND.get(str(meta.get("model")))
+        and r.features == meta.get("features")
+        and r.beat == bool(meta.get("beat"))
+        and (task == "multitask" or r.target == target)
+    ]
+
+
+# --------------------------------------------------------------------------- the pairs
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One experiment as the pairing sees it: what identifies it, and its test metrics."""
+
+    name: str
+    meta: dict  # its sweep.json
+    config: dict  # the tested config
+    runs: list[dict[str, float]]  # the tested config's per-seed test metrics
+    data: str  # what it was measured on, as the page names it
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A figure and what was measured beside it (mean None: nothing measured; note: why)."""
+
+    reference: Reference
+    experiments: tuple[str, ...] = ()
+    values: tuple[float, ...] = ()  # per seed; a derived mean: per experiment (their means)
+    data: str = ""
+    note: str = ""
+    sd: float = field(default=math.nan)
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.values) / len(self.values) if self.values else None
+
+
+def measured_pair(ref: Reference, m: Measured) -> Pair:
+    values = [float(r[ref.metric]) for r in m.runs if r.get(ref.metric) is not None]
+    if not values:
+        return Pair(ref, (m.name,), data=m.data, note="no tested checkpoint")
+    return Pair(ref, (m.name,), tuple(values), m.data, sd=mean_sd(values)[1])
+
+
+def derived_pair(ref: Reference, measured: list[Measured]) -> Pair:
+    """A regression mean: the mean of the three single-target experiments' test means, when
+    each target has exactly one experiment of that model kind in the report."""
+    singles = {t: single(ref, t) for t in TARGETS}
+    found = {t: [m for m in measured if r in matches(m.meta, m.config)] for t, r in singles.items()}
+    missing = [t for t, ms in found.items() if not ms]
+    if missing:
+        return Pair(ref, note=f"needs one experiment per target (none for {', '.join(missing)})")
+    several = [m.name for ms in found.values() if len(ms) > 1 for m in ms]
+    if several:
+        return Pair(ref, note=f"several experiments per target ({', '.join(several)}): no mean")
+    chosen = {t: ms[0] for t, ms in found.items()}
+    means = [measured_pair(singles[t], m).mean for t, m in chosen.items()]
+    if any(v is None for v in means):
+        return Pair(ref, note="an experiment has no tested checkpoint")
+    data = "; ".join(dict.fromkeys(m.data for m in chosen.values()))
+    names = tuple(m.name for m in chosen.values())
+    return Pair(ref, names, tuple(means), data, "mean of the three experiments' test means")
+
+
+def single(mean: Reference, target: str) -> Reference:
+    """The single-target figure of the same task and model kind as a mean row."""
+    same = [r for r in REFERENCES if (r.task, r.model) == (mean.task, mean.model)]
+    (ref,) = [r for r in same if r.target == target]
+    return ref
+
+
+def pairs(measured: Iterable[Measured]) -> list[Pair]:
+    """Every published figure, in the course's order, with each experiment that matches it (one
+    line per experiment; one line without a measurement when none does)."""
+    measured = list(measured)
+    out: list[Pair] = []
+    for ref in REFERENCES:
+        if ref.derived:
+            out.append(derived_pair(ref, measured))
+            continue
+        beside = [measured_pair(ref, m) for m in measured if ref in matches(m.meta, m.config)]
+        out += beside or [Pair(ref, note="no matching experiment in this report")]
+    return out
+
+
+# --------------------------------------------------------------------------- the data
+
+
+def not_course_data(task: str, classes: list[str], extracted: bool | None) -> str:
+    """Why an experiment's data is not the course's data set ("" when it may be).
+
+    The manifest that `musictune extract` writes is the reliable sign: an extracted set can be
+    folded into the course's ten class names, and affect data has no classes at all. Genre
+    classes other than the course's ten folded ones also rule it out (a hand-made layout).
+    """
+    if extracted:
+        return "made by `musictune extract` (its folder has a musictune.json manifest)"
+    if task == "genre" and classes and sorted(classes) != sorted(FMA_CLASSES):
+        return f"genre classes {', '.join(classes)} are not the course's ten"
+    return ""

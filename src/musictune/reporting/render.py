@@ -129,41 +129,99 @@ def chance_cell(row: dict) -> str:
 
 # --------------------------------------------------------------------------- references
 
+COURSE_NOTE = (
+    f"Published test figures of the {reference.SOURCE} (its test split had "
+    f"{reference.COURSE_TEST_CLIPS} clips), not measured here. A figure stands beside an "
+    "experiment only when task, model kind (lstm: lstm and course_lstm; cnn: cnn and course_cnn), "
+    "features, beat and target all agree (transfer: the fine-tuned backbone only, the one the "
+    "course published), and the measured side is the same test metric: mean ± sd over the tested "
+    "config's seeds. A regression mean is the mean of the three single-target experiments' test "
+    "means. Demo data is synthetic: its figures show the pipeline runs, not how it compares."
+)
+
+
+def measured(results: ReportResults) -> tuple[list[reference.Measured], list[str]]:
+    """The experiments as the pairing sees them, and why the others have no course figures
+    (their data is not the course's)."""
+    kept, excluded = [], []
+    for e in results.experiments:
+        data = e.data
+        why = reference.not_course_data(data.task, data.classes, data.origin == "extracted")
+        if why:
+            excluded.append(f"{e.name} ({data.data_dir}): {why}")
+            continue
+        tested = [t for t in e.tested if t.trial_id == e.row.get("tested_trial")][:1]
+        demo = data.origin == "demo" if data.origin else bool(e.row.get("demo_data"))
+        where = "demo data (synthetic)" if demo else data.data_dir
+        kept.append(
+            reference.Measured(
+                name=f"{e.name} ({e.meta.get('model')})",
+                meta=e.meta,
+                config=tested[0].config if tested else {},
+                runs=[r.metrics for r in tested[0].runs] if tested else [],
+                data=f"{where}, {data.test} test clips",
+            )
+        )
+    return kept, excluded
+
+
+def view_label(r: reference.Reference) -> str:
+    features = "fused (mel+chroma)" if r.features == "fused" else r.features
+    return f"{features}, {'beat-synced' if r.beat else 'full-length'}"
+
+
+def measured_cell(pair: reference.Pair) -> str:
+    mean = pair.mean
+    if mean is None:
+        return "-"
+    if pair.reference.derived:
+        return f"{mean:.3f}"
+    return f"{format_mean_sd(mean, pair.sd)} (n={len(pair.values)})"
+
+
+def pairs_frame(pairs: list[reference.Pair]) -> pd.DataFrame:
+    rows = []
+    for p in pairs:
+        r = p.reference
+        target = r.target + (" (fine-tuned)" if r.task == "transfer" else "")
+        rows.append(
+            {
+                "task": r.task,
+                "model": r.model.upper(),
+                "view": view_label(r),
+                "target": target or "-",
+                "test metric": baselines.metric_label(r.metric.removesuffix(f"_{r.target}")),
+                "course (real FMA)": f"{r.value:g}",
+                "measured here": measured_cell(p),
+                "experiment": ", ".join(p.experiments) or "-",
+                "measured on": p.data or "-",
+                "note": p.note,
+            }
+        )
+    return pd.DataFrame(rows)
+
 
 def reference_section(results: ReportResults, doc: Document) -> None:
+    """Every published figure beside the experiment it belongs to; none at all when no
+    experiment ran on the course's data set."""
     doc.heading("Course reference figures")
-    doc.note(
-        f"Reference figures from the {reference.SOURCE}: published numbers, not measured here. "
-        "No genre rows: the course's published genre figures are not recorded in this project."
-    )
-    doc.table(
-        pd.DataFrame(
-            [
-                {
-                    "task": r.task,
-                    "target": r.target,
-                    "setting": r.setting,
-                    f"{r.metric} (reference)": f"{r.value:.2f}",
-                }
-                for r in reference.REFERENCES
-            ]
+    kept, excluded = measured(results)
+    if not kept:
+        doc.note(
+            "No course figures: they are the course's results on its own data set, and this "
+            "report's data is not that data set (" + "; ".join(excluded) + ")."
         )
-    )
-    beside = []
-    for exp in results.experiments:
-        row = exp.row
-        for ref in reference.references_for(exp.meta):
-            beside.append(
-                {
-                    "experiment": row["experiment"],
-                    "measured here": f"{row['test_metric']} "
-                    + format_mean_sd(row["test_mean"], row["test_sd"]),
-                    "data": "demo (synthetic)" if row["demo_data"] else str(row["data_dir"]),
-                    "course reference (real FMA)": f"{ref.value:.2f} ({ref.setting}, {ref.target})",
-                }
-            )
-    if beside:
-        doc.text("Measured results beside the reference figures that match their task:")
-        doc.table(pd.DataFrame(beside))
-    else:
-        doc.note("None of these experiments has a matching reference figure (genre tasks).")
+        return
+    doc.note(COURSE_NOTE)
+    if excluded:
+        doc.note(
+            "Not set beside course figures, their data is not the course's: "
+            + "; ".join(excluded)
+            + "."
+        )
+    if any(e.data.origin is None for e in results.experiments):
+        doc.note(
+            "These results predate the record of the data's origin: only genre classes were "
+            "checked against the course's."
+        )
+    doc.table(pairs_frame(reference.pairs(kept)))

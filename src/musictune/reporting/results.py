@@ -29,6 +29,9 @@ class DataFacts:
     test_note: str
     classes: list[str]
     targets: list[str]
+    # "demo" (synthetic), "extracted" (`musictune extract`'s manifest in the folder), "layout"
+    # (neither: the course's data or another copy of its layout); None: older results.
+    origin: str | None = None
 
 
 @dataclass

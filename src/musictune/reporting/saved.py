@@ -4,6 +4,8 @@ The JSON mirrors the dataclasses of `results` field by field (Python's JSON: NaN
 NaN, as summary.json does); each NumPy array is stored in the .npz and referenced by name, so
 floats come back bit for bit and a rebuilt page equals the first. Loading checks the version and
 every field's type: a damaged or foreign file is one `UserError`, never a traceback mid-render.
+A field added later with a default (the data's origin) may be absent: results of
+the same version saved before it read as that default, so their pages still rebuild.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import types
 import typing
 import zipfile
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +105,12 @@ def _encode(value, arrays: dict[str, np.ndarray]):
     raise TypeError(f"cannot save {type(value).__name__} in report results: {value!r}")
 
 
+def _required(f) -> bool:
+    """A field without a default; one with a default was added later, and older results of the
+    same version (which lack it) read as that default."""
+    return f.default is MISSING and f.default_factory is MISSING
+
+
 SCALARS = {
     str: (str,),
     int: (int,),
@@ -128,10 +136,11 @@ def _decode(kind, value, arrays: dict[str, np.ndarray], where: str):
             raise Malformed(f"{where or 'top'}: not an object")
         hints = typing.get_type_hints(kind)
         names = [f.name for f in fields(kind) if f.init]
-        absent = [n for n in names if n not in value]
+        absent = [f.name for f in fields(kind) if f.init and f.name not in value and _required(f)]
         if absent:
             raise Malformed(f"{where or 'top'}: no {absent[0]!r}")
-        return kind(**{n: _decode(hints[n], value[n], arrays, f"{where}.{n}") for n in names})
+        present = [n for n in names if n in value]  # a later field absent: its default
+        return kind(**{n: _decode(hints[n], value[n], arrays, f"{where}.{n}") for n in present})
     container = origin or kind
     if container in (list, dict) and not isinstance(value, container):
         raise Malformed(f"{where}: not a {container.__name__}")
