@@ -213,8 +213,8 @@ def test_killed_driver_resumes_without_losing_or_rerunning_a_trial(ray_local, sl
 
 
 def crash_at(epoch: int, markers: Path):
-    """train_trial whose process dies (os._exit, as an OOM kill would) right after it
-    reports `epoch`: trial 0 on its first attempt only, trial 1 on every attempt. Marker files
+    """train_trial whose process dies (os._exit, as an OOM kill would) when it is about to
+    report `epoch`: trial 0 on its first attempt only, trial 1 on every attempt. Marker files
     count the crashes, so a retry knows whether to crash again."""
 
     def crashing(config: dict, data, settings) -> None:
@@ -227,11 +227,11 @@ def crash_at(epoch: int, markers: Path):
         crashes = 1 if trial_id.endswith("_00000") else 99
 
         def report(metrics, checkpoint=None):
-            real_report(metrics, checkpoint=checkpoint)
             done = len(list(markers.glob(f"{trial_id}-*")))
             if metrics["epoch"] == epoch and done < crashes:
                 (markers / f"{trial_id}-{done}").write_text(str(os.getpid()))
-                os._exit(1)
+                os._exit(1)  # before the epoch is reported or its checkpoint saved
+            real_report(metrics, checkpoint=checkpoint)
 
         supervised.tune.report = report
         try:
@@ -261,13 +261,13 @@ def test_crashed_trials_are_retried_from_their_last_checkpoint(
     assert len(list(markers.iterdir())) == 3  # the processes really died: 1 + 2 times
     table = pd.read_csv(tmp_path / "crash" / TRIALS_FILE).set_index("trial_id").sort_index()
     assert table["status"].tolist() == ["TERMINATED", "ERROR"]
-    assert table["crashes"].tolist() == [1, 2] and table["epochs"].tolist() == [4, 3]
+    assert table["crashes"].tolist() == [1, 2] and table["epochs"].tolist() == [4, 2]
     assert table["error"].str.contains("actor died").all()  # the crash stays on record
-    # Epoch 3 ran, the process died before its next checkpoint, the retry restored epoch 2's
-    # and repeated epoch 3 (not epoch 1); the failing trial did so once, then died again.
+    # Epoch 3 ran and the process died before reporting it; the retry restored epoch 2's
+    # checkpoint and went on with epoch 3 (not epoch 1); the failing trial died there again.
     recovered, failed = (progress(Path(p)) for p in table["path"])
-    assert recovered["epoch"].tolist() == [1, 2, 3, 3, 4]
-    assert failed["epoch"].tolist() == [1, 2, 3, 3]
+    assert recovered["epoch"].tolist() == [1, 2, 3, 4]
+    assert failed["epoch"].tolist() == [1, 2]
     assert json.loads((tmp_path / "crash" / SWEEP_FILE).read_text())["status"] == "finished"
     out = capsys.readouterr().out
     assert "2 trial(s) crashed (3 crash(es)) and were retried from their last checkpoint" in out

@@ -38,7 +38,7 @@ def non_negative_int(text: str) -> int:
 def positive_float(text: str) -> float:
     value = float(text)
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive number (> 0), got {text}")
     return value
 
 
