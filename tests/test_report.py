@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import f1_score
 
@@ -286,8 +287,17 @@ class Images(HTMLParser):
     "which, kinds",
     [
         ("first", ["scatter.png", "curves.png", "-rerun-curves.png", "-confusion.png"]),
-        ("no_rerun", ["scatter.png", "curves.png", "-confusion.png", "-scatter-test.png"]),
-        ("extracted", ["curves.png", "-confusion.png"]),
+        (
+            "no_rerun",
+            [
+                "scatter.png",
+                "curves.png",
+                "-confusion.png",
+                "-scatter-test.png",
+                "feature-maps.png",
+            ],
+        ),
+        ("extracted", ["curves.png", "-confusion.png", "feature-maps.png"]),
     ],
 )
 def test_pngs_are_real_and_the_html_embeds_every_one(reported, which, kinds):
@@ -453,14 +463,52 @@ def test_other_genre_classes_or_no_recorded_space_leave_that_experiment_out(repo
     )
 
 
-def test_results_saved_before_the_data_origin_still_render(reported, tmp_path):
+def test_results_saved_before_origin_and_feature_maps_still_render(reported, tmp_path):
     def change(results: dict) -> None:
         for e in results["experiments"]:
-            del e["data"]["origin"]
+            del e["data"]["origin"], e["feature_maps"]
 
     folder = changed_copy(reported["no_rerun"], tmp_path, change)
     markdown = (folder / "index.md").read_text()
     assert "predate the record" in markdown and len(figure_rows(markdown)) == len(REFERENCES)
+    assert not list(folder.rglob("feature-maps.png")) and "What the CNN sees" not in markdown
+
+
+# --------------------------------------------------------------------------- what the CNN sees
+
+
+def test_feature_maps_of_cnn_experiments_only(reported):
+    from musictune.reporting import saved
+    from musictune.reporting.featuremaps import MAP_SHAPE, shrink
+
+    folder = reported["no_rerun"]
+    markdown = (folder / "index.md").read_text()
+    assert (folder / "multi" / "feature-maps.png").is_file()
+    assert "What the CNN sees" in section(markdown, "multi: ")
+    assert "What the CNN sees" not in section(markdown, "lstm: ")
+    assert not list(folder.glob("lstm/feature-maps*")) and not list(
+        reported["first"].rglob("feature-maps*")
+    )
+    assert (folder / "results.npz").stat().st_size < 500_000
+    (multi,) = [e for e in saved.load(folder).experiments if e.name == "multi"]
+    maps = multi.feature_maps
+    assert maps.columns == ["input", "block 1 (32 ch)", "block 2 (64 ch)"]
+    assert len(maps.clips) == len(maps.maps) == 4  # affect: four clips over the target range
+    # The hooks' maps, recomputed by hand from the tested checkpoint for the first clip.
+    data = load_task("multitask", reported["data"], "mel", True)
+    model = model_from_checkpoint(load_checkpoint(maps.checkpoint)).eval()
+    i = list(data.test.ids).index(maps.clips[0].split(":")[0])
+    x = torch.from_numpy(data.test.x[i, : data.test.lengths[i]])[None, None]
+    with torch.no_grad():
+        one = model.backbone.blocks[0](x)
+        two = model.backbone.blocks[1](one)
+    expected = [x[0, 0], one[0].mean(0), two[0].mean(0)]
+    for got, want in zip(maps.maps[0], expected):
+        assert got.dtype == np.float16 and got.shape[0] <= MAP_SHAPE[0]
+        np.testing.assert_allclose(got, shrink(want.numpy().T), rtol=2e-3, atol=2e-3)
+    # A genre CNN: one clip per class.
+    (mine,) = saved.load(reported["extracted"]).experiments
+    assert [c.split(": ")[1] for c in mine.feature_maps.clips] == mine.data.classes
 
 
 # --------------------------------------------------------------------------- --render-only
@@ -524,6 +572,8 @@ def test_render_only_rebuilds_the_same_report_without_ray_or_training(reported, 
     for page in pages:
         assert without_timestamp(again[page]) == without_timestamp(before[page])
     assert "results.json" in before and files(source) == before  # the source is untouched
+    if which == "no_rerun":  # the CNN's feature maps, redrawn from results.npz without torch
+        assert "multi/feature-maps.png" in again
     assert {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*")} == reruns
 
 

@@ -5,7 +5,7 @@
 
 Modules, in the order the data flows: `experiments` (read sweeps through Ray's result API),
 `rerun` (best configs retrained with several seeds as Ray Tune trials), `evaluate` (reruns and
-test metrics -> `results`, the typed results),
+test metrics -> `results`, the typed results; `featuremaps`: what a CNN's first blocks see),
 `saved` (results.json, results.npz), `render`/`sections`/`seeds`/`comparison` (the pages, from
 saved results alone), `plots`, `reference` (the course's published figures and what each is set
 beside), `html` (index.md/index.html), `build` (evaluate -> save -> render, folders and the

@@ -29,12 +29,14 @@ from musictune.evaluation import (
 )
 from musictune.layout import MANIFEST
 from musictune.reporting.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
+from musictune.reporting.featuremaps import CNN_FAMILIES, capture
 from musictune.reporting.options import ReportOptions
 from musictune.reporting.rerun import DONE_FILE, Rerun, rerun_done, run_rerun
 from musictune.reporting.results import (
     Comparison,
     DataFacts,
     ExperimentResult,
+    FeatureMaps,
     History,
     Pair,
     ReportResults,
@@ -128,6 +130,7 @@ def evaluate_experiment(
         tested=tested,
         comparison=comparison,
         row={},
+        feature_maps=feature_maps(exp, best, data),
     )
     result.row = summary_row(exp, result, best)
     return result
@@ -139,6 +142,15 @@ def data_origin(data_dir: str) -> str:
     if is_demo_data(data_dir):
         return "demo"
     return "extracted" if (Path(data_dir) / MANIFEST).is_file() else "layout"
+
+
+def feature_maps(exp: Experiment, best: TestedConfig, data: Dataset) -> FeatureMaps | None:
+    """A CNN experiment's first conv blocks on a few test clips, from the tested config's first
+    checkpoint (the first seed's)."""
+    if exp.meta.get("model") not in CNN_FAMILIES or not best.runs:
+        return None
+    first = best.runs[0]
+    return capture(first.checkpoint, first.seed, data)
 
 
 def shown(config: dict) -> dict:

@@ -144,3 +144,26 @@ def predicted_vs_true(
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     return save(fig, path)
+
+
+def feature_map_grid(
+    columns: list[str], clips: list[str], maps: list[list[np.ndarray]], path: Path, title: str
+) -> Path:
+    """Rows: clips; columns: the input and each conv block's channel-mean map (features up,
+    time across), every panel scaled to its own range."""
+    rows, cols = len(clips), len(columns)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(2.6 * cols, 1.1 * rows + 0.7), squeeze=False, layout="constrained"
+    )
+    for r, (label, row) in enumerate(zip(clips, maps)):
+        for c, image in enumerate(row):
+            ax = axes[r, c]
+            image = np.asarray(image, np.float32)
+            ax.imshow(image, origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=9)
+        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title)
+    return save(fig, path)

@@ -109,6 +109,21 @@ class Comparison:
 
 
 @dataclass
+class FeatureMaps:
+    """What a tested CNN's first two conv blocks respond to, for a few test clips.
+
+    Each map is features x time (low bins first), averaged over the block's channels and
+    shrunk to at most MAP_SHAPE by block means, so results.npz stays small.
+    """
+
+    checkpoint: str  # the tested checkpoint (the first seed's)
+    seed: int
+    columns: list[str]  # "input", "block 1 (32 ch)", ...
+    clips: list[str]  # row labels: track id and class or target values
+    maps: list[list[np.ndarray]]  # per clip, per column
+
+
+@dataclass
 class ExperimentResult:
     """Everything one experiment's section and summary row need."""
 
@@ -122,6 +137,7 @@ class ExperimentResult:
     tested: list[TestedConfig]
     comparison: Comparison
     row: dict  # the cross-sweep row: one line of summary.csv / summary.json
+    feature_maps: FeatureMaps | None = None  # CNN experiments: their best model's conv blocks
 
 
 @dataclass

@@ -4,7 +4,7 @@ The JSON mirrors the dataclasses of `results` field by field (Python's JSON: NaN
 NaN, as summary.json does); each NumPy array is stored in the .npz and referenced by name, so
 floats come back bit for bit and a rebuilt page equals the first. Loading checks the version and
 every field's type: a damaged or foreign file is one `UserError`, never a traceback mid-render.
-A field added later with a default (the data's origin) may be absent: results of
+A field added later with a default (feature maps, the data's origin) may be absent: results of
 the same version saved before it read as that default, so their pages still rebuild.
 """
 

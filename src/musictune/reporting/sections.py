@@ -20,6 +20,8 @@ from musictune.reporting.html import Document
 from musictune.reporting.results import ExperimentResult, ReportResults, TestedConfig
 from musictune.reporting.seeds import describe_rerun, save_seed_metrics
 
+FEATURE_MAPS_PNG = "feature-maps.png"
+
 
 def experiment_view(result: ExperimentResult, folder: Path) -> Experiment:
     """The saved experiment as an `Experiment` over the report's copy of its trial table (its
@@ -51,6 +53,7 @@ def describe_experiment(report: ReportResults, result: ExperimentResult, root: P
     describe_trials(exp, result, doc, folder)
     for t in result.tested:
         describe_test(exp, result, t, report, doc, folder)
+    describe_feature_maps(exp, result, doc, folder)
     describe_comparison(exp, result, report, doc, folder)
     return doc
 
@@ -201,3 +204,27 @@ def describe_regression(exp: Experiment, t: TestedConfig, doc: Document, folder:
     doc.image(
         f"{exp.name}/{t.trial_id}-scatter-test.png", "predicted against true on the test split"
     )
+
+
+def describe_feature_maps(
+    exp: Experiment, result: ExperimentResult, doc: Document, folder: Path
+) -> None:
+    """What the CNN sees: the tested CNN's first conv blocks on a few test clips."""
+    maps = result.feature_maps
+    if maps is None or not maps.clips:
+        return
+    doc.heading("What the CNN sees", 3)
+    which = "one per class" if exp.head_task == "genre" else "spread over the target's range"
+    doc.text(
+        f"Mean activation (over channels) of the first conv blocks of the tested checkpoint "
+        f"(seed {maps.seed}) for {len(maps.clips)} test clips ({which}), beside the input the "
+        "first block receives; features upward, time across; each panel on its own scale."
+    )
+    plots.feature_map_grid(
+        maps.columns,
+        maps.clips,
+        maps.maps,
+        folder / FEATURE_MAPS_PNG,
+        f"{exp.name}: what the CNN sees (test clips)",
+    )
+    doc.image(f"{exp.name}/{FEATURE_MAPS_PNG}", "input and mean maps of conv blocks 1 and 2")
