@@ -2,38 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
-
+from musictune.models.lstm import LSTMBackbone
 from musictune.models.registry import Knob, register_model
 
 COURSE_HIDDEN = 128  # the course's rnn_size
-
-
-class CourseLSTM(nn.Module):
-    """Unidirectional LSTM over packed sequences; the last valid step -> dropout.
-
-    Packing makes the output for a padded sequence equal to that for the sequence alone.
-    """
-
-    def __init__(self, n_features: int, hidden_size: int, num_layers: int, dropout: float):
-        super().__init__()
-        self.lstm = nn.LSTM(
-            n_features,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            # Between layers only: with one layer there is none (nn.LSTM would only warn).
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.out_features = hidden_size
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.lstm(packed)
-        return self.dropout(h_n[-1])  # the last layer's state at each clip's last valid frame
 
 
 @register_model(
@@ -47,7 +19,7 @@ def course_lstm(
     hidden_size: int = COURSE_HIDDEN,
     num_layers: int = 1,
     dropout: float = 0.0,
-) -> CourseLSTM:
+) -> LSTMBackbone:
     """The course lab's exact LSTM: hidden 128, 1 or 2 layers, unidirectional, last valid step.
 
     nn.LSTM(n_features -> 128, `num_layers`, dropout between layers when there are two), the
@@ -59,4 +31,5 @@ def course_lstm(
     The course trained it with batches of 64; that is a training setting (`--batch-size`),
     not part of the model.
     """
-    return CourseLSTM(n_features, hidden_size, num_layers, dropout)
+    # The project's LSTM backbone read one way is the course's, layer for layer.
+    return LSTMBackbone(n_features, hidden_size, num_layers, bidirectional=False, dropout=dropout)
