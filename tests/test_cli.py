@@ -197,6 +197,7 @@ def test_train_overfit_mode(fake_root):
 def test_bad_input_is_one_line_and_exit_2(argv, needles, tmp_path, demo_tiny, capsys):
     """In-process through the same `main` as the console script (subprocesses cost seconds)."""
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    (tmp_path / "space.yaml").write_text("lr: {normal: [0, 1]}\n")
     with pytest.raises(SystemExit) as exit_info:
         sys.exit(main(argv))
     err = capsys.readouterr().err

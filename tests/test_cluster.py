@@ -233,7 +233,7 @@ def test_address_where_nothing_listens_fails_in_one_line_fast(tmp_path, fake_roo
     assert f"no Ray cluster answers at {address}" in lines[0] and "--address" in lines[0]
     # Start-up imports dominate (seconds on a busy CI box); a hang would be minutes.
     assert elapsed < 60, elapsed
-    assert not any(storage.iterdir()), "a sweep that never ran must leave no experiment"
+    assert not storage.exists() or not any(storage.iterdir()), "a sweep that never ran left files"
 
 
 def test_silent_listener_is_not_mistaken_for_a_cluster():
@@ -330,7 +330,7 @@ def test_summary_of_an_object_storage_sweep_says_how_to_copy_it_down(capsys):
         {"lr": [1e-3], "epochs": [3], "best_val_macro_f1": [0.3], "status": ["TERMINATED"]}
     )
     root = "s3://bkt/musictune/results"
-    print_summary(table, "val_macro_f1", f"{root}/lstm-gpu", root, "lstm-gpu")
+    print_summary(table, "val_macro_f1", f"{root}/lstm-gpu", root, "lstm-gpu", ["lr", "dropout"])
     out = capsys.readouterr().out
     assert f"trial table: {root}/lstm-gpu/trials.csv" in out
     assert f"aws s3 sync {root}/lstm-gpu results/lstm-gpu" in out
