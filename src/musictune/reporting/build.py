@@ -30,7 +30,11 @@ REPORT_NAME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{6})(?:-(\d+))?")  # what `publi
 
 
 def storage_of(options: ReportOptions) -> Path:
-    return Path(options.storage).expanduser() if options.storage else paths.default_results_dir()
+    """The storage folder, absolute (as the page records it; see `find_experiments`)."""
+    if not options.storage:
+        return paths.default_results_dir()
+    storage = Path(options.storage).expanduser()
+    return storage if "://" in options.storage else storage.absolute()
 
 
 def default_root(options: ReportOptions) -> Path:

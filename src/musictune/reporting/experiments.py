@@ -175,9 +175,11 @@ def find_experiments(
     Returns (experiments, skipped): without names, experiments still running or with no
     finished trial are skipped with the reason; if nothing is left, that is the error.
     """
-    root = Path(storage).expanduser()
     if "://" in str(storage):
         raise UserError(f"--storage {storage}: reports read a local folder; copy the results here")
+    # Absolute: Ray's result API hands a relative path to pyarrow, which refuses it ("URI has
+    # empty scheme"), and reruns and the page record the experiments' folders.
+    root = Path(storage).expanduser().absolute()
     if not root.is_dir():
         raise UserError(
             f"storage {root} does not exist: run a sweep first "
