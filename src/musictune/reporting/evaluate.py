@@ -28,8 +28,10 @@ from musictune.evaluation import (
     regression_pairs,
 )
 from musictune.layout import MANIFEST
+from musictune.reporting.anytime import anytime_curve
 from musictune.reporting.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
 from musictune.reporting.featuremaps import CNN_FAMILIES, capture
+from musictune.reporting.importance import hyperparameter_importance
 from musictune.reporting.options import ReportOptions
 from musictune.reporting.rerun import DONE_FILE, Rerun, rerun_done, run_rerun
 from musictune.reporting.results import (
@@ -119,6 +121,8 @@ def evaluate_experiment(
             tested.append(test_sweep_checkpoint(exp, trial_id, data, config))
     best = chosen(tested)
     comparison = compare_with_baselines(exp, data, best, options)
+    histories = exp.histories()
+    max_epochs = exp.meta.get("max_epochs")
     result = ExperimentResult(
         name=exp.name,
         path=str(exp.path),
@@ -126,11 +130,15 @@ def evaluate_experiment(
         trials=trials,
         data=facts,
         hyperparameters=exp.hyperparameters(),
-        curves=top_curves(exp),
+        curves=top_curves(exp, histories),
         tested=tested,
         comparison=comparison,
         row={},
         feature_maps=feature_maps(exp, best, data),
+        importance=hyperparameter_importance(
+            exp.finished_trials, exp.meta.get("space"), exp.best_column, max_epochs
+        ),
+        anytime=anytime_curve(histories, exp.metric, exp.mode, max_epochs),
     )
     result.row = summary_row(exp, result, best)
     return result
@@ -165,8 +173,7 @@ def history(frame: pd.DataFrame, metric: str) -> History:
     return {c: frame[c].tolist() for c in columns}
 
 
-def top_curves(exp: Experiment) -> dict[str, History]:
-    histories = exp.histories()
+def top_curves(exp: Experiment, histories: dict[str, pd.DataFrame]) -> dict[str, History]:
     top = [t for t in exp.finished_trials["trial_id"] if t in histories][:TOP_CURVES]
     return {t: history(histories[t], exp.metric) for t in top}
 

@@ -124,6 +124,38 @@ class FeatureMaps:
 
 
 @dataclass
+class Importance:
+    """How much of the variance in the best validation metric each hyperparameter explains
+    (Optuna's fANOVA over the finished trials), with its spread over bootstrap resamples.
+
+    `absent` says why there is nothing to show (too few trials, nothing varied); then the lists
+    are empty.
+    """
+
+    params: list[str]  # most important first
+    importance: list[float]  # on all used trials; sums to 1
+    mean: list[float]  # over the bootstrap resamples
+    sd: list[float]
+    trials: int  # trials used (finished, with the metric and a config in the space)
+    stopped_early: int  # of those, trials that ended before max_epochs (ASHA or patience)
+    resamples: int  # bootstrap resamples that gave a fit (a constant resample gives none)
+    evaluator: str
+    absent: str = ""
+
+
+@dataclass
+class AnytimeCurve:
+    """The sweep's best validation metric so far, after each reported epoch of any trial,
+    epochs in the order they were reported (all trials pooled)."""
+
+    wall_s: list[float]  # seconds since the first trial began (empty: no timestamps logged)
+    value: list[float]  # that epoch's metric
+    best: list[float]  # best so far (max, or min for a `min` metric)
+    trials: int  # trials that reported at least once
+    max_epochs: int | None  # the sweep's per-trial budget: trials x max_epochs without stopping
+
+
+@dataclass
 class ExperimentResult:
     """Everything one experiment's section and summary row need."""
 
@@ -138,6 +170,8 @@ class ExperimentResult:
     comparison: Comparison
     row: dict  # the cross-sweep row: one line of summary.csv / summary.json
     feature_maps: FeatureMaps | None = None  # CNN experiments: their best model's conv blocks
+    importance: Importance | None = None  # None: results saved before it was computed
+    anytime: AnytimeCurve | None = None
 
 
 @dataclass

@@ -1,0 +1,163 @@
+"""Hyperparameter importance of one sweep, computed by Optuna's fANOVA over its finished trials.
+
+fANOVA (Hutter et al., 2014) fits a random forest to (config -> best validation metric) and
+splits the forest's variance into each hyperparameter's share. We use Optuna's maintained
+implementation rather than our own: the trial table becomes an Optuna study (`create_trial`,
+distributions rebuilt from sweep.json's "space"), and bootstrap resamples of the trials give the
+estimate's spread, which with a few dozen trials is large and must be shown.
+
+Optuna's evaluators use COMPLETE trials only (PRUNED ones are ignored). ASHA stops most trials
+early, so here every finished trial enters as COMPLETE with its best value so far; the section
+says so. Evaluation step only: imports Optuna (and through it scikit-learn) when called.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from musictune.reporting.results import Importance
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial
+
+RESAMPLES = 20  # bootstrap resamples of the trials
+SEED = 0  # of the resampling and of every forest
+MIN_TRIALS = 3  # fewer: no importance (a forest on two points says nothing)
+EVALUATOR = "Optuna FanovaImportanceEvaluator (64 trees)"
+
+
+def distributions(space: dict) -> dict[str, BaseDistribution]:
+    """sweep.json's space as Optuna distributions; fixed values are not hyperparameters.
+
+    Choices are labelled by their text (`True`, `64`), matched to the trial table's values by
+    `choice_label`; fANOVA one-hot encodes them, so only their identity matters.
+    """
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    out: dict[str, BaseDistribution] = {}
+    for key, spec in space.items():
+        if not (isinstance(spec, dict) and len(spec) == 1):
+            continue
+        ((kind, args),) = spec.items()
+        if kind == "loguniform":
+            out[key] = FloatDistribution(args[0], args[1], log=True)
+        elif kind == "uniform":
+            out[key] = FloatDistribution(args[0], args[1])
+        elif kind == "randint":  # [low, high): Optuna's bounds are inclusive
+            out[key] = IntDistribution(int(args[0]), int(args[1]) - 1)
+        elif kind == "choice":
+            out[key] = CategoricalDistribution(list(dict.fromkeys(str(a) for a in args)))
+    return out
+
+
+def choice_label(value, choices: tuple) -> str | None:
+    """The choice a trial-table value is (pandas reads `True`, `64`, `0.5` back as such)."""
+    text = str(value.item() if isinstance(value, np.generic) else value)
+    if text in choices:
+        return text
+    for choice in choices:
+        try:
+            if float(choice) == float(text):
+                return choice
+        except ValueError:
+            continue
+    return None
+
+
+def as_trial(row: pd.Series, dists: dict[str, BaseDistribution], value: str) -> FrozenTrial | None:
+    """One trial-table row as a COMPLETE Optuna trial; None if a value is outside the space."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    params = {}
+    for key, dist in dists.items():
+        raw = row[key]
+        if isinstance(dist, CategoricalDistribution):
+            params[key] = choice_label(raw, dist.choices)
+        else:
+            params[key] = None if pd.isna(raw) else float(raw)
+        if params[key] is None:
+            return None
+    try:
+        return create_trial(params=params, distributions=dists, value=float(row[value]))
+    except ValueError:  # outside the bounds: a space changed after these trials ran
+        return None
+
+
+def fit(trials: list[FrozenTrial], params: list[str], seed: int) -> dict[str, float]:
+    """fANOVA importances (normalised to sum 1) of `params` over `trials`."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.add_trials(trials)
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    found = optuna.importance.get_param_importances(study, evaluator=evaluator, params=params)
+    return {k: float(v) for k, v in found.items()}
+
+
+def absent(reason: str, trials: int = 0, stopped_early: int = 0) -> Importance:
+    return Importance([], [], [], [], trials, stopped_early, 0, EVALUATOR, absent=reason)
+
+
+def hyperparameter_importance(
+    finished: pd.DataFrame, space: dict | None, value: str, max_epochs: int | None
+) -> Importance:
+    """Importance of each searched hyperparameter for `value` (the best-metric column) over the
+    finished trials, with its bootstrap mean and sd; `absent` says why when undefined."""
+    if not isinstance(space, dict) or not space:
+        return absent("sweep.json records no search space (a sweep from before it did)")
+    dists = {k: d for k, d in distributions(space).items() if k in finished}
+    if not dists:
+        return absent("the search space has no distribution, only fixed values")
+    rows = [(r, as_trial(r, dists, value)) for _, r in finished.iterrows()]
+    used = [t for _, t in rows if t is not None]
+    epochs = [r.get("epochs") for r, t in rows if t is not None]
+    stopped = sum(1 for e in epochs if max_epochs and pd.notna(e) and e < max_epochs)
+    if len(used) < MIN_TRIALS:
+        return absent(
+            f"{len(used)} finished trial(s) in the search space; importance needs at least "
+            f"{MIN_TRIALS}",
+            len(used),
+            stopped,
+        )
+    varying = [k for k in dists if len({t.params[k] for t in used}) > 1]
+    if not varying:
+        return absent("no hyperparameter took more than one value", len(used), stopped)
+    if len({t.value for t in used}) < 2:
+        return absent("every trial has the same best value: no variance", len(used), stopped)
+    whole = fit(used, varying, SEED)
+    order = sorted(varying, key=lambda k: -whole[k])
+    draws = bootstrap(used, varying)
+    mean = [float(np.mean([d[k] for d in draws])) if draws else math.nan for k in order]
+    sd = [
+        float(np.std([d[k] for d in draws], ddof=1)) if len(draws) > 1 else math.nan for k in order
+    ]
+    return Importance(
+        order, [whole[k] for k in order], mean, sd, len(used), stopped, len(draws), EVALUATOR
+    )
+
+
+def bootstrap(trials: list[FrozenTrial], params: list[str]) -> list[dict[str, float]]:
+    """Importances over RESAMPLES resamples (with replacement) of the trials; a resample whose
+    values are all equal has no variance to split and is left out."""
+    rng = np.random.default_rng(SEED)
+    draws = []
+    for i in range(RESAMPLES):
+        sample = [trials[j] for j in rng.integers(0, len(trials), len(trials))]
+        if len({t.value for t in sample}) < 2:
+            continue
+        try:
+            draws.append(fit(sample, params, SEED + i))
+        except RuntimeError:  # fANOVA: zero variance in every tree
+            continue
+    return draws
