@@ -19,6 +19,7 @@ from musictune.reporting import reference
 from musictune.reporting.html import Document
 from musictune.reporting.results import ReportResults
 from musictune.reporting.sections import describe_experiment
+from musictune.reporting.views import describe_anytime_by_task, describe_views
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"
@@ -35,6 +36,8 @@ def render_report(results: ReportResults, root: Path) -> None:
     doc.heading("All experiments")
     doc.table(cross_table(rows))
     doc.note(method_note(results))
+    describe_anytime_by_task(results, doc, root)
+    describe_views(results, doc, root)
     reference_section(results, doc)
     for section in sections:
         doc.blocks += section.blocks

@@ -17,6 +17,7 @@ from musictune.reporting import plots
 from musictune.reporting.comparison import describe_comparison
 from musictune.reporting.experiments import Experiment
 from musictune.reporting.html import Document
+from musictune.reporting.mattered import describe_what_mattered
 from musictune.reporting.results import ExperimentResult, ReportResults, TestedConfig
 from musictune.reporting.seeds import describe_rerun, save_seed_metrics
 
@@ -51,6 +52,7 @@ def describe_experiment(report: ReportResults, result: ExperimentResult, root: P
         )
     describe_space(exp.meta.get("space"), doc)
     describe_trials(exp, result, doc, folder)
+    describe_what_mattered(exp, result, doc, folder)
     for t in result.tested:
         describe_test(exp, result, t, report, doc, folder)
     describe_feature_maps(exp, result, doc, folder)

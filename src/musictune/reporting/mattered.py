@@ -1,0 +1,170 @@
+"""What mattered in one sweep, as sections of its experiment's page: hyperparameter importance,
+parallel coordinates of the trials and the anytime curve.
+
+Rendered from saved results (`Importance`, `AnytimeCurve`) and the report's copy of the trial
+table only, so `--render-only` redraws them without Ray, torch or Optuna. Each section also
+writes the numbers it drew as a CSV beside its PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from musictune.evaluation import format_mean_sd
+from musictune.reporting import sweep_plots
+from musictune.reporting.experiments import Experiment
+from musictune.reporting.html import Document
+from musictune.reporting.results import ExperimentResult
+
+IMPORTANCE = "importance"  # file stems: <experiment>/importance.png and .csv
+PARALLEL = "parallel"
+ANYTIME = "anytime"
+OLDER = "These results predate this section: rebuild the report (without --render-only)."
+
+
+def describe_what_mattered(exp: Experiment, result: ExperimentResult, doc: Document, folder: Path):
+    describe_importance(exp, result, doc, folder)
+    describe_parallel(exp, result, doc, folder)
+    describe_anytime(exp, result, doc, folder)
+
+
+def importance_method(exp: Experiment, result: ExperimentResult) -> str:
+    imp = result.importance
+    budget = exp.meta.get("max_epochs", "?")
+    scheduler = str(exp.meta.get("scheduler", "the scheduler")).upper()  # ASHA, FIFO
+    return (
+        f"Share of the variance in each trial's best {exp.metric} that each searched "
+        f"hyperparameter explains: {imp.evaluator} over the {imp.trials} finished trials, "
+        f"normalised to sum to 1; mean ± sd over {imp.resamples} bootstrap resamples of the "
+        f"trials (seeded). {imp.stopped_early} of the {imp.trials} trials ended before "
+        f"{budget} epochs (stopped by the {scheduler} scheduler or by their "
+        "own early stopping). Optuna's importance evaluators use only COMPLETE trials and ignore "
+        "PRUNED ones, so every finished trial enters as COMPLETE with its best value so far: an "
+        "early-stopped trial counts with what it reached in fewer epochs. Failed trials are left "
+        "out. A forest on few trials is rough: read the sd before the ranking."
+    )
+
+
+def describe_importance(exp: Experiment, result: ExperimentResult, doc: Document, folder: Path):
+    doc.heading("Hyperparameter importance", 3)
+    imp = result.importance
+    if imp is None:
+        doc.note(OLDER)
+        return
+    if imp.absent:
+        doc.note(f"No importance for this sweep: {imp.absent}.")
+        return
+    doc.text(importance_method(exp, result))
+    table = pd.DataFrame(
+        {
+            "hyperparameter": imp.params,
+            "importance (all trials)": imp.importance,
+            "bootstrap mean": imp.mean,
+            "bootstrap sd": imp.sd,
+        }
+    )
+    table.to_csv(folder / f"{IMPORTANCE}.csv", index=False)
+    doc.table(
+        pd.DataFrame(
+            {
+                "hyperparameter": imp.params,
+                "importance (all trials)": [f"{v:.3f}" for v in imp.importance],
+                f"mean ± sd ({imp.resamples} resamples)": [
+                    format_mean_sd(m, s) for m, s in zip(imp.mean, imp.sd)
+                ],
+            }
+        )
+    )
+    sweep_plots.importance_bars(
+        imp, folder / f"{IMPORTANCE}.png", f"{exp.name}: what explains {exp.best_column}"
+    )
+    doc.image(f"{exp.name}/{IMPORTANCE}.png", "hyperparameter importance (fANOVA), mean ± sd")
+
+
+def parallel_table(exp: Experiment, result: ExperimentResult) -> tuple[pd.DataFrame, list[str]]:
+    """The finished trials' varied hyperparameters and best metric, best first: the lines of
+    the parallel coordinates (and parallel.csv)."""
+    finished = exp.finished_trials
+    hparams = [h for h in result.hyperparameters if h in finished]
+    return finished[["trial_id", *hparams, exp.best_column]].reset_index(drop=True), hparams
+
+
+def describe_parallel(exp: Experiment, result: ExperimentResult, doc: Document, folder: Path):
+    doc.heading("Parallel coordinates of the trials", 3)
+    table, hparams = parallel_table(exp, result)
+    if not hparams:
+        doc.note("No hyperparameter varied between trials: no parallel coordinates.")
+        return
+    table.to_csv(folder / f"{PARALLEL}.csv", index=False)
+    top = min(sweep_plots.TOP, len(table))
+    doc.text(
+        f"One line per finished trial ({len(table)}), across one axis per varied hyperparameter "
+        f"and its best {exp.metric}; colour: that metric; the top {top} drawn thick. Each axis "
+        "spans the values tried (lr-like keys on a log scale; choices evenly spaced). Data: "
+        f"`{exp.name}/{PARALLEL}.csv`."
+    )
+    sweep_plots.parallel_coordinates(
+        table,
+        hparams,
+        exp.best_column,
+        exp.mode,
+        folder / f"{PARALLEL}.png",
+        f"{exp.name}: trials in parallel coordinates",
+    )
+    doc.image(f"{exp.name}/{PARALLEL}.png", "parallel coordinates, one line per trial")
+
+
+def anytime_frame(result: ExperimentResult) -> pd.DataFrame:
+    c = result.anytime
+    frame = pd.DataFrame({"epochs_trained": np.arange(1, len(c.best) + 1)})
+    if c.wall_s:
+        frame["wall_s"] = c.wall_s
+    return frame.assign(value=c.value, best_so_far=c.best)
+
+
+def anytime_summary(exp: Experiment, result: ExperimentResult) -> str:
+    """When the sweep first had its final best, and what running every trial in full would
+    have cost in epochs."""
+    c = result.anytime
+    trained = len(c.best)
+    first = next(i for i, b in enumerate(c.best) if b == c.best[-1] or np.isnan(c.best[-1]))
+    when = f" ({c.wall_s[first]:.1f} s)" if c.wall_s else ""
+    text = (
+        f"The sweep trained {trained} epochs over {c.trials} trials and first reached its best "
+        f"{exp.metric} {c.best[-1]:.4f} after {first + 1} of them{when}."
+    )
+    if c.max_epochs:
+        full = c.trials * c.max_epochs
+        text += (
+            f" Every trial run to its {c.max_epochs} epochs would have been {full} epochs: "
+            f"early stopping trained {trained / full:.0%} of that."
+        )
+    return text
+
+
+def describe_anytime(exp: Experiment, result: ExperimentResult, doc: Document, folder: Path):
+    doc.heading("Anytime curve: best validation so far", 3)
+    if result.anytime is None:
+        doc.note(OLDER)
+        return
+    if not result.anytime.best:
+        doc.note(f"No trial reported {exp.metric}: no anytime curve.")
+        return
+    doc.text(
+        f"Best {exp.metric} found so far after each epoch any trial reported (all trials pooled, "
+        "in the order they reported), against wall time since the first trial began (Ray's "
+        "timestamps, refined by each trial's own clock) and against epochs trained. "
+        + anytime_summary(exp, result)
+        + f" Data: `{exp.name}/{ANYTIME}.csv`."
+    )
+    anytime_frame(result).to_csv(folder / f"{ANYTIME}.csv", index=False)
+    sweep_plots.anytime_plot(
+        {exp.label: result.anytime},
+        exp.metric,
+        folder / f"{ANYTIME}.png",
+        f"{exp.name}: best {exp.metric} so far",
+    )
+    doc.image(f"{exp.name}/{ANYTIME}.png", "best validation so far, by wall time and by epochs")
