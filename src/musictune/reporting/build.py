@@ -22,7 +22,9 @@ from musictune.atomic import ensure_writable
 from musictune.errors import UserError
 from musictune.reporting import saved
 from musictune.reporting.experiments import find_experiments
+from musictune.reporting.headlines import top_lines
 from musictune.reporting.options import ReportOptions
+from musictune.reporting.results import ReportResults
 
 REPORT_NAME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{6})(?:-(\d+))?")  # what `publish` names them
 
@@ -65,16 +67,19 @@ def publish(tmp: Path, out: Path) -> Path:
     raise UserError(f"cannot find a free report name in {out}: tidy it up")
 
 
-def in_new_report(out: Path, fill: Callable[[Path], None]) -> Path:
-    """Run `fill` on a temporary folder in `out` and publish it; on any failure remove it."""
+def in_new_report(out: Path, fill: Callable[[Path], ReportResults]) -> Path:
+    """Run `fill` on a temporary folder in `out` and publish it; on any failure remove it.
+    Prints the report's top lines and where its pages are."""
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".tmp-report-"))
     try:
-        fill(tmp)
+        results = fill(tmp)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is meant to be shared
         final = publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    for line in top_lines(results):
+        print(f"report: {line}")
     print(f"report: {final / 'index.html'}")
     print(f"        {final / 'index.md'}")
     return final
@@ -94,10 +99,12 @@ def build_report(options: ReportOptions) -> Path:
     from musictune.reporting.evaluate import evaluate_report  # Ray, torch, sklearn
     from musictune.reporting.render import render_report  # matplotlib
 
-    def fill(tmp: Path) -> None:
+    def fill(tmp: Path) -> ReportResults:
         results = evaluate_report(experiments, skipped, storage, options, tmp)
         saved.save(results, tmp)
-        render_report(saved.load(tmp), tmp)  # as --render-only will see them
+        results = saved.load(tmp)  # as --render-only will see them
+        render_report(results, tmp)
+        return results
 
     return in_new_report(out, fill)
 
@@ -136,12 +143,13 @@ def render_saved_report(options: ReportOptions) -> Path:
     ensure_writable(out, "report folder", "pass --out")
     from musictune.reporting.render import render_report  # matplotlib
 
-    def fill(tmp: Path) -> None:
+    def fill(tmp: Path) -> ReportResults:
         for path in saved.saved_files(results, source):
             copy = tmp / path.relative_to(source)
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, copy)
         render_report(results, tmp)
+        return results
 
     print(f"report: rendering {source / saved.RESULTS_FILE} (no reruns, no training)", flush=True)
     return in_new_report(out, fill)
