@@ -1,9 +1,11 @@
 """analysis/report.py on real finished sweeps: tables against trials.csv, reruns, HTML, errors.
 
 One module-scoped fixture runs the issue's smoke sweep (`lstm_spectrogram --samples 8
---smoke-test`, on small random data in the real layout) and a one-trial multitask sweep, then
-reports: the genre sweep twice with 2 seeds and a 3-epoch rerun budget (the second run must
-reuse the reruns), and both sweeps with --no-rerun (no training: the sweeps' checkpoints).
+--smoke-test`, on small random data in the real layout), a one-trial fused-view genre sweep
+(`lstm_fused`: the same task and data in another feature view) and a one-trial multitask sweep,
+then reports: the two genre sweeps with 2 seeds and a 3-epoch rerun budget, the smoke sweep again
+(it must reuse its reruns), and all sweeps with --no-rerun (no training: the sweeps' checkpoints),
+that one given a relative --storage.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sklearn.metrics import f1_score
 from musictune import layout
 from musictune.checkpoints import load_checkpoint, model_from_checkpoint
 from musictune.data import load_task
+from musictune.evaluation import format_mean_sd
 from musictune.genres import FMA_CLASS_MAPPING
 from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE, TRIALS_FILE
 from musictune.reporting.reference import REFERENCES
@@ -55,6 +58,8 @@ def reported(ray_local, tmp_path_factory):
             "lstm_spectrogram", "--samples", "8", "--smoke-test", *common, "--name", "lstm"
         )
     )
+    one_epoch = ["--samples", "1", "--max-epochs", "1", "--smoke-test", *common]
+    run_sweep(sweep_options("lstm_fused", *one_epoch, "--name", "fused"))
     with pytest.MonkeyPatch.context() as mp:
         # A multitask experiment whatever the affect presets are called.
         mp.setitem(
@@ -90,13 +95,15 @@ def reported(ray_local, tmp_path_factory):
     on_extracted = new_report("--storage", str(theirs), "--out", str(tmp / "extracted-reports"))
     args = ["--storage", str(storage), "--out", str(out)]
     rerun = [*args, "--sweep", "lstm", "--seeds", "2", "--rerun-max-epochs", "3"]
-    first = new_report(*rerun)
+    first = new_report(*rerun, "--sweep", "fused")
     snapshot = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
     reruns = {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*") if p.is_file()}
     second = new_report(*rerun)
     # An experiment still running is skipped, with a note, when no --sweep names it.
     copy_experiment(storage / "lstm", storage / "busy", status="running")
-    no_rerun = new_report(*args, "--no-rerun")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(storage.parent)  # a relative --storage (pyarrow once refused it)
+        no_rerun = new_report("--storage", storage.name, "--out", str(out), "--no-rerun")
     return {
         "data": data,
         "storage": storage,
@@ -118,13 +125,15 @@ def summary(folder: Path) -> dict[str, dict]:
 # --------------------------------------------------------------------------- tables
 
 
-@pytest.mark.parametrize("which, names", [("first", ["lstm"]), ("no_rerun", ["lstm", "multi"])])
+@pytest.mark.parametrize(
+    "which, names", [("first", ["fused", "lstm"]), ("no_rerun", ["fused", "lstm", "multi"])]
+)
 def test_cross_sweep_table_agrees_with_the_trial_csv(reported, which, names):
     storage, folder = reported["storage"], reported[which]
     table = pd.read_csv(folder / "summary.csv").set_index("experiment")
     assert sorted(table.index) == names
     markdown = (folder / "index.md").read_text()
-    metrics = {"lstm": "val_macro_f1", "multi": "val_spearman_mean"}
+    metrics = {"lstm": "val_macro_f1", "fused": "val_macro_f1", "multi": "val_spearman_mean"}
     for name in names:
         metric = metrics[name]
         trials = pd.read_csv(storage / name / TRIALS_FILE, dtype={"trial_id": str})
@@ -208,8 +217,8 @@ def test_second_report_reuses_reruns_and_keeps_the_first(reported):
     for path, content in reported["snapshot"].items():
         assert path.read_bytes() == content
     one, two = summary(first), summary(second)
-    assert list(one) == list(two) == ["lstm"]
-    for name in one:
+    assert list(one) == ["lstm", "fused"] and list(two) == ["lstm"]  # in --sweep order
+    for name in two:
         assert not one[name]["rerun_reused"] and two[name]["rerun_reused"]
         assert two[name]["test_values"] == pytest.approx(one[name]["test_values"])
         assert two[name]["rerun_path"] == one[name]["rerun_path"]
@@ -286,7 +295,20 @@ class Images(HTMLParser):
 @pytest.mark.parametrize(
     "which, kinds",
     [
-        ("first", ["scatter.png", "curves.png", "-rerun-curves.png", "-confusion.png"]),
+        (
+            "first",
+            [
+                "scatter.png",
+                "curves.png",
+                "-rerun-curves.png",
+                "-confusion.png",
+                "importance.png",
+                "parallel.png",
+                "anytime.png",
+                "anytime-genre-val_macro_f1.png",
+                "views.png",
+            ],
+        ),
         (
             "no_rerun",
             [
@@ -295,9 +317,13 @@ class Images(HTMLParser):
                 "-confusion.png",
                 "-scatter-test.png",
                 "feature-maps.png",
+                "importance.png",
+                "parallel.png",
+                "anytime.png",
+                "anytime-multitask-val_spearman_mean.png",
             ],
         ),
-        ("extracted", ["curves.png", "-confusion.png", "feature-maps.png"]),
+        ("extracted", ["curves.png", "-confusion.png", "feature-maps.png", "anytime.png"]),
     ],
 )
 def test_pngs_are_real_and_the_html_embeds_every_one(reported, which, kinds):
@@ -408,7 +434,7 @@ def test_course_figures_stand_beside_the_matching_experiment_only(reported):
     beside: dict[str, list[list[str]]] = {}
     for row in rows:
         beside.setdefault(row[7], []).append(row)
-    assert sorted(beside) == ["-", "lstm (lstm)", "multi (cnn)"]
+    assert sorted(beside) == ["-", "fused (lstm)", "lstm (lstm)", "multi (cnn)"]
     assert {r[1] for r in beside["lstm (lstm)"]} == {"LSTM"}  # never beside a CNN figure
     assert {r[1] for r in beside["multi (cnn)"]} == {"CNN"}
     # The LSTM genre sweep (full-length mel) beside the course's 0.35 / 0.23, same metrics.
@@ -455,7 +481,7 @@ def test_other_genre_classes_or_no_recorded_space_leave_that_experiment_out(repo
     markdown = (changed_copy(reported["no_rerun"], tmp_path, change) / "index.md").read_text()
     part = section(markdown, "Course reference figures")
     assert "Not set beside course figures" in part and "style0" in part
-    assert {r[7] for r in figure_rows(markdown)} == {"-", "multi (cnn)"}
+    assert {r[7] for r in figure_rows(markdown)} == {"-", "fused (lstm)", "multi (cnn)"}
     assert "Search space" not in section(markdown, "lstm: ")
     space = section(markdown, "multi: ")
     assert (
@@ -466,12 +492,17 @@ def test_other_genre_classes_or_no_recorded_space_leave_that_experiment_out(repo
 def test_results_saved_before_origin_and_feature_maps_still_render(reported, tmp_path):
     def change(results: dict) -> None:
         for e in results["experiments"]:
-            del e["data"]["origin"], e["feature_maps"]
+            del e["data"]["origin"], e["feature_maps"], e["importance"], e["anytime"]
 
     folder = changed_copy(reported["no_rerun"], tmp_path, change)
     markdown = (folder / "index.md").read_text()
     assert "predate the record" in markdown and len(figure_rows(markdown)) == len(REFERENCES)
     assert not list(folder.rglob("feature-maps.png")) and "What the CNN sees" not in markdown
+    # Importance and the anytime curve were computed by the evaluation: older results say so.
+    lstm = section(markdown, "lstm: ")
+    assert lstm.count("These results predate this section") == 2
+    assert not list(folder.rglob("importance*")) and not list(folder.rglob("anytime*"))
+    assert (folder / "lstm" / "parallel.png").is_file()  # drawn from the trial table alone
 
 
 # --------------------------------------------------------------------------- what the CNN sees
@@ -509,6 +540,173 @@ def test_feature_maps_of_cnn_experiments_only(reported):
     # A genre CNN: one clip per class.
     (mine,) = saved.load(reported["extracted"]).experiments
     assert [c.split(": ")[1] for c in mine.feature_maps.clips] == mine.data.classes
+
+
+# --------------------------------------------------------------------------- what mattered
+
+MATTERED = (
+    "### Hyperparameter importance",
+    "### Parallel coordinates of the trials",
+    "### Anytime curve: best validation so far",
+)
+
+
+def trial_csv(reported, name: str) -> pd.DataFrame:
+    return pd.read_csv(reported["storage"] / name / TRIALS_FILE, dtype={"trial_id": str})
+
+
+def searched(reported, name: str) -> dict:
+    """The experiment's sweep.json space, distributions only (a fixed value is not searched)."""
+    space = json.loads((reported["storage"] / name / SWEEP_FILE).read_text())["space"]
+    return {k: v for k, v in space.items() if isinstance(v, dict)}
+
+
+@pytest.mark.parametrize("which", ["first", "no_rerun"])
+def test_every_experiment_says_what_mattered_and_the_head_compares(reported, which):
+    folder = reported[which]
+    markdown = (folder / "index.md").read_text()
+    for name in summary(folder):
+        part = section(markdown, f"{name}: ")
+        assert all(heading in part for heading in MATTERED), name
+    lstm = section(markdown, "lstm: ")
+    assert "COMPLETE" in lstm and "PRUNED" in lstm  # how early-stopped trials count
+    for png in ("importance", "parallel", "anytime"):
+        assert f"](lstm/{png}.png)" in lstm
+    # One finished trial: no importance and no parallel axes, and the page says why.
+    fused = section(markdown, "fused: ")
+    assert "No importance for this sweep: 1 finished trial(s) in the search space" in fused
+    assert "No hyperparameter varied between trials: no parallel coordinates" in fused
+    assert not list(folder.glob("fused/importance*")) and not list(folder.glob("fused/parallel*"))
+    head = section(markdown, "Best validation so far, per task")
+    assert "](anytime-genre-val_macro_f1.png)" in head
+    assert "## Feature views and models compared (test split)" in markdown
+
+
+def test_parallel_coordinates_draw_the_trial_table(reported):
+    drawn = pd.read_csv(reported["first"] / "lstm" / "parallel.csv", dtype={"trial_id": str})
+    trials = trial_csv(reported, "lstm")
+    value = "best_val_macro_f1"
+    assert list(drawn.columns) == ["trial_id", *searched(reported, "lstm"), value]
+    assert drawn[value].is_monotonic_decreasing  # best first: the top trials are highlighted
+    finished = trials[trials["status"] == "TERMINATED"][list(drawn.columns)]
+    pd.testing.assert_frame_equal(
+        drawn.sort_values("trial_id").reset_index(drop=True),
+        finished.sort_values("trial_id").reset_index(drop=True),
+    )
+
+
+@pytest.mark.parametrize("name", ["lstm", "fused"])
+def test_anytime_curve_pools_every_epoch_and_ends_at_the_best_trial(reported, name):
+    from musictune.reporting import saved
+
+    folder = reported["first"]
+    curve = pd.read_csv(folder / name / "anytime.csv")
+    trials = trial_csv(reported, name)
+    assert curve["best_so_far"].iloc[-1] == pytest.approx(trials["best_val_macro_f1"].max())
+    assert len(curve) == trials["epochs"].sum()  # every epoch of every trial, once
+    assert curve["epochs_trained"].tolist() == list(range(1, len(curve) + 1))
+    running = np.maximum.accumulate(curve["value"].to_numpy())
+    assert curve["best_so_far"].tolist() == pytest.approx(running.tolist())
+    assert (curve["wall_s"] >= 0).all() and curve["wall_s"].is_monotonic_increasing
+    (result,) = [e for e in saved.load(folder).experiments if e.name == name]
+    assert result.anytime.best == pytest.approx(curve["best_so_far"].tolist())
+    budget = json.loads((reported["storage"] / name / SWEEP_FILE).read_text())["max_epochs"]
+    markdown = section((folder / "index.md").read_text(), f"{name}: ")
+    assert f"would have been {len(trials) * budget} epochs" in markdown
+
+
+def test_importance_shares_are_fractions_summing_to_one_as_optuna_finds(reported):
+    import optuna
+
+    from musictune.reporting import saved
+    from musictune.reporting.importance import SEED, distributions
+
+    folder = reported["first"]
+    table = pd.read_csv(folder / "lstm" / "importance.csv")
+    assert set(table["hyperparameter"]) <= set(searched(reported, "lstm")) and len(table) >= 2
+    for column in ("importance (all trials)", "bootstrap mean"):
+        assert table[column].between(0, 1).all()
+        assert table[column].sum() == pytest.approx(1)
+    assert (table["bootstrap sd"] >= 0).all()
+    (lstm,) = [e for e in saved.load(folder).experiments if e.name == "lstm"]
+    trials = trial_csv(reported, "lstm")
+    budget = json.loads((reported["storage"] / "lstm" / SWEEP_FILE).read_text())["max_epochs"]
+    assert lstm.importance.trials == len(trials) and lstm.importance.resamples >= 10
+    assert lstm.importance.stopped_early == int((trials["epochs"] < budget).sum())
+    # Optuna itself, on a study built here from trials.csv, gives the all-trials column.
+    space = searched(reported, "lstm")
+    dists = distributions(space)
+    study = optuna.create_study(direction="maximize")
+    for _, row in trials.iterrows():
+        params = {k: str(row[k]) if "choice" in space[k] else float(row[k]) for k in dists}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions=dists, value=row["best_val_macro_f1"]
+            )
+        )
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=SEED)
+    expected = optuna.importance.get_param_importances(
+        study, evaluator=evaluator, params=list(table["hyperparameter"])
+    )
+    got = dict(zip(table["hyperparameter"], table["importance (all trials)"]))
+    assert got == pytest.approx(expected)
+
+
+def test_importance_says_why_it_is_absent(reported):
+    from musictune.reporting.importance import hyperparameter_importance
+
+    trials, space = trial_csv(reported, "lstm"), searched(reported, "lstm")
+    value = "best_val_macro_f1"
+
+    def why(table: pd.DataFrame, space) -> str:
+        found = hyperparameter_importance(table, space, value, 2)
+        assert found.params == [] and found.importance == []
+        return found.absent
+
+    assert why(trials, None).startswith("sweep.json records no search space")
+    assert why(trials, {"batch_size": 32}).startswith("the search space has no distribution")
+    assert why(trials.head(2), space).startswith("2 finished trial(s)")
+    same = trials.assign(**{k: trials[k].iloc[0] for k in space})
+    assert why(same, space) == "no hyperparameter took more than one value"
+    assert why(trials.assign(**{value: 0.5}), space).startswith("every trial has the same")
+
+
+def test_views_table_holds_each_experiments_test_mean_and_sd(reported):
+    folder = reported["first"]
+    views = pd.read_csv(folder / "views.csv").set_index("experiment")
+    assert list(views.index) == ["lstm", "fused"]
+    assert views["features"].tolist() == ["mel", "fused"]
+    rows = summary(folder)
+    for name in views.index:
+        per_seed = pd.read_csv(folder / name / f"{rows[name]['tested_trial']}-test.csv")
+        assert views.loc[name, "metric"] == "test_macro_f1"
+        assert views.loc[name, "n"] == len(per_seed) == 2
+        assert views.loc[name, "mean"] == pytest.approx(per_seed["macro_f1"].mean())
+        assert views.loc[name, "sd"] == pytest.approx(per_seed["macro_f1"].std(ddof=1))
+    a, b = views.loc["lstm"], views.loc["fused"]
+    overlap = abs(a["mean"] - b["mean"]) <= a["sd"] + b["sd"]
+    said = "overlap" if overlap else "do not overlap"
+    part = section((folder / "index.md").read_text(), "Feature views and models compared")
+    assert f"lstm and fused: the intervals (mean ± sd) {said}" in part
+    # --no-rerun: one seed each, so no interval; the multitask sweep has no counterpart.
+    one_seed = pd.read_csv(reported["no_rerun"] / "views.csv")
+    assert one_seed["experiment"].tolist() == ["fused", "lstm"] and one_seed["sd"].isna().all()
+    markdown = (reported["no_rerun"] / "index.md").read_text()
+    assert "fused and lstm: one seed, no sd: overlap not judged" in markdown
+
+
+def test_a_relative_storage_is_read_as_absolute(reported, monkeypatch):
+    from musictune.reporting.experiments import find_experiments
+
+    storage = reported["storage"]
+    results = json.loads((reported["no_rerun"] / "results.json").read_text())  # --storage results
+    assert results["storage"] == str(storage)
+    assert {e["path"] for e in results["experiments"]} == {
+        str(storage / n) for n in ("fused", "lstm", "multi")
+    }
+    monkeypatch.chdir(storage.parent)
+    (exp,), _ = find_experiments(storage.name, ["fused"])
+    assert exp.path == storage / "fused" and len(exp.results) == 1  # Ray's result API reads it
 
 
 # --------------------------------------------------------------------------- --render-only
@@ -574,6 +772,20 @@ def test_render_only_rebuilds_the_same_report_without_ray_or_training(reported, 
     assert "results.json" in before and files(source) == before  # the source is untouched
     if which == "no_rerun":  # the CNN's feature maps, redrawn from results.npz without torch
         assert "multi/feature-maps.png" in again
+    if which == "first":  # what mattered, redrawn from results.json and the trial tables
+        new = ["importance", "parallel", "anytime"]
+        assert {f"lstm/{n}.{ext}" for n in new for ext in ("png", "csv")} <= set(again)
+        assert {"anytime-genre-val_macro_f1.png", "views.png", "views.csv"} <= set(again)
+    # The command's top lines: per experiment its best validation and test mean ± sd, and
+    # where the page is.
+    for name, r in summary(source).items():
+        test = format_mean_sd(r["test_mean"], r["test_sd"])
+        line = (
+            f"report: {name}: best {r['metric']} {r['best_val']:.4f} (trial {r['best_trial']}), "
+            f"{r['test_metric']} {test} (n={r['seeds']})"
+        )
+        assert line in done.stdout.splitlines()
+    assert f"report: {rebuilt / 'index.html'}" in done.stdout.splitlines()
     assert {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*")} == reruns
 
 
