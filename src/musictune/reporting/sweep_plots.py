@@ -14,6 +14,7 @@ from musictune.reporting.plots import LOG_KEYS, plt, save  # plots selects the A
 from musictune.reporting.results import AnytimeCurve, Importance
 
 TOP = 3  # trials highlighted in the parallel coordinates
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1}  # over the lines
 
 
 def importance_bars(imp: Importance, path: Path, title: str) -> Path:
@@ -69,7 +70,7 @@ def parallel_coordinates(
         scaled.append(y)
         ax.axvline(i, color="grey", linewidth=0.8)
         for tick, label in zip(ticks, labels):
-            ax.text(i + 0.04, tick, label, fontsize=7, va="center")
+            ax.text(i + 0.04, tick, label, fontsize=7, va="center", zorder=5, bbox=LABEL_BOX)
     lines = np.column_stack(scaled)
     metric = table[value].to_numpy(float)
     norm = plt.Normalize(np.nanmin(metric), np.nanmax(metric))
