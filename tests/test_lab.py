@@ -37,6 +37,15 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
     (report,) = reports.iterdir()
     page = (report / "index.md").read_text()
     assert all(step.name in page for step in lab_plan())
+    # Every published course figure stands beside its measured one, labelled as demo data.
+    from musictune.reporting.reference import REFERENCES
+
+    figures = page.split("## Course reference figures", 1)[1].split("\n## ", 1)[0]
+    rows = [r for r in figures.splitlines() if r.startswith("| ") and "lab-" in r]
+    assert len(rows) == len(REFERENCES)
+    assert all("demo data (synthetic)" in r for r in rows)
+    measured = [r.split(" | ")[6] for r in rows]  # the "measured here" column
+    assert all(m[:1] in "-0123456789" for m in measured), measured
     # Run again: every experiment is kept, none trained again.
     before = {p: p.stat().st_mtime for p in results.glob("*/sweep.json")}
     assert main([*argv, "--out", str(reports)]) == 0
