@@ -46,7 +46,17 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
     assert all("demo data (synthetic)" in r for r in rows)
     measured = [r.split(" | ")[6] for r in rows]  # the "measured here" column
     assert all(m[:1] in "-0123456789" for m in measured), measured
-    # Run again: every experiment is kept, none trained again.
+    # Run again: every experiment is kept, none trained again (the report is not rebuilt here:
+    # that would repeat the part above).
+    from musictune.lab import LabOptions, run_steps
+
     before = {p: p.stat().st_mtime for p in results.glob("*/sweep.json")}
-    assert main([*argv, "--out", str(reports)]) == 0
+    again = LabOptions(budget="smoke", data_dir=str(demo_tiny), storage=str(results))
+    assert run_steps(again) == []
     assert before == {p: p.stat().st_mtime for p in results.glob("*/sweep.json")}
+    # A cut experiment is resumed: a step whose sweep.json says "interrupted" runs again.
+    meta_file = results / "lab-multitask" / "sweep.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps(meta | {"status": "interrupted"}))
+    assert run_steps(again) == ["lab-multitask"]
+    assert json.loads(meta_file.read_text())["status"] == "finished"

@@ -207,3 +207,11 @@ def test_course_families_knobs_and_train_flags():
     assert train_options(args).knobs == {"num_layers": 2}
     args = build_parser().parse_args(["train", "--model", "course_cnn", "--frames", "62"])
     assert train_options(args).knobs == {"frames": 62}
+
+
+def test_course_cnn_head_width_is_a_setting():
+    """`units` (the course's 1000) is a builder argument, so --set/--space can change it."""
+    model = create_model("course_cnn", 128, n_outputs=10, frames=62, units=256)
+    assert model.backbone.out_features == 256
+    flat = 256 * 3 * 8  # 62 frames and 128 bins after four floor-halvings
+    assert model.backbone.linear.weight.shape == (256, flat)

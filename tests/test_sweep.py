@@ -77,9 +77,24 @@ def test_set_and_space_fix_and_widen_the_search(ray_local, fake_root, tmp_path):
     space.write_text("num_layers: {choice: [2]}\nlr: {loguniform: [0.001, 0.002]}\n")
     run_sweep(
         sweep_options(
-            "lstm_spectrogram", "--smoke-test", "--samples", "2", "--max-epochs", "1",
-            "--set", "hidden_size=128", "--set", "bidirectional=false", "--space", str(space),
-            "--data-dir", str(fake_root), "--storage", str(tmp_path), "--name", "course-lstm",
+            "lstm_spectrogram",
+            "--smoke-test",
+            "--samples",
+            "2",
+            "--max-epochs",
+            "1",
+            "--set",
+            "hidden_size=128",
+            "--set",
+            "bidirectional=false",
+            "--space",
+            str(space),
+            "--data-dir",
+            str(fake_root),
+            "--storage",
+            str(tmp_path),
+            "--name",
+            "course-lstm",
             "--no-baseline-train",
         )  # fmt: skip
     )

@@ -103,11 +103,9 @@ def step_argv(step: LabStep, options: LabOptions, budget: Budget, root: str, dat
     return argv
 
 
-def run_lab(options: LabOptions) -> None:
-    """Every step not yet finished, then one report over them all."""
+def run_steps(options: LabOptions) -> list[str]:
+    """Run every step of the plan not finished yet; return the names of those it ran."""
     from musictune.cli import build_parser, sweep_options_from_args
-    from musictune.reporting.build import build_report
-    from musictune.reporting.options import ReportOptions
     from musictune.tuning.runner import run_sweep
 
     budget = BUDGETS[options.budget]
@@ -117,7 +115,7 @@ def run_lab(options: LabOptions) -> None:
         from musictune.demo import ensure_demo
 
         data = str(ensure_demo(budget.demo))
-    steps = lab_plan()
+    steps, ran = lab_plan(), []
     for i, step in enumerate(steps, 1):
         status = read_sweep_meta(experiment_path(root, step.name)).get("status")
         if status == "finished":
@@ -126,9 +124,20 @@ def run_lab(options: LabOptions) -> None:
         print(f"\nlab {i}/{len(steps)}: {step.name}", flush=True)
         argv = ["sweep", *step_argv(step, options, budget, root, data)]
         run_sweep(sweep_options_from_args(build_parser().parse_args(argv)))
+        ran.append(step.name)
+    return ran
+
+
+def run_lab(options: LabOptions) -> None:
+    """Every step not yet finished, then one report over them all."""
+    from musictune.reporting.build import build_report
+    from musictune.reporting.options import ReportOptions
+
+    run_steps(options)
+    budget = BUDGETS[options.budget]
     report = ReportOptions(
-        storage=root,
-        sweeps=[s.name for s in steps],
+        storage=storage_root(options.storage),
+        sweeps=[s.name for s in lab_plan()],
         out=options.out,
         rerun=budget.seeds > 0,
         seeds=max(1, budget.seeds),

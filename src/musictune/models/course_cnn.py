@@ -53,7 +53,7 @@ class CourseCNN(nn.Module):
     fused features).
     """
 
-    def __init__(self, n_features: int, frames: int, dropout: float):
+    def __init__(self, n_features: int, frames: int, dropout: float, units: int = HIDDEN):
         super().__init__()
         self.frames = frames
         self.blocks = nn.Sequential(
@@ -68,9 +68,9 @@ class CourseCNN(nn.Module):
             )
         )
         self.flat_features = CHANNELS[-1] * pooled(frames) * pooled(n_features)
-        self.linear = nn.Linear(self.flat_features, HIDDEN)
+        self.linear = nn.Linear(self.flat_features, units)
         self.dropout = nn.Dropout(dropout)
-        self.out_features = HIDDEN
+        self.out_features = units
 
     def fit_frames(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T, F) -> (B, frames, F): zero past each length, then crop or zero-pad the end."""
@@ -101,6 +101,7 @@ def course_cnn(
     frames: int | None = None,
     dropout: float = 0.0,
     data_frames: int | None = None,
+    units: int = HIDDEN,
 ) -> CourseCNN:
     """The course lab's exact 2D CNN: 4 conv blocks (32/64/128/256), flatten, linear to 1000.
 
@@ -119,6 +120,9 @@ def course_cnn(
     clip is cropped to its first `frames` frames or zero-padded at the end to fit. The pools
     floor-halve as the course's did, so `n_features` and `frames` must be at least 16 (mel 128
     and fused 140 are; 12 chroma bins are not: a UserError names the fix).
+
+    `units` is the width of the head's hidden layer (the course's 1000): a sweep can fix or
+    search it like any builder argument (`--set units=256`, or `units: {choice: [...]}`).
 
     The course trained it with batches of 64; that is a training setting (`--batch-size`),
     not part of the model.
@@ -139,4 +143,4 @@ def course_cnn(
                 f"course_cnn needs at least {MIN_SIZE} {what}, got {size}: its four 2x2 "
                 f"max-pools (floor mode, as the course's) leave {pooled(size)}; {fix}"
             )
-    return CourseCNN(n_features, frames, dropout)
+    return CourseCNN(n_features, frames, dropout, units)
