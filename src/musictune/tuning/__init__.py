@@ -1,1 +1,3 @@
-"""Sweeps: named presets, search spaces, and the one place that builds the Ray Tuner."""
+"""Sweeps, in the order a sweep runs: `options` (the flags, declared once) -> `plan` (checked
+against the preset: `presets`, `space`, `transfer`, `cluster`, `storage`) -> `runner` (data,
+then `tuner`, the one place that builds and fits a Ray Tuner, with `progress`) -> `summary`."""
