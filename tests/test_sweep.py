@@ -107,6 +107,41 @@ def test_set_and_space_fix_and_widen_the_search(ray_local, fake_root, tmp_path):
     assert meta["space"]["dropout"] == {"uniform": [0.1, 0.8]}  # the preset's, untouched
 
 
+def test_a_trial_checkpoints_every_new_best_epoch(ray_local, fake_root, tmp_path):
+    """Besides every --checkpoint-every epochs and its last, a trial saves at each new best
+    epoch, so the test split, reruns and a transfer all start from the best epoch itself."""
+    (result,) = run_sweep(
+        sweep_options(
+            "lstm_spectrogram",
+            "--smoke-test",
+            "--samples",
+            "1",
+            "--max-epochs",
+            "4",
+            "--checkpoint-every",
+            "10",
+            "--patience",
+            "0",
+            "--scheduler",
+            "fifo",
+            "--set",
+            "lr=0.02",
+            "--data-dir",
+            str(fake_root),
+            "--storage",
+            str(tmp_path),
+            "--no-baseline-train",
+        )  # fmt: skip
+    )
+    scores = result.metrics_dataframe["val_macro_f1"].tolist()
+    improved = {i + 1 for i, v in enumerate(scores) if v > max(scores[:i], default=-1.0)}
+    saved = {m["training_iteration"] for _, m in result.best_checkpoints}
+    assert saved == improved | {4}  # epoch 1 always improves: the old rule saved only epoch 4
+    best = result.get_best_checkpoint("val_macro_f1", "max")
+    assert best.path == next(c.path for c, m in result.best_checkpoints if m["training_iteration"]
+                             == scores.index(max(scores)) + 1)  # fmt: skip
+
+
 def test_asha_stops_poor_trials_and_data_is_shared_once(ray_local, fake_root, tmp_path):
     results = run_sweep(
         sweep_options(
