@@ -27,13 +27,14 @@ CACHE_VERSION = 1
 # --------------------------------------------------------------------------- locating data
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
-    """--data-dir, else $MUSICTUNE_DATA, else the demo data set (generated on first use)."""
+def resolve_data_dir(data_dir: str | os.PathLike | None, demo_size: str = "small") -> Path:
+    """--data-dir, else $MUSICTUNE_DATA, else the demo data set of `demo_size` (generated on
+    first use)."""
     chosen = data_dir or os.environ.get(paths.DATA_ENV)
     if not chosen:
         from musictune.demo import ensure_demo
 
-        return ensure_demo()
+        return ensure_demo(demo_size)
     root = Path(chosen).expanduser()
     if root.exists() and not root.is_dir():
         raise UserError(

@@ -11,10 +11,8 @@ skipped and a cut one resumed, so running the lab again finishes what is missing
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from musictune import paths
 from musictune.options import option
 from musictune.tuning.storage import experiment_path, read_sweep_meta, storage_root
 
@@ -106,15 +104,12 @@ def step_argv(step: LabStep, options: LabOptions, budget: Budget, root: str, dat
 def run_steps(options: LabOptions) -> list[str]:
     """Run every step of the plan not finished yet; return the names of those it ran."""
     from musictune.cli import build_parser, sweep_options_from_args
+    from musictune.data_files import resolve_data_dir
     from musictune.tuning.runner import run_sweep
 
     budget = BUDGETS[options.budget]
     root = storage_root(options.storage)
-    data = options.data_dir or os.environ.get(paths.DATA_ENV)
-    if not data:
-        from musictune.demo import ensure_demo
-
-        data = str(ensure_demo(budget.demo))
+    data = str(resolve_data_dir(options.data_dir, budget.demo))
     steps, ran = lab_plan(), []
     for i, step in enumerate(steps, 1):
         status = read_sweep_meta(experiment_path(root, step.name)).get("status")

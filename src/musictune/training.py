@@ -178,7 +178,7 @@ def build_model(data: Dataset, model_name: str, seed: int = 0, **model_kwargs) -
     course's flattening CNN) is told the training split's padded length.
     """
     seed_everything(seed)
-    if "data_frames" in get_family(model_name).options:
+    if "data_frames" in get_family(model_name).arguments:
         model_kwargs["data_frames"] = int(data.train.x.shape[1])
     if data.task == "genre":
         head, n_outputs = "classifier", data.n_classes

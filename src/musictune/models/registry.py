@@ -49,14 +49,15 @@ class ModelFamily:
         return [k.name for k in self.knobs]
 
     @property
-    def options(self) -> list[str]:
-        """Every keyword of the builder (knobs or not): what a trial config may set."""
-        return [k for k in inspect.signature(self.build).parameters if k != "n_features"]
+    def arguments(self) -> dict[str, object]:
+        """Every keyword of the builder (knobs or not) with its default: what a config may set."""
+        params = inspect.signature(self.build).parameters
+        return {k: p.default for k, p in params.items() if k != "n_features"}
 
     def kwargs(self, options: dict) -> dict:
         """The subset of `options` (e.g. a trial config) that the builder takes."""
-        params = inspect.signature(self.build).parameters
-        return {k: v for k, v in options.items() if k in params and k != "n_features"}
+        arguments = self.arguments
+        return {k: v for k, v in options.items() if k in arguments}
 
 
 _REGISTRY: dict[str, ModelFamily] = {}

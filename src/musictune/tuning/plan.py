@@ -7,7 +7,6 @@ does not fit the preset with one line that says what to do. The runner only carr
 
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass, field, replace
 
@@ -227,7 +226,6 @@ def known_keys(plan: SweepPlan) -> dict:
     keys = {**TRAINING_KEYS, **{k: 1.0 for k in plan.space if k.startswith("loss_weight_")}}
     if plan.source is not None:
         return {**keys, "freeze_backbone": False}
-    family = get_family(plan.preset.model)
-    params = inspect.signature(family.build).parameters
+    arguments = get_family(plan.preset.model).arguments
     skip = {*keys, "data_frames"}
-    return {**keys, **{k: params[k].default for k in family.options if k not in skip}}
+    return {**keys, **{k: v for k, v in arguments.items() if k not in skip}}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from musictune import paths
 from musictune.data import Dataset, load_task
+from musictune.data_files import resolve_data_dir
 from musictune.tuning.cluster import check_resources, connect
 from musictune.tuning.options import SweepOptions
 from musictune.tuning.plan import SweepPlan, make_plan
@@ -138,11 +139,7 @@ def sweep_data_dir(plan: SweepPlan, earlier: dict) -> str:
         or os.environ.get(paths.DATA_ENV)
         or (genre if genre and Path(genre).is_dir() else None)
     )
-    if data_dir:
-        return data_dir
-    from musictune.demo import ensure_demo
-
-    return str(ensure_demo("tiny" if plan.options.smoke_test else "small"))
+    return str(resolve_data_dir(data_dir, "tiny" if plan.options.smoke_test else "small"))
 
 
 def sweep_meta(plan: SweepPlan, data: Dataset, data_dir: str, earlier: dict) -> dict:

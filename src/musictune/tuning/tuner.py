@@ -20,6 +20,7 @@ from musictune.data import Dataset
 from musictune.trial import TrialSettings
 from musictune.tuning.cluster import Resources
 from musictune.tuning.progress import HideRayResumeNotes, InterruptWatch, SweepInterrupted
+from musictune.tuning.storage import experiment_path
 from musictune.tuning.summary import MODE, ray_trials
 
 
@@ -73,8 +74,8 @@ def build_tuner(plan: TunerPlan, trainable) -> tune.Tuner:
     """A Tuner for `plan`, or with `plan.resume` the saved one restored (errored trials too)."""
     tune_environment()
     InterruptWatch.reset()
-    path = f"{plan.root.rstrip('/')}/{plan.name}"
     if plan.resume:
+        path = experiment_path(plan.root, plan.name)
         return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
     keep = (
         tune.CheckpointConfig(
@@ -111,11 +112,17 @@ def build_tuner(plan: TunerPlan, trainable) -> tune.Tuner:
 class Outcome:
     results: object  # Ray's ResultGrid
     status: dict[str, str]  # trial id -> status, as it was before Tune's clean-up
-    interrupted: bool  # Ctrl-C, or trials left unfinished: resume to finish them
+    ctrl_c: bool
+    samples: int  # trials asked for
 
     @property
     def unfinished(self) -> list[str]:
         return [i for i, s in self.status.items() if s not in ("TERMINATED", "ERROR")]
+
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C, or trials left unfinished or never started: resume to finish them."""
+        return self.ctrl_c or bool(self.unfinished) or len(self.results) < self.samples
 
 
 def run_tuner(tuner: tune.Tuner, samples: int, resume_hint: Callable[[], str]) -> Outcome:
@@ -131,8 +138,4 @@ def run_tuner(tuner: tune.Tuner, samples: int, resume_hint: Callable[[], str]) -
         if before is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, before)  # Tune leaves its handler behind
     status = {t.trial_id: t.status for t in ray_trials(results)} | InterruptWatch.status
-    outcome = Outcome(results, status, False)
-    outcome.interrupted = (
-        InterruptWatch.ctrl_c or bool(outcome.unfinished) or len(results) < samples
-    )
-    return outcome
+    return Outcome(results, status, InterruptWatch.ctrl_c, samples)
