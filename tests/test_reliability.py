@@ -46,14 +46,16 @@ ROOT = Path(__file__).resolve().parents[1]
 GENRE_DIR = layout.dataset_dirname(layout.GENRE_TASK, False)
 MULTI_DIR = layout.dataset_dirname(layout.MULTITASK_TASK, False)
 
-# A trial here: 14 epochs of the LSTM on `slow_root`, a checkpoint every epoch, one trial at a
-# time, so that a driver can be stopped while one trial has finished and the next is halfway
-# (a trial must outlast Ray's one-second experiment snapshots; ~2 s of CPU each).
+# A trial here: 24 epochs of the LSTM on `slow_root`, a checkpoint every epoch, one trial at a
+# time, so that a driver can be stopped while one trial has finished and the next is halfway.
+# A trial must outlast Ray's one-second experiment snapshots several times over, even on a fast
+# machine: ~4-5 s each here (at 14 epochs of 120 frames, ~1 s, CI once finished all three
+# before a snapshot showed one done and one halfway).
 SLOW_SWEEP = [
-    "--samples", "3", "--max-epochs", "14", "--patience", "0", "--checkpoint-every", "1",
+    "--samples", "3", "--max-epochs", "24", "--patience", "0", "--checkpoint-every", "1",
     "--scheduler", "fifo", "--max-concurrent", "1",
 ]  # fmt: skip
-EPOCHS = 14
+EPOCHS = 24
 
 
 # --------------------------------------------------------------------------- helpers
@@ -167,8 +169,8 @@ def _dirs(experiment: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def slow_root(tmp_path_factory) -> Path:
-    """Clips of 120 frames instead of 40: epochs long enough to stop a driver mid-trial."""
-    return write_layout(tmp_path_factory.mktemp("slow") / "data", frames=120)
+    """Clips of 400 frames instead of 40: epochs long enough to stop a driver mid-trial."""
+    return write_layout(tmp_path_factory.mktemp("slow") / "data", frames=400)
 
 
 @pytest.mark.slow
