@@ -559,6 +559,7 @@ BAD_INPUT = {
     "sweep-unknown-genre": Case(S, ("'Polka'",), "unknown_genre"),
     "sweep-zero-max-epochs": Case((*S, "--max-epochs", "0"), ("--max-epochs",)),
     "sweep-zero-grace-period": Case((*S, "--grace-period", "0"), ("--grace-period",)),
+    "sweep-reduction-factor-one": Case((*S, "--reduction-factor", "1"), ("--reduction-factor",)),
     "sweep-inverted-dropout": Case(
         (*S, "--dropout-min", "0.9", "--dropout-max", "0.1"), ("--dropout-min",)
     ),

@@ -12,7 +12,7 @@ import pytest
 from musictune import features
 from musictune.tuning.plan import make_plan
 from musictune.tuning.presets import PRESETS
-from musictune.tuning.runner import run_sweep
+from musictune.tuning.runner import build_scheduler, run_sweep
 from musictune.tuning.storage import SWEEP_FILE, TRIALS_FILE
 
 from .conftest import sweep_options
@@ -170,6 +170,13 @@ def test_asha_stops_poor_trials_and_data_is_shared_once(ray_local, fake_root, tm
     scalars = event_scalars(Path(best.path))
     assert "ray/tune/val_macro_f1" in scalars
     assert len(scalars["ray/tune/val_macro_f1"]) == best.metrics["training_iteration"]
+
+
+@pytest.mark.parametrize("factor, rungs", [(3, [27, 9, 3, 1]), (4, [16, 4, 1])])
+def test_asha_rungs_follow_grace_period_and_reduction_factor(factor, rungs):
+    options = sweep_options("lstm_spectrogram", "--reduction-factor", str(factor))
+    scheduler = build_scheduler(options)
+    assert [milestone for milestone, _ in scheduler._brackets[0]._rungs] == rungs
 
 
 def test_optuna_search_runs(ray_local, fake_root, tmp_path):

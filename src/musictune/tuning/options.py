@@ -44,6 +44,9 @@ class SweepOptions:
     grace_period: int = option(
         1, "ASHA: epochs before a trial can be stopped (default 1)", type=positive_int
     )
+    reduction_factor: int = option(
+        3, "ASHA: about 1 in N trials goes on at each rung (default 3)", type=positive_int
+    )
     model: str | None = option(
         None, "model family in place of the preset's: lstm, cnn, or one of $MUSICTUNE_MODELS"
     )
@@ -143,6 +146,10 @@ class SweepOptions:
                 (
                     self.grace_period < 1,
                     f"--grace-period must be at least 1, got {self.grace_period}",
+                ),
+                (
+                    self.reduction_factor < 2,
+                    f"--reduction-factor must be at least 2, got {self.reduction_factor}",
                 ),
                 (
                     self.scheduler == "asha" and self.grace_period > self.max_epochs,

@@ -56,7 +56,7 @@ def build_scheduler(options: SweepOptions):
         time_attr="training_iteration",
         max_t=options.max_epochs,
         grace_period=options.grace_period,
-        reduction_factor=3,
+        reduction_factor=options.reduction_factor,
     )
 
 
@@ -106,10 +106,11 @@ def resume_command(options: SweepOptions, name: str, root: str) -> str:
 
 def print_start(plan: SweepPlan, data: Dataset, data_dir: str) -> None:
     o = plan.options
+    asha = f", grace {o.grace_period}, reduction {o.reduction_factor}"
     print(
         f"musictune sweep {o.preset}: {o.samples} trials, {o.search} search, "
         f"{o.scheduler.upper()} (max {o.max_epochs} epochs"
-        + (f", grace {o.grace_period}" if o.scheduler == "asha" else "")
+        + (asha if o.scheduler == "asha" else "")
         + f"), {o.cpus_per_trial:g} CPU / {o.gpus_per_trial:g} GPU per trial"
     )
     print(
