@@ -11,10 +11,16 @@ trial costs the same: with mixed sizes a short run's throughput is decided by wh
 trial runs last, alone, which is a scheduling effect (search efficiency measures that), not
 what two cores deliver. The 2-at-once run goes first in every repeat, so any cold-start cost
 falls on the side whose claim is being tested; every repeat uses the same seed.
+
+A fourth measurement, without Ray, gives the ceiling for this machine and model: the same
+training epochs in two plain processes at once (1 thread each) against one process with 2
+threads. No scheduler can beat what the cores give two independent processes.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +36,58 @@ from musictune.tuning.presets import get_preset  # noqa: E402
 from musictune.tuning.runner import run_sweep  # noqa: E402
 
 TARGET = 1.8
+PLAIN_EPOCHS = 6
+
+
+def plain_epochs(data_dir: str, preset: str, threads: int, epochs: int, start_at: float) -> float:
+    """Seconds per training epoch of the pinned model in this process, no Ray: timed from
+    `start_at` (a wall-clock time shared by processes started together), after a warm-up."""
+    import numpy as np
+    import torch
+
+    from musictune.batches import iterate_batches
+    from musictune.data import load_task
+    from musictune.training import _train_epoch, build_model
+
+    torch.set_num_threads(threads)
+    spec = get_preset(preset)
+    data = load_task(spec.task, data_dir, spec.features, spec.beat)
+    model = build_model(data, spec.model, **common.MID_MODEL.get(spec.model, {}), dropout=0.3)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    rng = np.random.default_rng(0)
+
+    def epoch() -> None:
+        batches = iterate_batches(data.train, 32, rng.permutation(len(data.train)))
+        _train_epoch(model, optimizer, scaler, batches, torch.device("cpu"), False)
+
+    epoch()  # warm-up
+    time.sleep(max(0.0, start_at - time.time()))
+    started = time.perf_counter()
+    for _ in range(epochs):
+        epoch()
+    return (time.perf_counter() - started) / epochs
+
+
+def plain_ceiling(data_dir: Path, preset: str, cpus: int) -> float:
+    """Epochs per second of `cpus` plain processes at once (1 thread each) over one process
+    with `cpus` threads: the best ratio this machine gives the model, with no Ray at all."""
+
+    def start(threads: int, n: int) -> list[float]:
+        start_at = time.time() + 8.0  # after every process has imported and warmed up
+        argv = [sys.executable, __file__, "--plain", str(data_dir), preset, str(threads)]
+        procs = [
+            subprocess.Popen([*argv, str(PLAIN_EPOCHS), str(start_at)], stdout=subprocess.PIPE)
+            for _ in range(n)
+        ]
+        outs = [p.communicate()[0] for p in procs]
+        if any(p.returncode for p in procs):
+            raise RuntimeError("a plain training process failed")
+        return [json.loads(o) for o in outs]
+
+    (one,) = start(cpus, 1)
+    many = start(1, cpus)
+    return cpus * one / max(many)
 
 
 def trials_per_minute(options: SweepOptions, pinned: dict, log: Path) -> float:
@@ -92,6 +150,7 @@ def run(
         results.append(
             {
                 **tpm,
+                "ceiling": plain_ceiling(data_dir, preset, cpus),
                 "fair": tpm["many"] / tpm["one_all"],
                 "scaling": tpm["many"] / tpm["one_1"],
                 "threads": tpm["one_all"] / tpm["one_1"],
@@ -103,12 +162,14 @@ def run(
 
     fair = common.median(values("fair"))
     model = ", ".join(f"{k}={v}" for k, v in pinned.items())
+    ceiling = common.median(values("ceiling"))
     note = f"{trials} trials x {epochs} epochs each run; {model}"
     if not common.at_least(TARGET)(fair):
         note += (
             f"; {TARGET - fair:.2f} short of the target: {cpus} cores give "
             f"{common.median(values('scaling')) / cpus:.0%} of perfect scaling, and {cpus} torch "
-            f"threads make one trial {common.median(values('threads')):.2f}x as fast as 1"
+            f"threads make one trial {common.median(values('threads')):.2f}x as fast as 1; "
+            f"without Ray this machine gives at most {ceiling:.2f} (row below)"
         )
     return [
         common.Row(
@@ -133,6 +194,18 @@ def run(
         ),
         common.Row(
             "concurrency",
+            f"ceiling without Ray: {cpus} plain processes (1 thread) / 1 with {cpus} threads",
+            values("ceiling"),
+            note=f"epochs per second of the same model, {PLAIN_EPOCHS} timed epochs per process "
+            "after a warm-up, started together: what the cores and torch allow",
+        ),
+        common.Row(
+            "concurrency",
+            "share of that ceiling reached through Ray",
+            [r["fair"] / r["ceiling"] for r in results],
+        ),
+        common.Row(
+            "concurrency",
             f"core scaling: {cpus} at once / 1 at a time with 1 thread",
             values("scaling"),
             note=f"what {cpus} cores deliver to {cpus} trials ({cpus} = perfect)",
@@ -147,14 +220,15 @@ def run(
 
 
 def sizes(quick: bool) -> dict:
-    return {"trials": 4, "epochs": 3} if quick else {"trials": 6, "epochs": 5}
+    return {"trials": 8, "epochs": 2} if quick else {"trials": 20, "epochs": 3}
 
 
 def describe(cpus: int, trials: int, epochs: int) -> str:
     return (
         f"concurrency: {trials} trials x {epochs} epochs per run and repeat, patience 0, "
         f"mid-sized model pinned; runs: {cpus} at once with 1 CPU (1 thread) each, 1 at a time "
-        f"with {cpus} CPUs ({cpus} threads), 1 at a time with 1 CPU (reference), in that order"
+        f"with {cpus} CPUs ({cpus} threads), 1 at a time with 1 CPU (reference), in that order; "
+        f"then the ceiling without Ray ({PLAIN_EPOCHS} epochs per plain process)"
     )
 
 
@@ -167,4 +241,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--plain"]:
+        data, preset, threads, epochs, start_at = sys.argv[2:7]
+        print(json.dumps(plain_epochs(data, preset, int(threads), int(epochs), float(start_at))))
+        sys.exit(0)
     sys.exit(main())

@@ -4,8 +4,8 @@
     python benchmarks/run_all.py             # the full budgets: about 30 minutes on 2 cores
     python benchmarks/run_all.py --quick --repeats 1 --no-save   # a smoke test
 
-Each benchmark is also a script of its own (search_efficiency.py, overhead.py, concurrency.py,
-data_path.py) taking the same options.
+Each benchmark is also a script of its own (startup.py, data_path.py, overhead.py,
+concurrency.py, search_efficiency.py, main_job.py) taking the same options.
 """
 
 from __future__ import annotations
@@ -18,15 +18,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import concurrency  # noqa: E402
 import data_path  # noqa: E402
+import main_job  # noqa: E402
 import overhead  # noqa: E402
 import search_efficiency  # noqa: E402
+import startup  # noqa: E402
 
 BENCHMARKS = {
+    "startup": startup,
     "data_path": data_path,
     "overhead": overhead,
     "concurrency": concurrency,
     "search_efficiency": search_efficiency,
+    "main_job": main_job,
 }
+
+
+def gpu_row() -> common.Row:
+    """The GPU figure is gpu_check.py's (it needs an NVIDIA GPU); here it says where it stands."""
+    import torch
+
+    where = (
+        "run `python benchmarks/gpu_check.py` for it (this run measures the CPU path)"
+        if torch.cuda.is_available()
+        else "not measured: no GPU on this machine; `python benchmarks/gpu_check.py` on one"
+    )
+    return common.Row(
+        "GPU", "trials per hour, 4 trials at 0.25 GPU / 1 trial per GPU", where, ">= 2.5"
+    )
 
 
 def build(args) -> common.Outcome:
@@ -50,6 +68,7 @@ def build(args) -> common.Outcome:
         seeds.append(seeded)
         if getattr(module, "PLOT", None):
             extra.append(f"plot: `{common.plot_path(args, module.PLOT)}`")
+    rows.append(gpu_row())
     extra.append("time per benchmark: " + ", ".join(took))
     return common.Outcome(rows, "; ".join(settings), "; ".join(seeds), extra)
 

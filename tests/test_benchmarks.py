@@ -24,9 +24,11 @@ import common  # noqa: E402
 import concurrency  # noqa: E402
 import data_path  # noqa: E402
 import gpu_check  # noqa: E402
+import main_job  # noqa: E402
 import overhead  # noqa: E402
 import run_all  # noqa: E402
 import search_efficiency  # noqa: E402
+import startup  # noqa: E402
 
 from musictune.tuning.cluster import Resources  # noqa: E402
 
@@ -79,6 +81,52 @@ def test_overhead_benchmark_splits_ray_time_into_a_timeline(ray_local, tmp_path)
     ratio = rows["time ratio Ray Tune / Optuna, Ray running"]
     assert ratio.value == pytest.approx(ray_s / rows["plain Optuna loop, one process (s)"].value)
     assert "1 at a time, 2 threads" in rows["plain Optuna loop, one process (s)"].note
+
+
+def test_startup_probe_is_a_fresh_sweep_process_whose_stamps_add_up(tmp_path):
+    root = write_layout(tmp_path / "data", n_train=40, n_test=10, frames=30)
+    rows = {r.figure: r for r in startup.run(root, "lstm_spectrogram", repeats=1)}
+    (whole,) = rows["command start to the first trial's first line (s)"].values
+    (before,) = rows["command start to ray.init (s)"].values
+    (init,) = rows["ray.init, local cluster, no dashboard (s)"].values
+    after = rows["ray.init's end to the first trial's first line (s)"]
+    assert min(before, init, after.value) > 0
+    assert before + init + after.value == pytest.approx(whole, abs=1e-6)
+    assert after.target == "<= 3" and after.met == (after.value <= 3)
+
+
+def test_main_job_sides_run_their_own_code(tmp_path):
+    """The old side imports musictune from its exported tree, not from the installed package."""
+    old = main_job.export("HEAD", tmp_path / "old")
+    assert (old / "sweeps" / "lstm_spectrogram.py").is_file()
+    env = main_job.side_env(old, tmp_path / "cache")
+    where = subprocess.run(
+        [sys.executable, "-c", "import musictune; print(musictune.__file__)"],
+        env=env,
+        cwd=old,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(where).is_relative_to(old / "src")
+    assert env["MUSICTUNE_CACHE"] == str(tmp_path / "cache")
+
+
+def test_main_job_refuses_an_unknown_commit_in_one_line(tmp_path):
+    with pytest.raises(common.UserError, match="--baseline"):
+        main_job.export("no-such-commit", tmp_path / "old")
+
+
+def test_concurrency_ceiling_trains_the_pinned_model_without_ray(tmp_path):
+    root = write_layout(tmp_path / "data", n_train=40, n_test=10, frames=30)
+    seconds = concurrency.plain_epochs(str(root), "lstm_spectrogram", 1, 1, start_at=0.0)
+    assert 0 < seconds < 30
+
+
+def test_all_benchmarks_say_where_the_gpu_figure_stands():
+    row = run_all.gpu_row()
+    assert row.target == ">= 2.5" and row.met is None and "gpu_check.py" in row.value
+    assert list(run_all.BENCHMARKS)[0] == "startup" and "main_job" in run_all.BENCHMARKS
 
 
 # --------------------------------------------------------------------------- fairness
