@@ -44,10 +44,11 @@ def export(commit: str, into: Path) -> Path:
 
 
 def side_env(checkout: Path, cache: Path) -> dict[str, str]:
-    """The environment of one side: its own `src` first on the path, its own split cache."""
+    """The environment of one side: its own `src` and `trainables` first on the path (before
+    any editable install of another checkout), its own split cache."""
     return {
         **os.environ,
-        "PYTHONPATH": str(checkout / "src"),
+        "PYTHONPATH": os.pathsep.join([str(checkout / "src"), str(checkout)]),
         "MUSICTUNE_CACHE": str(cache),
         "RAY_ADDRESS": "local",  # its own Ray, as on a laptop
     }

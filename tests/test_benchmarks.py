@@ -100,15 +100,11 @@ def test_main_job_sides_run_their_own_code(tmp_path):
     old = main_job.export("HEAD", tmp_path / "old")
     assert (old / "sweeps" / "lstm_spectrogram.py").is_file()
     env = main_job.side_env(old, tmp_path / "cache")
+    code = "import musictune, trainables; print(musictune.__file__); print(trainables.__file__)"
     where = subprocess.run(
-        [sys.executable, "-c", "import musictune; print(musictune.__file__)"],
-        env=env,
-        cwd=old,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert Path(where).is_relative_to(old / "src")
+        [sys.executable, "-c", code], env=env, cwd=old / "sweeps", capture_output=True, text=True
+    ).stdout.split()
+    assert Path(where[0]).is_relative_to(old / "src") and Path(where[1]).is_relative_to(old)
     assert env["MUSICTUNE_CACHE"] == str(tmp_path / "cache")
 
 
