@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from musictune.errors import UserError
 from musictune.models import create_model, list_models
@@ -38,24 +37,6 @@ def test_lstm_padded_equals_unpadded(bidirectional, layers):
     batch = torch.cat([padded, torch.randn(1, 40, 16)])
     together = model(batch, torch.tensor([23, 40]))[:1]
     assert torch.allclose(alone, together, atol=1e-6)
-
-
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_lstm_full_batch_skips_packing_with_the_same_result(bidirectional):
-    """Clips that all fill the batch take the unpacked path: the same states as packing."""
-    torch.manual_seed(0)
-    model = create_model("lstm", 16, n_outputs=4, num_layers=2, bidirectional=bidirectional)
-    model.eval()
-    x, lengths = torch.randn(3, 30, 16), torch.tensor([30, 30, 30])
-    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-    _, (h_n, _) = model.backbone.lstm(packed)
-    h = torch.cat([h_n[-2], h_n[-1]], dim=1) if bidirectional else h_n[-1]
-    assert torch.allclose(model(x, lengths), model.head(h), atol=1e-6)
-    # One clip shorter: packed again, so the last frames of that clip are ignored.
-    shorter = torch.tensor([30, 30, 20])
-    noisy = x.clone()
-    noisy[2, 20:] = 100.0
-    assert torch.allclose(model(noisy, shorter)[2], model(x[2:, :20], shorter[2:])[0], atol=1e-5)
 
 
 def test_cnn_blocks_and_dropout_configurable():
