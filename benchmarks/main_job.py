@@ -1,7 +1,7 @@
 """The main job, old against new: `python sweeps/lstm_spectrogram.py --samples N` run from a
 checkout of an earlier commit and from this one, side by side in one run.
 
-The earlier commit (--baseline, default the last commit before the "Throughput" issue's first
+The earlier commit (BASELINE below: the last commit before the "Throughput" issue's first
 change) is exported with `git archive` into a temporary folder. Each side runs the sweep script
 as a user would, in a fresh process that starts its own Ray, with its own `src` first on the
 path and its own split cache ($MUSICTUNE_CACHE); both read the same demo data folder. One
@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from musictune.errors import UserError  # noqa: E402
+from musictune.metrics import PRIMARY_METRIC  # noqa: E402
+from musictune.tuning.presets import get_preset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "81c5653"  # the last commit before the Throughput issue's first change (647630b)
@@ -37,7 +39,10 @@ def export(commit: str, into: Path) -> Path:
         capture_output=True,
     )
     if archive.returncode:
-        raise UserError(f"cannot export commit {commit!r}: check --baseline against `git log`")
+        raise UserError(
+            f"cannot export commit {commit!r}: run from a clone whose `git log` has it, "
+            "or change BASELINE in benchmarks/main_job.py"
+        )
     into.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into
@@ -75,12 +80,12 @@ def run(
     samples: int = 100,
     repeats: int = common.DEFAULT_REPEATS,
     seed: int = 0,
-    baseline: str = BASELINE,
 ) -> list[common.Row]:
+    best = f"best_{PRIMARY_METRIC[get_preset(preset).task]}"  # the sweep's metric in trials.csv
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-main-job-") as tmp:
         tmp = Path(tmp)
-        sides = {"new": ROOT, "old": export(baseline, (tmp / "old"))}
+        sides = {"new": ROOT, "old": export(BASELINE, tmp / "old")}
         for side, checkout in sides.items():  # fill each side's split cache, untimed
             warm = ["--samples", "1", "--max-epochs", "1", "--no-baseline-train"]
             sweep(checkout, tmp / f"cache-{side}", data_dir, preset, tmp / f"warm-{side}", warm)
@@ -94,7 +99,7 @@ def run(
                 )
                 figures[side] = wall
                 figures[f"{side}_epochs"] = float(table["epochs"].sum())
-                figures[f"{side}_best"] = float(table.filter(like="best_val_").iloc[:, 0].max())
+                figures[f"{side}_best"] = float(table[best].max())
             figures["speedup"] = figures["old"] / figures["new"]
             results.append(figures)
 
@@ -112,19 +117,19 @@ def run(
             "the time), so the rest would have to come from cheaper epochs or fewer of them"
         )
     return [
-        common.Row("main job", f"commit {baseline}: wall time (s)", values("old")),
+        common.Row("main job", f"commit {BASELINE}: wall time (s)", values("old")),
         common.Row("main job", "this commit: wall time (s)", values("new")),
         common.Row(
             "main job",
-            f"speed-up, commit {baseline} / this commit",
+            f"speed-up, commit {BASELINE} / this commit",
             values("speedup"),
             f">= {TARGET:g}",
             common.at_least(TARGET),
             note,
         ),
-        common.Row("main job", f"commit {baseline}: epochs trained", values("old_epochs")),
+        common.Row("main job", f"commit {BASELINE}: epochs trained", values("old_epochs")),
         common.Row("main job", "this commit: epochs trained", values("new_epochs")),
-        common.Row("main job", f"commit {baseline}: best val metric", values("old_best")),
+        common.Row("main job", f"commit {BASELINE}: best val metric", values("old_best")),
         common.Row("main job", "this commit: best val metric", values("new_best")),
     ]
 

@@ -109,7 +109,7 @@ def test_main_job_sides_run_their_own_code(tmp_path):
 
 
 def test_main_job_refuses_an_unknown_commit_in_one_line(tmp_path):
-    with pytest.raises(common.UserError, match="--baseline"):
+    with pytest.raises(common.UserError, match="'no-such-commit'.*change BASELINE in"):
         main_job.export("no-such-commit", tmp_path / "old")
 
 
