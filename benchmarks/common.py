@@ -494,7 +494,7 @@ def quiet(log: Path) -> Iterator[None]:
 def parser(description: str) -> argparse.ArgumentParser:
     """The options every benchmark script (and run_all) takes."""
     p = ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true", help="small budgets (about 10 min on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="small budgets")
     p.add_argument(
         "--repeats",
         type=int,

@@ -1,7 +1,7 @@
 """Run every benchmark side by side on one local Ray, print one table, append it to RESULTS.md.
 
-    python benchmarks/run_all.py --quick     # small budgets: about 10 minutes on 2 cores
-    python benchmarks/run_all.py             # the full budgets: about 30 minutes on 2 cores
+    python benchmarks/run_all.py --quick     # small budgets
+    python benchmarks/run_all.py             # the full budgets: 2649 s on 2 cores (2026-11-30)
     python benchmarks/run_all.py --quick --repeats 1 --no-save   # a smoke test
 
 Each benchmark is also a script of its own (startup.py, data_path.py, overhead.py,

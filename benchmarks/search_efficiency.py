@@ -292,12 +292,13 @@ def sizes(quick: bool) -> dict:
 
 
 def describe(cpus: int, samples: int, max_epochs: int) -> str:
-    patience = SweepOptions(preset="", samples=1).patience
+    defaults = SweepOptions(preset="", samples=1)  # the project side is the default sweep
     return (
         f"search_efficiency: {samples} trials x {max_epochs} epochs per side and repeat, "
-        f"patience {patience} on both sides; course FIFO, 1 trial at a time on {cpus} CPUs "
-        f"({cpus} torch threads); project ASHA (grace 1, reduction 3), 1 CPU (1 thread) per "
-        f"trial, up to {cpus} at once; project first"
+        f"patience {defaults.patience} on both sides; course FIFO, 1 trial at a time on {cpus} "
+        f"CPUs ({cpus} torch threads); project ASHA (grace {defaults.grace_period}, reduction "
+        f"{defaults.reduction_factor}), 1 CPU (1 thread) per trial, up to {cpus} at once; "
+        "project first"
     )
 
 
