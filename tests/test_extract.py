@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musictune import features, layout
+from musictune import extract_audio, features, layout
 from musictune.cli import main
 from musictune.data import load_dataset, load_task
 from musictune.extract import extract
@@ -104,7 +104,21 @@ def extracted(audio_tree, tmp_path_factory) -> dict:
     def first_run():
         extract(audio_tree, out, duration=SECONDS, jobs=1, progress=False)
 
-    interrupted = interrupt_after_first_file(first_run, pending)
+    # Five 5-s clips take well under a second on a fast machine, which once finished the whole
+    # run before the Ctrl-C landed (CI, stop 19). Each file still runs the real extraction;
+    # after it, the run waits up to 10 s, as a user's slower file would, for the key press.
+    real_job = extract_audio.extract_job
+
+    def slow_job(job):
+        result = real_job(job)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(extract_audio, "extract_job", slow_job)
+        interrupted = interrupt_after_first_file(first_run, pending)
     before = {p.name: p.stat().st_mtime_ns for p in pending.glob("[0-9]*.npy")}
     labels_before = (out / "fma_genre_spectrograms" / "train_labels.txt").exists()
     index_before = json.loads((out / "extract_index.json").read_text())
