@@ -164,7 +164,9 @@ def test_schema_check_catches_broken_variants(break_it):
 @pytest.fixture(scope="module")
 def two_node_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster")
-    data = write_layout(root / "data", n_train=120, n_test=20, frames=60)
+    # 400 frames: an epoch of 60 frames took 0.03 s, so the node-loss watcher had a window of
+    # about 0.1 s to catch epochs 2-4; at 400 it has about a second (the sweeps take ~4 s more).
+    data = write_layout(root / "data", n_train=120, n_test=20, frames=400)
     out = root / "report.json"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.run(
