@@ -152,7 +152,7 @@ def test_train_overfit_mode(fake_root):
             ["unknown model", "cnn, course_cnn, course_lstm, lstm"],
         ),
         (["train", "--epochs", "0"], ["--epochs"]),
-        (["train", "--bogus"], ["unrecognized arguments: --bogus"]),
+        (["train", "--bogus"], ["musictune train: error: unrecognized arguments: --bogus"]),
         (["train", "--task", "regression"], ["--target"]),
         (["sweep", "nope"], ["unknown preset", "lstm_spectrogram"]),
         (["sweep", "lstm_spectrogram", "--samples", "0"], ["--samples"]),
@@ -162,7 +162,10 @@ def test_train_overfit_mode(fake_root):
             ["sweep", "lstm_spectrogram", "--grace-period", "9", "--max-epochs", "3"],
             ["--grace-period"],
         ),
-        (["sweep", "lstm_spectrogram", "--unknown-option"], ["unrecognized arguments"]),
+        (
+            ["sweep", "lstm_spectrogram", "--unknown-option"],
+            ["musictune sweep: error: unrecognized arguments", "see musictune sweep --help"],
+        ),
         (["sweep", "lstm_spectrogram", "--storage", "/proc/musictune"], ["not writable"]),
         (
             ["sweep", "lstm_spectrogram", "--resume", "--name", "never-ran", "--storage", "{tmp}"],

@@ -127,6 +127,17 @@ def test_missing_and_empty_data_dir(tmp_path):
         load_dataset(tmp_path)
 
 
+def test_wrong_data_dir_names_a_few_of_its_folders_not_all(tmp_path):
+    """Pointed at a busy folder (/tmp, $HOME), the error stays one readable line."""
+    for i in range(40):
+        (tmp_path / f"folder{i:02d}").mkdir()
+    with pytest.raises(UserError) as info:
+        load_dataset(tmp_path)
+    message = str(info.value)
+    assert "holds folder00, folder01, folder02, folder03, folder04, folder05 and 34 more" in message
+    assert "folder06" not in message and "point --data-dir at" in message
+
+
 def test_extracted_manifest_keeps_own_genres(tmp_path):
     root = write_layout(tmp_path / "gtzan", n_train=20, n_test=8, genres=("disco", "reggae"))
     (root / layout.MANIFEST).write_text('{"class_mapping": null}')

@@ -179,13 +179,21 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def subcommands(parser: ArgumentParser) -> dict[str, ArgumentParser]:
+    """Name -> parser of each subcommand (argparse keeps them only on its subparsers action)."""
+    (action,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()  # the model choices may import $MUSICTUNE_MODELS
     except UserError as exc:
         print(f"musictune: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would blame `musictune`; the subcommand's own --help lists them
+        subcommands(parser)[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     return run_main(f"musictune {args.command}", args.handler, args, INTERRUPTED)
 
 

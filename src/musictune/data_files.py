@@ -58,8 +58,9 @@ def dataset_dir(root: Path, task: str, beat: bool) -> Path:
     directory = root / layout.dataset_dirname(task, beat)
     if not directory.is_dir():
         present = sorted(p.name for p in root.iterdir() if p.is_dir())
+        shown = ", ".join(present[:6]) + (f" and {len(present) - 6} more" if present[6:] else "")
         raise UserError(
-            f"{directory} not found (the data directory holds {present or 'no folders'}): "
+            f"{directory} not found (the data directory holds {shown or 'no folders'}): "
             f"point --data-dir at the folder that contains {directory.name}/"
         )
     return directory
