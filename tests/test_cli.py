@@ -211,7 +211,17 @@ def test_bad_input_is_one_line_and_exit_2(argv, needles, tmp_path, demo_tiny, ca
 
 def test_preset_script_rejects_unknown_option_without_traceback():
     proc = run("sweeps/lstm_spectrogram.py", "--sample", "3")
-    assert_one_line_error(proc, "--sample")
+    assert_one_line_error(
+        proc, "python sweeps/lstm_spectrogram.py: error:", "--sample", "--help)"
+    )
+
+
+def test_preset_script_help_names_the_script_and_takes_no_preset():
+    proc = run("sweeps/cnn_regression.py", "--help")
+    assert proc.returncode == 0, proc.stderr
+    usage = proc.stdout.split("\n\n")[0]
+    assert usage.startswith("usage: python sweeps/cnn_regression.py [-h]")
+    assert "preset" not in usage and "--target" in usage
 
 
 def test_existing_experiment_is_not_overwritten(tmp_path):

@@ -337,7 +337,7 @@ def test_ctrl_c_stops_cleanly_keeps_finished_trials_and_prints_the_resume_comman
     assert not our_tracebacks(err) and "Tuner.restore" not in err, err
     # One line says so (Ray may still flush a worker's log line after it).
     (note,) = [line for line in err.splitlines() if "interrupted" in line and "tune.py" not in line]
-    assert note.startswith("musictune sweep: interrupted: "), note
+    assert note.startswith("python sweeps/lstm_spectrogram.py: interrupted: "), note
     assert "of 3 trials ended and are kept in" in note
     command = shlex.split(note.split("resume with: ", 1)[1])
     assert command[:2] == ["python", "sweeps/lstm_spectrogram.py"]
@@ -578,7 +578,7 @@ BAD_INPUT = {
     # ---- preset scripts: real processes
     "preset-corrupt-array": Case(
         ("sweeps/cnn_spectrogram.py", "--data-dir", "{data}", "--storage", "{tmp}/results"),
-        ("musictune sweep: error:", "not a readable .npy"),
+        ("python sweeps/cnn_spectrogram.py: error:", "not a readable .npy"),
         "truncated_array",
         "process",
     ),

@@ -77,8 +77,21 @@ def run_sweep_command(args: argparse.Namespace) -> None:
 
 
 def sweep_main(preset: str) -> None:
-    """Entry point of `sweeps/<preset>.py`: the same CLI as `musictune sweep <preset>`."""
-    sys.exit(main(["sweep", preset, *sys.argv[1:]]))
+    """Entry point of `sweeps/<preset>.py`: the options of `musictune sweep <preset>`, under the
+    script's own name, so that its usage, --help and errors name what the user typed."""
+    from musictune.tuning.options import SweepOptions
+    from musictune.tuning.presets import get_preset
+
+    prog = f"python sweeps/{preset}.py"
+    try:  # the model choices may import $MUSICTUNE_MODELS
+        parser = ArgumentParser(prog=prog, description=get_preset(preset).doc)
+        add_options(parser, SweepOptions, skip=("preset",))
+    except UserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    parser.set_defaults(preset=preset)
+    args = parser.parse_args(sys.argv[1:])
+    sys.exit(run_main(prog, run_sweep_command, args, INTERRUPTED))
 
 
 # --------------------------------------------------------------------------- extract
