@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from musictune.atomic import ensure_writable
@@ -54,11 +54,15 @@ def run_demo(args: argparse.Namespace) -> None:
 
 
 def add_sweep_parser(sub) -> None:
+    sweep_arguments(sub.add_parser("sweep", help="run a Ray Tune sweep of a preset"))
+
+
+def sweep_arguments(parser: ArgumentParser, preset: str | None = None) -> None:
+    """The sweep's options on `parser`; with `preset` (a preset script's) that one is fixed."""
     from musictune.tuning.options import SweepOptions
 
-    p = sub.add_parser("sweep", help="run a Ray Tune sweep of a preset")
-    add_options(p, SweepOptions)
-    p.set_defaults(handler=run_sweep_command)
+    add_options(parser, SweepOptions, skip=("preset",) if preset else ())
+    parser.set_defaults(handler=run_sweep_command, **({"preset": preset} if preset else {}))
 
 
 def sweep_options_from_args(args: argparse.Namespace):
@@ -76,22 +80,18 @@ def run_sweep_command(args: argparse.Namespace) -> None:
     run_sweep(sweep_options_from_args(args))
 
 
-def sweep_main(preset: str) -> None:
-    """Entry point of `sweeps/<preset>.py`: the options of `musictune sweep <preset>`, under the
-    script's own name, so that its usage, --help and errors name what the user typed."""
-    from musictune.tuning.options import SweepOptions
+def preset_parser(preset: str) -> ArgumentParser:
     from musictune.tuning.presets import get_preset
 
-    prog = f"python sweeps/{preset}.py"
-    try:  # the model choices may import $MUSICTUNE_MODELS
-        parser = ArgumentParser(prog=prog, description=get_preset(preset).doc)
-        add_options(parser, SweepOptions, skip=("preset",))
-    except UserError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    parser.set_defaults(preset=preset)
-    args = parser.parse_args(sys.argv[1:])
-    sys.exit(run_main(prog, run_sweep_command, args, INTERRUPTED))
+    parser = ArgumentParser(prog=f"python sweeps/{preset}.py", description=get_preset(preset).doc)
+    sweep_arguments(parser, preset)
+    return parser
+
+
+def sweep_main(preset: str) -> None:
+    """Entry point of `sweeps/<preset>.py`: `musictune sweep <preset>` under the script's own
+    name, so that its usage, --help and errors name what the user typed."""
+    sys.exit(run_command(f"python sweeps/{preset}.py", lambda: preset_parser(preset), sys.argv[1:]))
 
 
 # --------------------------------------------------------------------------- extract
@@ -198,16 +198,23 @@ def subcommands(parser: ArgumentParser) -> dict[str, ArgumentParser]:
     return action.choices
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_command(prog: str, build: Callable[[], ArgumentParser], argv: Sequence[str] | None) -> int:
+    """Build the parser, parse `argv`, run its handler: `musictune` and the preset scripts alike."""
     try:
-        parser = build_parser()  # the model choices may import $MUSICTUNE_MODELS
+        parser = build()  # the model choices may import $MUSICTUNE_MODELS
     except UserError as exc:
-        print(f"musictune: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     args, unknown = parser.parse_known_args(argv)
-    if unknown:  # argparse would blame `musictune`; the subcommand's own --help lists them
-        subcommands(parser)[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
-    return run_main(f"musictune {args.command}", args.handler, args, INTERRUPTED)
+    # A subcommand's own parser names it in errors and its --help lists its options.
+    command = subcommands(parser)[args.command] if "command" in args else parser
+    if unknown:
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return run_main(command.prog, args.handler, args, INTERRUPTED)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command("musictune", build_parser, argv)
 
 
 if __name__ == "__main__":
