@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 
 from musictune import features
-from musictune.tuning.plan import make_plan
+from musictune.reporting.experiments import find_experiments
+from musictune.selection import rank_order
+from musictune.tuning.plan import GENRE_CNN_PRESETS, make_plan
 from musictune.tuning.presets import PRESETS
 from musictune.tuning.runner import build_scheduler, run_sweep
 from musictune.tuning.storage import SWEEP_FILE, TRIALS_FILE
+from musictune.tuning.transfer import find_source
 
 from .conftest import sweep_options
 
@@ -51,8 +54,8 @@ def test_every_preset_trial_config_trains_on_its_view(preset, demo_tiny, tmp_pat
     config = {k: v.sample() if isinstance(v, Domain) else v for k, v in plan.space.items()}
     data = load_task(spec.task, demo_tiny, spec.features, spec.beat)
     view = features.VIEWS[spec.features]
-    assert data.train.x.shape[2] == view.stop - view.start
-    assert (data.train.x.shape[1] < 20) == spec.beat  # beat-synced tiny clips: a few beats
+    assert data.n_features == view.stop - view.start
+    assert (data.train.lengths.max() < 20) == spec.beat  # beat-synced tiny clips: a few beats
     model = trial_model(config, data, plan.settings)
     assert 0 <= fit(model, data, plan.settings.train_config(config)).best_metric <= 1
 
@@ -200,3 +203,95 @@ def test_optuna_search_runs(ray_local, fake_root, tmp_path):
     assert len(results) == 3 and not results.errors
     lrs = {r.config["lr"] for r in results}
     assert len(lrs) == 3 and all(10**-4.4 <= lr <= 1e-2 for lr in lrs)
+
+
+# --------------------------------------------------------------------------- ties
+
+# Per trial of a sweep, by its index: (val_macro_f1, val_loss) of each epoch. Trials 0, 1, 2 and 4
+# tie at the top (0.7). The rule ranks 2 (val_loss 0.5 at its best epoch, epoch 1), 4 (the same
+# figures: its id is later; its equal second epoch does not move its best epoch), 1 (loss 0.5 but
+# best at epoch 3), 0 (loss 0.9), then 3 (0.65, though it has the lowest loss of all).
+TIED = [
+    [(0.5, 1.0), (0.7, 0.9), (0.6, 0.8)],
+    [(0.6, 0.9), (0.6, 0.7), (0.7, 0.5)],
+    [(0.7, 0.5), (0.6, 0.4)],
+    [(0.6, 0.2), (0.65, 0.1)],
+    [(0.7, 0.5), (0.7, 0.3)],
+]
+
+
+def scripted(epochs: list):
+    """A function trainable that builds the trial's real model and saves a real checkpoint every
+    epoch, but reports the validation figures of `epochs[trial index]`."""
+
+    def trial(config: dict, data, settings, source=None) -> None:
+        import tempfile
+
+        from ray import tune
+
+        from musictune.checkpoints import CHECKPOINT_FILE, save_checkpoint
+        from musictune.training import TrainState
+        from musictune.trial import trial_model
+
+        index = int(tune.get_context().get_trial_id().rsplit("_", 1)[1])
+        model, state = trial_model(config, data, settings), TrainState()
+        for epoch, (f1, loss) in enumerate(epochs[index], 1):
+            metrics = {"epoch": epoch, "val_macro_f1": f1, "val_accuracy": f1, "val_loss": loss}
+            state.epoch, state.finished = epoch, epoch == len(epochs[index])
+            if f1 > state.best_metric:  # as training keeps it: the first epoch of the best
+                state.best_metric = state.best_score = f1
+                state.best_epoch = epoch
+            state.history.append(metrics)
+            with tempfile.TemporaryDirectory() as folder:
+                save_checkpoint(Path(folder) / CHECKPOINT_FILE, model, None, state, config)
+                tune.report(
+                    {**metrics, "train_loss": loss, "diverged": 0},
+                    checkpoint=tune.Checkpoint.from_directory(folder),
+                )
+
+    return trial
+
+
+def test_tied_trials_rank_by_one_rule_in_summary_report_and_transfer(
+    ray_local, fake_root, tmp_path
+):
+    """The issue's three-way tie at the top: trials.csv's order, the tuned best the sweep tests,
+    the trial a report reruns and a transfer's source are the same trial, chosen by one rule."""
+    storage = str(tmp_path)
+    argv = ["--samples", "5", "--scheduler", "fifo", "--max-epochs", "3", "--no-baseline-train"]
+    common = ["--data-dir", str(fake_root), "--storage", storage, "--name", "tied"]
+    run_sweep(sweep_options("cnn_spectrogram_beat", *argv, *common), trainable=scripted(TIED))
+    table = pd.read_csv(tmp_path / "tied" / TRIALS_FILE, dtype={"trial_id": str})
+    index = [int(t.rsplit("_", 1)[1]) for t in table["trial_id"]]
+    assert index == [2, 4, 1, 0, 3]
+    assert table["best_val_macro_f1"].tolist() == [0.7, 0.7, 0.7, 0.7, 0.65]
+    assert table["val_loss_at_best"].tolist() == [0.5, 0.5, 0.5, 0.9, 0.1]
+    assert table["best_epoch"].tolist() == [1, 1, 3, 2, 2]
+    best = table.loc[0]
+    meta = json.loads((tmp_path / "tied" / SWEEP_FILE).read_text())
+    assert meta["test"]["tuned"]["trial"] == best["trial_id"]  # the tuned best it tested
+    assert meta["test"]["tuned"]["checkpoint_epoch"] == 1
+    (exp,), _ = find_experiments(storage, ["tied"])
+    assert exp.best_trials(2)["trial_id"].tolist() == table["trial_id"][:2].tolist()
+    source = find_source("transfer_energy", "tied", storage, GENRE_CNN_PRESETS)
+    assert source.info["source_trial"] == Path(best["path"]).name
+    assert source.info["checkpoint_epoch"] == 1
+    # A trials.csv from before the rule's columns: the metric, then the trial id.
+    old = table.drop(columns=["val_loss_at_best", "val_macro_f1_at_best", "best_epoch"])
+    old.to_csv(tmp_path / "tied" / TRIALS_FILE, index=False)
+    (exp,), _ = find_experiments(storage, ["tied"])
+    assert exp.best_trials(1)["trial_id"].tolist() == [min(table["trial_id"][:4])]
+
+
+def test_with_select_by_loss_the_lowest_loss_ranks_first_then_the_metric():
+    rows = [
+        {"trial_id": "a", "best_val_f1": 0.9, "val_loss_at_best": 0.3, "val_f1_at_best": 0.5},
+        {"trial_id": "b", "best_val_f1": 0.6, "val_loss_at_best": 0.2, "val_f1_at_best": 0.5,
+         "best_epoch": 4},
+        {"trial_id": "c", "best_val_f1": 0.6, "val_loss_at_best": 0.2, "val_f1_at_best": 0.5,
+         "best_epoch": 2},
+        {"trial_id": "d", "best_val_f1": 0.7, "val_loss_at_best": 0.2, "val_f1_at_best": 0.6},
+        {"trial_id": "e", "best_val_f1": float("nan"), "val_loss_at_best": float("nan")},
+    ]  # fmt: skip
+    assert rank_order(rows, "val_f1", "loss") == [3, 2, 1, 0, 4]
+    assert rank_order(rows, "val_f1", "metric") == [0, 3, 2, 1, 4]

@@ -33,7 +33,7 @@ from musictune.reporting.experiments import NOT_TUNED, TRIALS_FILE, Experiment, 
 from musictune.reporting.featuremaps import CNN_FAMILIES, capture
 from musictune.reporting.importance import hyperparameter_importance
 from musictune.reporting.options import ReportOptions
-from musictune.reporting.rerun import DONE_FILE, Rerun, rerun_done, run_rerun
+from musictune.reporting.rerun import DONE_FILE, Rerun, rerun_done, run_rerun, selection_of
 from musictune.reporting.results import (
     Comparison,
     DataFacts,
@@ -207,9 +207,10 @@ def test_rerun(
 def test_sweep_checkpoint(
     exp: Experiment, trial_id: str, data: Dataset, config: dict
 ) -> TestedConfig:
-    """No rerun: test the best checkpoint the sweep kept for the trial."""
+    """No rerun: test the best checkpoint the sweep kept for the trial (its best epoch by what
+    the sweep selected epochs with)."""
     result = exp.result_of(trial_id)
-    checkpoint = result.get_best_checkpoint(exp.metric, exp.mode)
+    checkpoint = result.get_best_checkpoint(*selection_of(exp.meta))
     runs = []
     if checkpoint is not None:
         seed = int(result.config.get("seed", 0))

@@ -19,6 +19,7 @@ import pandas as pd
 
 from musictune import paths
 from musictune.errors import UserError
+from musictune.selection import rank_order
 
 SWEEP_FILE = "sweep.json"  # the names run_sweep writes (musictune.tuning.runner)
 TRIALS_FILE = "trials.csv"
@@ -69,12 +70,19 @@ class Experiment:
         return " ".join(parts)
 
     @property
+    def select_by(self) -> str:
+        return self.meta.get("select_by", "metric")
+
+    @property
     def finished_trials(self) -> pd.DataFrame:
-        """Trials that ended normally and reported the metric, best first."""
+        """Trials that ended normally and reported the metric, best first by the one tie-break
+        (`musictune.selection.rank_key`: a trials.csv without its columns ranks by the metric,
+        then the trial id)."""
         done = self.trials[
             (self.trials["status"] == "TERMINATED") & self.trials[self.best_column].notna()
         ]
-        return done.sort_values(self.best_column, ascending=self.mode == "min")
+        order = rank_order(done.to_dict("records"), self.metric, self.select_by, self.mode)
+        return done.iloc[order]
 
     def best_trials(self, n: int = 1) -> pd.DataFrame:
         return self.finished_trials.head(n)

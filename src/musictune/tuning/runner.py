@@ -200,7 +200,7 @@ def finish(plan: SweepPlan, outcome, data: Dataset, meta: dict, started: float, 
     """Write trials.csv and the final sweep.json, print the summary; the test-split comparison
     only for a finished sweep (an interrupted one has no tuned best yet)."""
     results = outcome.results
-    table = trial_table(results, plan.metric, outcome.status)
+    table = trial_table(results, plan.metric, outcome.status, plan.settings.select_by)
     write_experiment_file(plan.path, TRIALS_FILE, table.to_csv(index=False))
     meta["wall_time_s"] = meta.get("wall_time_s", 0.0) + time.time() - started
     meta["status"] = "interrupted" if outcome.interrupted else "finished"

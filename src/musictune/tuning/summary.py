@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from musictune.data import Dataset
+from musictune.selection import best_epoch_figures, rank_order, selection
 from musictune.tuning.storage import TRIALS_FILE, is_uri
 
 if TYPE_CHECKING:
@@ -37,8 +38,36 @@ def first_error(result) -> str:
     return next((s.strip()[:200] for s in lines if not s.startswith("Failure #")), "")
 
 
-def trial_table(results, metric: str, status: dict[str, str] | None = None) -> pd.DataFrame:
-    """One tidy row per trial: status, config, last and best metrics, epochs, folder.
+def result_trial_id(result) -> str:
+    """A Ray result's trial id, as trials.csv records it."""
+    return (result.metrics or {}).get("trial_id") or Path(result.path).name
+
+
+def rank_figures(result, metric: str, select_by: str) -> dict:
+    """What the tie-break (`selection.rank_key`) reads of a Ray result: its trial id, best
+    metric and loss, and its best epoch with the loss and metric there."""
+    history = result.metrics_dataframe
+    row = {"trial_id": result_trial_id(result)}
+    for key in dict.fromkeys((metric, "val_loss")):
+        if history is not None and key in history:
+            row[f"best_{key}"] = history[key].min() if "loss" in key else history[key].max()
+    return row | best_epoch_figures(history, metric, select_by)
+
+
+def ranked_results(results, metric: str, select_by: str = "metric") -> list:
+    """The trials that ended without an error, best first by the one tie-break (see
+    `musictune.selection`): what the tuned best, a report and a transfer all choose from."""
+    rows = [rank_figures(r, metric, select_by) for r in results]
+    order = rank_order(rows, metric, select_by)
+    return [results[i] for i in order if results[i].error is None]
+
+
+def trial_table(
+    results, metric: str, status: dict[str, str] | None = None, select_by: str = "metric"
+) -> pd.DataFrame:
+    """One tidy row per trial: status, config, last and best metrics, epochs, folder; the best
+    epoch and the loss and metric there (the tie-break's columns). Best trial first, ranked by
+    `selection.rank_key`.
 
     `status` (trial id -> status) overrides the statuses the ResultGrid carries.
     """
@@ -50,7 +79,7 @@ def trial_table(results, metric: str, status: dict[str, str] | None = None) -> p
         last = result.metrics or {}
         trial = trials[i] if trials else None
         row = {
-            "trial_id": last.get("trial_id") or Path(result.path).name,
+            "trial_id": result_trial_id(result),
             # RUNNING / PENDING / PAUSED only after Ctrl-C: those trials resume with --resume.
             "status": status.get(trial.trial_id, trial.status)
             if trial
@@ -72,11 +101,9 @@ def trial_table(results, metric: str, status: dict[str, str] | None = None) -> p
             if history is not None and key in history:
                 row[f"last_{key}"] = history[key].iloc[-1]
                 row[f"best_{key}"] = history[key].min() if "loss" in key else history[key].max()
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    if f"best_{metric}" in table:
-        table = table.sort_values(f"best_{metric}", ascending=False, na_position="last")
-    return table.reset_index(drop=True)
+        rows.append(row | best_epoch_figures(history, metric, select_by))
+    order = rank_order(rows, metric, select_by)
+    return pd.DataFrame([rows[i] for i in order]).reset_index(drop=True)
 
 
 def failure_lines(table: pd.DataFrame) -> list[str]:
@@ -140,41 +167,30 @@ def print_summary(
 
 
 def best_checkpoint(
-    results, metric: str, score: tuple[str, str] | None = None
+    results, metric: str, select_by: str = "metric"
 ) -> tuple[object, object, str] | None:
-    """The tuned best trial (Ray's `get_best_result(scope="all")`) and its best checkpoint by
-    `score` (attribute, mode; default the metric: --select-by loss picks the lowest val_loss).
+    """The tuned best trial (`ranked_results`: the one tie-break) and its best epoch's
+    checkpoint by what the sweep selected epochs with (--select-by).
 
     Trials checkpoint at each new best epoch, every --checkpoint-every epochs and at their end;
     a trial that saved none (a crash before its first) gives way to the next best, with a note.
     """
-    score = score or (metric, MODE)
-
-    def peak(result) -> float:
-        history = result.metrics_dataframe
-        if history is None or metric not in history or history[metric].isna().all():
-            return float("-inf")
-        return float(history[metric].max())
-
-    try:
-        best = results.get_best_result(metric, MODE, scope="all")
-    except (RuntimeError, ValueError):
-        return None
-    for result in [best, *sorted(results, key=peak, reverse=True)]:
-        if result.error is None and result.best_checkpoints:
-            best_id = (best.metrics or {}).get("trial_id") or Path(best.path).name
-            note = "" if result is best else f"; the best trial, {best_id}, saved none"
-            return result, result.get_best_checkpoint(*score), note
+    ranked = ranked_results(results, metric, select_by)
+    for result in ranked:
+        if result.best_checkpoints:
+            best_id = result_trial_id(ranked[0])
+            note = "" if result is ranked[0] else f"; the best trial, {best_id}, saved none"
+            return result, result.get_best_checkpoint(*selection(metric, select_by)), note
     return None
 
 
-def test_tuned_best(results, data: Dataset, metric: str, seed: int, score: tuple[str, str]):
+def test_tuned_best(results, data: Dataset, metric: str, seed: int, select_by: str):
     """The tuned best's best checkpoint tested once: (Figures, what sweep.json records) or None."""
     from musictune import baselines
     from musictune.checkpoints import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint
     from musictune.evaluation import evaluate_model
 
-    found = best_checkpoint(results, metric, score)
+    found = best_checkpoint(results, metric, select_by)
     if found is None:
         return None
     result, checkpoint, note = found
@@ -182,7 +198,7 @@ def test_tuned_best(results, data: Dataset, metric: str, seed: int, score: tuple
         saved = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
     seed = int(result.config.get("seed", seed))
     evaluation = evaluate_model(model_from_checkpoint(saved), data, seed, data.task)
-    trial = (result.metrics or {}).get("trial_id") or Path(result.path).name
+    trial = result_trial_id(result)
     epoch = int(saved["state"]["epoch"])
     note = f"trial {trial}, checkpoint of epoch {epoch}{note}"
     tuned = baselines.Figures("tuned", "tuned best", [evaluation.metrics], [seed], note)
@@ -231,8 +247,8 @@ def compare_on_test(results, data: Dataset, plan: SweepPlan, meta: dict) -> dict
     from musictune import baselines
 
     metrics = baselines.shown_metrics(data)
-    score = plan.settings.score(plan.metric)
-    found = test_tuned_best(results, data, plan.metric, plan.options.seed, score)
+    select_by = plan.settings.select_by
+    found = test_tuned_best(results, data, plan.metric, plan.options.seed, select_by)
     if found is None:
         print("\ntest split: no trial saved a checkpoint to test; no comparison")
         return {"skipped": "no trial saved a checkpoint"}

@@ -73,20 +73,29 @@ def genre_sweep_meta(preset: str, sweep: str | None, root: str, genre_presets: l
 
 
 def _best_checkpoint(folder: Path, sweep: str, metric: str, mode: str, select_by: str):
-    """The best trial by the sweep's metric, and its best epoch's checkpoint by what the sweep
-    selected epochs with (trials checkpoint every new best epoch)."""
+    """The best trial by the one tie-break (`summary.ranked_results`, as the sweep's tuned best
+    and its reports choose it), and its best epoch's checkpoint by what the sweep selected epochs
+    with (trials checkpoint every new best epoch)."""
     from ray.tune import ExperimentAnalysis, ResultGrid
+
+    from musictune.tuning.summary import ranked_results
 
     score = selection(metric, select_by) if mode == "max" else (metric, mode)
     try:
         grid = ResultGrid(ExperimentAnalysis(str(folder), default_metric=metric, default_mode=mode))
-        best = grid.get_best_result(metric, mode, scope="all")
-        checkpoint = best.get_best_checkpoint(*score) if best.best_checkpoints else best.checkpoint
+        ranked = ranked_results(grid, metric, select_by)
     except (ValueError, RuntimeError) as exc:
         raise UserError(
             f"sweep {sweep!r} has no trial result to transfer from ({str(exc).splitlines()[0]}); "
             "choose a sweep whose trials finished"
         ) from None
+    if not ranked:
+        raise UserError(
+            f"sweep {sweep!r} has no trial that finished to transfer from; choose a sweep whose "
+            "trials finished"
+        )
+    best = ranked[0]
+    checkpoint = best.get_best_checkpoint(*score) if best.best_checkpoints else best.checkpoint
     if checkpoint is None:
         raise UserError(f"the best trial of sweep {sweep!r} saved no checkpoint: rerun that sweep")
     return best, checkpoint
