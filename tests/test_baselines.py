@@ -41,7 +41,7 @@ ROWS = {
 def split(y) -> Split:
     y = np.asarray(y)
     n = len(y)
-    return Split(np.zeros((n, 2, 3), np.float32), np.full(n, 2), y, np.arange(n).astype(str))
+    return Split(np.zeros((2 * n, 3), np.float32), np.full(n, 2), y, np.arange(n).astype(str))
 
 
 def genre_data(train_y, test_y, classes=("a", "b", "c")) -> Dataset:

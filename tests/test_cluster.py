@@ -299,18 +299,20 @@ def test_batches_from_a_device_copy_match_the_array_path(fake_root):
 
     split = load_task("genre", fake_root, "mel", False).train
     assert to_device(split, torch.device("cpu")) is None  # CPU: batches come from the arrays
-    copy_ = DeviceSplit(torch.from_numpy(split.x.copy()), torch.from_numpy(split.y.copy()))
+    copy_ = DeviceSplit(torch.from_numpy(split.frames.copy()), torch.from_numpy(split.y.copy()))
     order = np.random.default_rng(0).permutation(len(split))
-    plain = iterate_batches(split, 7, order)
-    gathered = iterate_batches(split, 7, order, copy_)
-    assert len(plain) == len(gathered) > 1
-    for (x1, l1, y1), (x2, l2, y2) in zip(plain, gathered):
-        assert torch.equal(x1, x2) and torch.equal(l1, l2) and torch.equal(y1, y2)
+    for crop in (0, 9):  # whole clips, and random crops drawn from the same generator state
+        plain = iterate_batches(split, 7, order, crop=crop, rng=np.random.default_rng(1))
+        gathered = iterate_batches(split, 7, order, copy_, crop, np.random.default_rng(1))
+        assert len(plain) == len(gathered) > 1
+        for (x1, l1, y1), (x2, l2, y2) in zip(plain, gathered):
+            assert torch.equal(x1, x2) and torch.equal(l1, l2) and torch.equal(y1, y2)
 
 
 def test_evaluation_from_a_device_copy_matches_the_array_path(fake_root):
     """Evaluation on the GPU path keeps outputs and targets on the device (one copy to the host
     for the metrics); on CPU tensors it must give exactly the figures of the array path."""
+    import numpy as np
     import torch
 
     from musictune.batches import DeviceSplit
@@ -319,9 +321,14 @@ def test_evaluation_from_a_device_copy_matches_the_array_path(fake_root):
 
     data = load_task("genre", fake_root, "mel", False)
     split = data.val
-    copy_ = DeviceSplit(torch.from_numpy(split.x.copy()), torch.from_numpy(split.y.copy()))
+    copy_ = DeviceSplit(torch.from_numpy(split.frames.copy()), torch.from_numpy(split.y.copy()))
     model = build_model(data, "lstm", seed=0, hidden_size=16)
     assert evaluate(model, split, on_device=copy_) == evaluate(model, split)
+    model.window = 9  # scored over windows; a fold's clips by index
+    index = np.arange(0, len(split), 2)
+    assert evaluate(model, split, on_device=copy_) == evaluate(model, split)
+    on_gpu_path = evaluate(model, split, on_device=copy_, index=index)
+    assert on_gpu_path == evaluate(model, split, index=index)
 
 
 def test_summary_of_an_object_storage_sweep_says_how_to_copy_it_down(capsys):

@@ -22,19 +22,22 @@ def test_label_id_quirks_resolve_to_the_file_on_disk(fake_root):
     assert "beatsync.fused.npy.gz" in beat_labels
     assert "full.fused.npy.gz" in test_labels
     raw = read_split(fake_root / "fma_genre_spectrograms_beat", "genre", "train")
-    assert raw["x"].shape[0] == 60 and raw["x"].shape[2] == 140
+    assert len(raw["lengths"]) == 60 and raw["frames"].shape == (raw["lengths"].sum(), 140)
     assert raw["ids"][0] == "1000"
 
 
 def test_views_shapes_and_time_major(fake_root):
     for features, width in (("mel", 128), ("chroma", 12), ("fused", 140)):
         data = load_dataset(fake_root, features=features)
-        assert data.train.x.shape[1:] == (40, width)
+        assert data.train.padded().shape[1:] == (40, width)
+        assert data.train.frames.shape == (data.train.lengths.sum(), width)  # end to end
     beat = load_dataset(fake_root, features="mel", beat=True)
-    assert beat.train.x.shape[1] == beat.train.lengths.max() <= 8
-    # Zero padding after the true length.
+    x = beat.train.padded()
+    assert x.shape[1] == beat.train.lengths.max() <= 8
+    # A batch is zero-padded after each clip's true length; clip(i) is its own frames.
     short = int(np.argmin(beat.train.lengths))
-    assert np.all(beat.train.x[short, beat.train.lengths[short] :] == 0)
+    assert np.all(x[short, beat.train.lengths[short] :] == 0)
+    assert np.array_equal(x[short, : beat.train.lengths[short]], beat.train.clip(short))
 
 
 def test_class_mapping_folds_20_into_10_and_drops_five():
@@ -58,12 +61,10 @@ def test_split_is_stratified_fixed_and_drops_unmapped(fake_root):
 
 def test_standardisation_fitted_on_train_only(fake_root):
     data = load_dataset(fake_root, features="fused")
-    valid = np.arange(data.train.x.shape[1])[None] < data.train.lengths[:, None]
-    frames = data.train.x[valid]
+    frames = data.train.frames
     assert np.allclose(frames.mean(axis=0), 0, atol=1e-4)
     assert np.allclose(frames.std(axis=0), 1, atol=1e-3)
-    test_frames = data.test.x[np.arange(data.test.x.shape[1])[None] < data.test.lengths[:, None]]
-    assert not np.allclose(test_frames.mean(axis=0), 0, atol=1e-4)
+    assert not np.allclose(data.test.frames.mean(axis=0), 0, atol=1e-4)
 
 
 def test_second_load_comes_from_the_cache_quickly(fake_root):

@@ -216,17 +216,17 @@ def test_reader_gives_the_same_shapes_as_for_the_real_layout(extracted, fake_roo
         reference = load_dataset(fake_root, features=view)
         assert data.classes == ("classical", "country", "jazz")
         for split in (data.train, data.val, data.test):
-            assert split.x.ndim == 3 and split.x.shape[2] == width
-            assert split.x.shape[2] == reference.train.x.shape[2]
-            assert split.x.shape[1] == split.lengths.max()  # time-major (N, T, F)
-            assert split.x.dtype == reference.train.x.dtype == np.float32
+            assert split.frames.ndim == 2 and split.n_features == width
+            assert split.n_features == reference.train.n_features
+            assert split.padded().shape[1] == split.lengths.max()  # time-major (N, T, F)
+            assert split.frames.dtype == reference.train.frames.dtype == np.float32
             assert split.lengths.dtype == reference.train.lengths.dtype
             assert split.ids.dtype.kind == reference.train.ids.dtype.kind == "U"
         assert set(np.concatenate([data.train.lengths, data.val.lengths, data.test.lengths])) == {
             FRAMES
         }
     beat = load_dataset(out, features="mel", beat=True)
-    assert beat.train.x.shape[2] == 128 and 0 < beat.train.lengths.max() < FRAMES
+    assert beat.train.n_features == 128 and 0 < beat.train.lengths.max() < FRAMES
 
 
 def test_arrays_are_the_feature_code_on_the_middle_of_the_file(extracted):
@@ -286,7 +286,7 @@ def test_csv_with_targets_keeps_gtzan_genres_and_a_mapping_folds_them(tmp_path):
     assert test_lines[0] == "Id" and len(test_lines) == 2 and "," not in test_lines[1]
     multi = load_task("multitask", out)
     assert multi.train.y.shape[1] == 3 and "no labels" in multi.test_note
-    assert load_task("regression", out, target="energy", beat=True).train.x.shape[2] == 128
+    assert load_task("regression", out, target="energy", beat=True).train.n_features == 128
 
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps({"disco": "Electronic", "reggae": None}))

@@ -529,7 +529,7 @@ def test_feature_maps_of_cnn_experiments_only(reported):
     data = load_task("multitask", reported["data"], "mel", True)
     model = model_from_checkpoint(load_checkpoint(maps.checkpoint)).eval()
     i = list(data.test.ids).index(maps.clips[0].split(":")[0])
-    x = torch.from_numpy(data.test.x[i, : data.test.lengths[i]])[None, None]
+    x = torch.from_numpy(data.test.clip(i).copy())[None, None]
     with torch.no_grad():
         one = model.backbone.blocks[0](x)
         two = model.backbone.blocks[1](one)

@@ -15,9 +15,9 @@ import ray
 import torch
 from ray import tune
 
-from musictune.checkpoints import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from musictune.checkpoints import CHECKPOINT_FILE, load_checkpoint, save_checkpoint, save_folds
 from musictune.data import Dataset
-from musictune.training import fit
+from musictune.training import fit, fit_folds
 from musictune.trial import TrialSettings, trial_model
 
 
@@ -47,7 +47,6 @@ def train_trial(
     torch.set_num_threads(settings.threads)
     if settings.quiet:
         logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-    model = trial_model(config, data, settings, source)
     train = settings.train_config(config, trial_device())
     # Where this epoch ran: the cluster node, and the device (cuda when Ray gave it a GPU).
     where = {"node_id": ray.get_runtime_context().get_node_id(), "device": train.device}
@@ -58,11 +57,17 @@ def train_trial(
         # test split, reruns and transfer), not only the latest multiple of checkpoint_every.
         best = state.best_epoch == state.epoch
         if best or state.finished or state.epoch % train.checkpoint_every == 0:
+            save = save_folds if data.folds is not None else save_checkpoint
             with tempfile.TemporaryDirectory() as directory:
-                save_checkpoint(Path(directory) / CHECKPOINT_FILE, model, optimizer, state, config)
+                save(Path(directory) / CHECKPOINT_FILE, model, optimizer, state, config)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(metrics)
 
     # A restored trial loads its own last weights (over the genre ones, for transfer).
-    fit(model, data, train, on_epoch=report, resume=restored_checkpoint())
+    if data.folds is not None:  # K-fold: one model per fold, in lockstep
+        models = [trial_model(config, data, settings, source) for _ in range(data.n_folds)]
+        fit_folds(models, data, train, on_epoch=report, resume=restored_checkpoint())
+    else:
+        model = trial_model(config, data, settings, source)
+        fit(model, data, train, on_epoch=report, resume=restored_checkpoint())

@@ -23,7 +23,12 @@ CHECKPOINT_FILE = "checkpoint.pt"  # the file in a checkpoint folder (a Ray Tune
 
 
 def save_checkpoint(
-    path: str | os.PathLike, model: MusicModel, optimizer, state: TrainState, config: dict
+    path: str | os.PathLike,
+    model: MusicModel,
+    optimizer,
+    state: TrainState,
+    config: dict,
+    extra: dict | None = None,
 ) -> None:
     """One plain dict (weights, optimiser, model spec, state, config), written atomically."""
     path = Path(path)
@@ -32,11 +37,25 @@ def save_checkpoint(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "model_spec": model.spec,
+        "window": int(model.window),  # the training crop, in frames (0: whole clips)
         "state": state.to_dict(),
         "config": config,
+        **(extra or {}),
     }
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
+
+
+def save_folds(
+    path: str | os.PathLike, models: list[MusicModel], optimizers: list, state: TrainState,
+    config: dict,
+) -> None:
+    """A K-fold trial's checkpoint: fold 0 where a plain checkpoint keeps its model (so it
+    loads like one), and every fold's weights and optimiser under "folds" for resuming."""
+    folds = [
+        {"model": m.state_dict(), "optimizer": o.state_dict()} for m, o in zip(models, optimizers)
+    ]
+    save_checkpoint(path, models[0], optimizers[0], state, config, {"folds": folds})
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -65,4 +84,5 @@ def model_from_checkpoint(checkpoint: dict) -> MusicModel:
     """The model a checkpoint was saved from, with its weights."""
     model = create_model(**checkpoint["model_spec"])
     model.load_state_dict(checkpoint["model"])
+    model.window = int(checkpoint.get("window", 0))
     return model

@@ -21,7 +21,7 @@ from musictune.errors import UserError
 from musictune.features import N_FUSED
 from musictune.genres import FMA_CLASS_MAPPING
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: clips stored end to end (frames), not padded
 
 
 # --------------------------------------------------------------------------- locating data
@@ -148,7 +148,8 @@ def _cache_path(directory: Path, split: str) -> Path:
 
 
 def read_split(directory: Path, task: str, split: str) -> dict[str, np.ndarray]:
-    """Raw fused arrays of one split: x (N, T, 140) padded, lengths, ids, and labels."""
+    """Raw fused arrays of one split: frames (sum of lengths, 140) with every clip end to end
+    (no padding: whole tracks cost only their own frames), lengths, ids, and labels."""
     labels_path = directory / f"{split}_labels.txt"
     header, rows = _read_label_rows(labels_path, task)
     cache = _cache_path(directory, split)
@@ -169,10 +170,8 @@ def read_split(directory: Path, task: str, split: str) -> dict[str, np.ndarray]:
     if not arrays:
         raise UserError(f"label file {labels_path} lists no clips: it needs one row per clip")
     lengths = np.array([a.shape[1] for a in arrays], dtype=np.int64)
-    x = np.zeros((len(arrays), int(lengths.max()), N_FUSED), dtype=np.float32)
-    for i, a in enumerate(arrays):
-        x[i, : a.shape[1]] = a.T
-    out = {"x": x, "lengths": lengths, "ids": np.array(ids, dtype=str)}
+    frames = np.concatenate([a.T for a in arrays]).astype(np.float32, copy=False)
+    out = {"frames": frames, "lengths": lengths, "ids": np.array(ids, dtype=str)}
     if task == layout.GENRE_TASK:
         out["genres"] = np.array([r[1].strip() for r in rows], dtype=str)
     elif len(header) > 1:

@@ -23,6 +23,7 @@ from musictune.options import (
     add_options,
     fraction,
     from_args,
+    non_negative_float,
     non_negative_int,
     option,
     positive_float,
@@ -51,6 +52,14 @@ class TrainOptions:
     weight_decay: float = option(0.0, "Adam L2 penalty", type=float)
     batch_size: int = option(32, "clips per batch", type=positive_int)
     dropout: float = option(SHARED_DEFAULTS["dropout"], "dropout", type=fraction)
+    crop: float = option(
+        0.0,
+        "train on a random crop of this many seconds of each clip, anew every epoch, and score "
+        "clips on their consecutive windows, averaged (beat-synced: 2 beats a second); "
+        "0: whole clips",
+        type=non_negative_float,
+        metavar="SECONDS",
+    )
     patience: int = option(PATIENCE, "early stopping; 0 disables", type=non_negative_int)
     select_by: str = option(
         "metric",
@@ -143,6 +152,8 @@ def run_train(args: argparse.Namespace) -> dict | None:
         f"{data.n_features} features"
     )
     model = family_model(options, data)
+    if model.window:
+        print(f"crops: {describe_crop(data, options.crop)}")
     state = fit(
         model,
         data,
@@ -160,7 +171,22 @@ def family_model(options: TrainOptions, data):
 
     family = get_family(options.model)
     values = {**family.defaults, "dropout": options.dropout, **(options.knobs or {})}
-    return build_model(data, family.name, seed=options.seed, **family.kwargs(values))
+    window = data.check_crop(options.crop)
+    return build_model(
+        data, family.name, seed=options.seed, window=window, **family.kwargs(values)
+    )
+
+
+def describe_crop(data, seconds: float) -> str:
+    from musictune.batches import windows
+
+    frames = data.crop_frames(seconds)
+    unit = "beats" if data.beat else "frames"
+    count = len(windows(data.val.lengths, frames)[0])
+    return (
+        f"{seconds:g} s ({frames} {unit}) drawn at random from each training clip every epoch; "
+        f"validation scores each clip on its windows ({count} for {len(data.val)} clips), averaged"
+    )
 
 
 def epoch_printer():

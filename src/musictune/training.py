@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from musictune.batches import DeviceSplit, iterate_batches, to_device
+from musictune.batches import DeviceSplit, iterate_batches, iterate_windows, to_device
 from musictune.checkpoints import save_checkpoint
 from musictune.data import Dataset, Split
 from musictune.errors import UserError
@@ -126,7 +126,7 @@ def predict(
     device=None,
     on_device: DeviceSplit | None = None,
 ) -> np.ndarray:
-    """Model outputs (logits or values) for a whole split, in split order."""
+    """Model outputs (logits or values) for a whole split, in split order, one row per clip."""
     return _outputs(model, split, batch_size, device, on_device).cpu().numpy()
 
 
@@ -136,16 +136,35 @@ def _outputs(
     batch_size: int = 64,
     device=None,
     on_device: DeviceSplit | None = None,
+    index: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """The outputs as one tensor on the model's device: copied to the host once, not per batch."""
+    """One output per clip (of `index`, sorted; default all) as one tensor on the model's
+    device: copied to the host once, not per batch. A model trained on crops (`model.window`)
+    scores each clip on its windows and averages them (`average_windows`)."""
     device = device or next(model.parameters()).device
     model.eval()
     with torch.no_grad():
-        outs = [
-            model(x.to(device), lengths).float()
-            for x, lengths, _ in iterate_batches(split, batch_size, on_device=on_device)
-        ]
-    return torch.cat(outs)
+        if not model.window:
+            batches = iterate_batches(split, batch_size, index, on_device)
+            return torch.cat([model(x.to(device), n).float() for x, n, _ in batches])
+        batches, clips = iterate_windows(split, batch_size, model.window, index, on_device)
+        outs = torch.cat([model(x.to(device), n).float() for x, n, _ in batches])
+    count = len(split) if index is None else len(index)
+    return average_windows(outs, clips, count, classify=model.head.task == "genre")
+
+
+def average_windows(
+    outputs: torch.Tensor, clips: np.ndarray, count: int, classify: bool
+) -> torch.Tensor:
+    """Per-clip means of window outputs: class probabilities (returned as their log, which
+    softmax, argmax and cross-entropy read as logits) or regression values."""
+    values = outputs.softmax(-1) if classify else outputs
+    index = torch.from_numpy(clips).to(values.device)
+    total = torch.zeros((count, *values.shape[1:]), dtype=values.dtype, device=values.device)
+    total.index_add_(0, index, values)
+    windows = torch.bincount(index, minlength=count).to(values.dtype)
+    mean = total / windows.reshape(-1, *[1] * (values.dim() - 1))
+    return mean.clamp_min(1e-30).log() if classify else mean
 
 
 def evaluate(
@@ -154,32 +173,43 @@ def evaluate(
     targets: tuple[str, ...] = (),
     batch_size: int = 64,
     on_device: DeviceSplit | None = None,
+    index: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """The model's loss and the task's metrics (scikit-learn's) on a whole split."""
-    outputs = _outputs(model, split, batch_size, on_device=on_device)
+    """The model's loss and the task's metrics (scikit-learn's) on a split, or on the clips of
+    `index` (a K-fold's validation fold), one score per clip."""
+    index = None if index is None else np.sort(index)
+    outputs = _outputs(model, split, batch_size, index=index, on_device=on_device)
     # The loss on the device, against targets already there when the split is; the outputs go to
     # the host once, for scikit-learn's metrics.
-    y = on_device.y if on_device is not None else None
+    y_host = split.y if index is None else split.y[index]
+    y = None
+    if on_device is not None and on_device.y is not None:
+        y = on_device.y
+        if index is not None:
+            y = y[torch.from_numpy(index).to(outputs.device)]
     if y is None:
-        y = torch.tensor(split.y, device=outputs.device)
+        y = torch.tensor(y_host, device=outputs.device)
     with torch.no_grad():
         loss = model.loss(outputs, y)
     host = outputs.cpu().numpy()
-    return {"loss": float(loss), **task_metrics(model.head.task, split.y, host, targets)}
+    return {"loss": float(loss), **task_metrics(model.head.task, y_host, host, targets)}
 
 
 # --------------------------------------------------------------------------- fit
 
 
-def build_model(data: Dataset, model_name: str, seed: int = 0, **model_kwargs) -> MusicModel:
+def build_model(
+    data: Dataset, model_name: str, seed: int = 0, window: int = 0, **model_kwargs
+) -> MusicModel:
     """A model whose input size and head match the data set; weights seeded for repeatability.
 
-    A family sized for a fixed clip length (a builder with a `data_frames` argument, such as the
-    course's flattening CNN) is told the training split's padded length.
+    `window` > 0: the model trains on random crops of that many frames and scores a clip on its
+    windows. A family sized for a fixed clip length (a builder with a `data_frames` argument, such
+    as the course's flattening CNN) is told that window, or the training split's longest clip.
     """
     seed_everything(seed)
     if "data_frames" in get_family(model_name).arguments:
-        model_kwargs["data_frames"] = int(data.train.x.shape[1])
+        model_kwargs["data_frames"] = window or int(data.train.lengths.max())
     if data.task == "genre":
         head, n_outputs = "classifier", data.n_classes
     elif data.y_dim == 1:
@@ -189,6 +219,7 @@ def build_model(data: Dataset, model_name: str, seed: int = 0, **model_kwargs) -
     model = create_model(
         model_name, data.n_features, head=head, n_outputs=n_outputs, **model_kwargs
     )
+    model.window = window
     start_at_train_mean(model, data)
     return model
 
@@ -274,6 +305,7 @@ def _epoch_metrics(
     val: Split,
     targets: tuple[str, ...],
     val_on_device: DeviceSplit | None,
+    val_index: np.ndarray | None = None,
 ) -> dict:
     """The epoch's report; a diverged epoch skips validation and scores the worst value."""
     task = model.head.task
@@ -284,7 +316,7 @@ def _epoch_metrics(
             PRIMARY_METRIC[task]: WORST_VALUE[task],
             "diverged": 1,
         }
-    val_metrics = evaluate(model, val, targets, on_device=val_on_device)
+    val_metrics = evaluate(model, val, targets, on_device=val_on_device, index=val_index)
     return {
         "epoch": epoch,
         "train_loss": train_loss,
@@ -293,16 +325,81 @@ def _epoch_metrics(
     }
 
 
+@dataclass
+class _Run:
+    """One model's training on one train/validation pair (`*_index`: its clips of a shared
+    split, for a K-fold's folds): what an epoch step needs."""
+
+    model: MusicModel
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    state: TrainState
+    device: torch.device
+    use_amp: bool
+    train: Split
+    val: Split
+    train_index: np.ndarray | None = None
+    val_index: np.ndarray | None = None
+    train_on_device: DeviceSplit | None = None
+    val_on_device: DeviceSplit | None = None
+
+
+def _start(
+    model: MusicModel,
+    config: TrainConfig,
+    train: Split,
+    val: Split,
+    resume: dict | None = None,
+    train_index: np.ndarray | None = None,
+    val_index: np.ndarray | None = None,
+) -> _Run:
+    device = pick_device(config.device)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state = TrainState() if resume is None else _resume(model, optimizer, resume)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    # On a GPU the data goes there once per trial, not batch by batch (when it fits); folds
+    # share one copy.
+    train_on_device = to_device(train, device)
+    val_on_device = train_on_device if val is train else to_device(val, device)
+    return _Run(
+        model, optimizer, scaler, state, device, use_amp, train, val,
+        train_index, val_index, train_on_device, val_on_device,
+    )  # fmt: skip
+
+
+def _step(run: _Run, epoch: int, config: TrainConfig, targets: tuple[str, ...]) -> dict:
+    """Train one epoch and validate. Shuffling, dropout and crops are seeded from (seed, epoch),
+    so each fold of a K-fold trial draws what a separate fit with the same seed would."""
+    torch.manual_seed(config.seed * 100_003 + epoch)
+    index = run.train_index
+    order = np.random.default_rng([config.seed, epoch]).permutation(
+        len(run.train) if index is None else len(index)
+    )
+    order = order if index is None else index[order]
+    crops = np.random.default_rng([config.seed, epoch, 1])
+    batches = iterate_batches(
+        run.train, config.batch_size, order, run.train_on_device, run.model.window, crops
+    )
+    train_loss = _train_epoch(
+        run.model, run.optimizer, run.scaler, batches, run.device, run.use_amp
+    )
+    return _epoch_metrics(
+        epoch, train_loss, run.model, run.val, targets, run.val_on_device, run.val_index
+    )
+
+
 def _record_epoch(
-    state: TrainState, metrics: dict, metric: str, model: MusicModel, select_by: str
+    state: TrainState, metrics: dict, metric: str, weights: Callable[[], object], select_by: str
 ) -> bool:
-    """Track the best epoch (keeping its weights) and the epochs since; True if it improved."""
+    """Track the best epoch (keeping `weights()`) and the epochs since; True if it improved."""
     score = selection_score(metrics, metric, select_by)
     improved = score > state.best_score
     if improved:
         state.best_score, state.best_metric = score, metrics[metric]
         state.best_epoch, state.bad_epochs = state.epoch, 0
-        state.best_weights = cpu_weights(model)
+        state.best_weights = weights()
     else:
         state.bad_epochs += 1
     metrics[f"best_{metric}"] = state.best_metric
@@ -343,35 +440,100 @@ def fit(
     The model ends with the last epoch's weights (what a resumed run continues from); the
     returned state's `best_weights` holds the best epoch's, which is what should be tested.
     """
-    device = pick_device(config.device)
     metric = PRIMARY_METRIC[model.head.task]
     seed_everything(config.seed)
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = TrainState() if resume is None else _resume(model, optimizer, resume)
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     train, val = _fit_splits(data, config)
+    run = _start(model, config, train, val, resume)
+    state = run.state
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else None
-    # On a GPU the data goes there once per trial, not batch by batch (when it fits).
-    train_on_device, val_on_device = to_device(train, device), to_device(val, device)
 
     while state.epoch < config.max_epochs:
         epoch = state.epoch + 1
-        torch.manual_seed(config.seed * 100_003 + epoch)
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
-        batches = iterate_batches(train, config.batch_size, order, train_on_device)
-        train_loss = _train_epoch(model, optimizer, scaler, batches, device, use_amp)
+        metrics = _step(run, epoch, config, data.targets)
         state.epoch = epoch
-        metrics = _epoch_metrics(epoch, train_loss, model, val, data.targets, val_on_device)
-        improved = _record_epoch(state, metrics, metric, model, config.select_by)
-        diverged = bool(metrics["diverged"])
-        stop = diverged or (config.patience and state.bad_epochs >= config.patience)
-        state.finished = bool(stop or epoch == config.max_epochs)
+        improved = _record_epoch(
+            state, metrics, metric, lambda: cpu_weights(model), config.select_by
+        )
+        stop = _should_stop(state, metrics, config)
         if ckpt_dir is not None:
-            _save_checkpoints(ckpt_dir, model, optimizer, state, config, improved, stop)
+            _save_checkpoints(ckpt_dir, model, run.optimizer, state, config, improved, stop)
         if on_epoch is not None:
-            on_epoch(metrics, state, model, optimizer)
+            on_epoch(metrics, state, model, run.optimizer)
         if stop:
             break
     return state
+
+
+def _should_stop(state: TrainState, metrics: dict, config: TrainConfig) -> bool:
+    """Diverged, or `patience` epochs without a better best; marks the run's last epoch."""
+    stop = bool(metrics["diverged"]) or bool(
+        config.patience and state.bad_epochs >= config.patience
+    )
+    state.finished = stop or state.epoch == config.max_epochs
+    return stop
+
+
+# on_epoch(metrics, state, models, optimizers) of a K-fold run: one model per fold.
+FoldsCallback = Callable[[dict, TrainState, list, list], None]
+
+
+def fit_folds(
+    models: list[MusicModel],
+    data: Dataset,
+    config: TrainConfig,
+    on_epoch: FoldsCallback | None = None,
+    resume: dict | None = None,
+) -> TrainState:
+    """K-fold training in lockstep: model k trains on every fold but k of train+validation
+    (`data.folds`) and validates on fold k; each epoch reports the folds' mean and sd of every
+    metric (`fold_mean`), and the best epoch and early stopping follow the mean.
+
+    One process, the data shared once: fold k's steps are what `fit` on fold k alone would take
+    with the same seed. `resume` is a checkpoint of `checkpoints.save_folds`; the state's
+    `best_weights` is then the list of the folds' weights at the best mean epoch.
+    """
+    metric = PRIMARY_METRIC[models[0].head.task]
+    seed_everything(config.seed)
+    pool, folds = data.pool(), data.folds
+    saved = [None] * len(models) if resume is None else resume["folds"]
+    runs = [
+        _start(
+            model,
+            config,
+            pool,
+            pool,
+            None if saved[k] is None else {**saved[k], "state": resume["state"]},
+            np.flatnonzero(folds != k),
+            np.flatnonzero(folds == k),
+        )
+        for k, model in enumerate(models)
+    ]
+    state = runs[0].state
+    while state.epoch < config.max_epochs:
+        epoch = state.epoch + 1
+        metrics = fold_mean([_step(run, epoch, config, data.targets) for run in runs])
+        state.epoch = epoch
+        weights = lambda: [cpu_weights(run.model) for run in runs]  # noqa: E731
+        _record_epoch(state, metrics, metric, weights, config.select_by)
+        stop = _should_stop(state, metrics, config)
+        if on_epoch is not None:
+            on_epoch(metrics, state, models, [run.optimizer for run in runs])
+        if stop:
+            break
+    return state
+
+
+def fold_mean(per_fold: list[dict]) -> dict:
+    """One epoch's report of K folds: each metric's mean and sample sd (`<name>_sd`) over the
+    folds; a diverged fold makes the epoch diverged (worst value, no validation)."""
+    diverged = [m for m in per_fold if m["diverged"]]
+    if diverged:
+        return diverged[0]
+    out = {"epoch": per_fold[0]["epoch"]}
+    for key in per_fold[0]:
+        if key in ("epoch", "diverged"):
+            continue
+        values = np.array([m[key] for m in per_fold], dtype=float)
+        out[key] = float(values.mean())
+        out[f"{key}_sd"] = float(values.std(ddof=1))
+    return out | {"folds": len(per_fold), "diverged": 0}

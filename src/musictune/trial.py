@@ -1,7 +1,7 @@
 """What one trial is: its hyperparameters (the Ray config) and the settings fixed for the run.
 
 The config holds only what a search could vary (lr, dropout, a family's knobs, loss weights,
-freeze_backbone, batch size, seed); the budget, threads and the model family are the same for
+freeze_backbone, batch size, the crop in seconds, seed); the budget, threads and the model family are the same for
 every trial of a sweep or rerun and travel beside the data via `tune.with_parameters`. The Ray
 trainables, the sweep's untuned-default training and the reports all build a trial's model and
 training settings here, so they cannot drift apart.
@@ -60,6 +60,7 @@ def trial_model(
     """The model a trial starts from: the family with the config's knobs, or for a transfer
     trial (`source`: a genre checkpoint's weights and spec) that backbone under a new head."""
     seed = int(config.get("seed", 0))
+    window = data.crop_frames(float(config.get("crop", 0) or 0))
     if source is not None:
         model = transfer_model(
             source,
@@ -68,9 +69,10 @@ def trial_model(
             freeze=bool(config["freeze_backbone"]),
             seed=seed,
         )
+        model.window = window
         start_at_train_mean(model, data)
         return model
     family = settings.family
-    model = build_model(data, family.name, seed=seed, **family.kwargs(config))
+    model = build_model(data, family.name, seed=seed, window=window, **family.kwargs(config))
     set_loss_weights(model, config, data.targets)  # multitask only: the sweep's loss weights
     return model

@@ -60,7 +60,13 @@ HEADS: dict[str, type[ClassifierHead]] = {
 
 
 class MusicModel(nn.Module):
-    """Backbone (B, T, F) + lengths -> features -> head outputs."""
+    """Backbone (B, T, F) + lengths -> features -> head outputs.
+
+    `window` (frames, 0 = whole clips) is the crop the model was trained on: it then scores a
+    clip on its consecutive windows, averaged (`musictune.training.predict`). A checkpoint keeps it.
+    """
+
+    window: int = 0
 
     def __init__(self, backbone: nn.Module, head: ClassifierHead):
         super().__init__()

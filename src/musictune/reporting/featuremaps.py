@@ -66,7 +66,7 @@ def one_clip(model, split: Split, index: int) -> list[np.ndarray]:
     hooks = [blocks[0].register_forward_pre_hook(keep_input)]
     hooks += [b.register_forward_hook(keep_output) for b in blocks]
     length = int(split.lengths[index])
-    x = torch.from_numpy(split.x[index : index + 1, :length])
+    x = torch.from_numpy(split.clip(index)[None].copy())
     try:
         with torch.no_grad():
             model(x, torch.tensor([length]))
