@@ -1,10 +1,10 @@
 """What one trial is: its hyperparameters (the Ray config) and the settings fixed for the run.
 
 The config holds only what a search could vary (lr, dropout, a family's knobs, loss weights,
-freeze_backbone, batch size, the crop in seconds, seed); the budget, threads and the model family are the same for
-every trial of a sweep or rerun and travel beside the data via `tune.with_parameters`. The Ray
-trainables, the sweep's untuned-default training and the reports all build a trial's model and
-training settings here, so they cannot drift apart.
+freeze_backbone, batch size, the crop in seconds, seed); the budget, threads and the model
+family are the same for every trial of a sweep or rerun and travel beside the data via
+`tune.with_parameters`. The Ray trainables, the sweep's untuned-default training and the
+reports all build a trial's model and training settings here, so they cannot drift apart.
 """
 
 from __future__ import annotations
