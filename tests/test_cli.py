@@ -195,11 +195,28 @@ def test_train_overfit_mode(fake_root):
             ["sweep", "cnn_regression", "--beat", "--full", "--storage", "{tmp}"],
             ["--beat and --full"],
         ),
+        (
+            ["sweep", "cnn_spectrogram", "--smoke-test", "--folds", "1", "--storage", "{tmp}"],
+            ["--folds 1", "--folds 2 or more"],
+        ),
+        (
+            ["sweep", "cnn_spectrogram", "--smoke-test", "--folds", "9", "--storage", "{tmp}"],
+            ["--folds 9", "rarest class", "or fewer"],
+        ),
+        (
+            ["sweep", "cnn_spectrogram", "--smoke-test", "--crop", "30", "--storage", "{tmp}"],
+            ["--crop 30 s", "longer than every training clip", "choose at most"],
+        ),
+        (
+            ["sweep", "cnn_spectrogram", "--smoke-test", "--set", "crop=30", "--storage", "{tmp}"],
+            ["--crop 30 s", "longer than every training clip"],
+        ),
+        (["train", "--data-dir", "{tiny}", "--crop", "30"], ["--crop 30 s", "at most"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, needles, tmp_path, demo_tiny, capsys):
     """In-process through the same `main` as the console script (subprocesses cost seconds)."""
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{tiny}", str(demo_tiny)) for a in argv]
     (tmp_path / "space.yaml").write_text("lr: {normal: [0, 1]}\n")
     with pytest.raises(SystemExit) as exit_info:
         sys.exit(main(argv))

@@ -12,6 +12,7 @@ from musictune.features import VIEWS
 from musictune.layout import AFFECT_TARGETS
 from musictune.options import (
     first_problem,
+    non_negative_float,
     non_negative_int,
     option,
     positive_float,
@@ -110,6 +111,22 @@ class SweepOptions:
     dropout_min: float = option(DROPOUT_RANGE[0], "lowest dropout", type=float)
     dropout_max: float = option(DROPOUT_RANGE[1], "highest dropout", type=float)
     batch_size: int = option(32, "clips per batch", type=positive_int)
+    crop: float = option(
+        0.0,
+        "train on a random crop of this many seconds of each clip, anew every epoch; validation "
+        "and test score each clip on its consecutive windows, averaged (beat-synced: 2 beats a "
+        "second); searchable with --space, e.g. crop: {choice: [3, 6]}; 0: whole clips",
+        type=non_negative_float,
+        metavar="SECONDS",
+    )
+    folds: int = option(
+        0,
+        "select by K-fold cross-validation: train+validation split into K stratified folds by "
+        "track; each trial trains K models in lockstep and reports their mean; the test split "
+        "stays held out (0: one train/validation split)",
+        type=non_negative_int,
+        metavar="K",
+    )
     patience: int = option(
         PATIENCE, "early stopping inside a trial (0 disables)", type=non_negative_int
     )
@@ -186,6 +203,11 @@ class SweepOptions:
                 (
                     self.beat and self.full,
                     "--beat and --full contradict each other: give one",
+                ),
+                (
+                    self.folds == 1,
+                    "--folds 1 is one fold, no cross-validation: use --folds 2 or more, "
+                    "or 0 for one train/validation split",
                 ),
                 (
                     self.batch_size < 1 or self.patience < 0 or self.checkpoint_every < 1,

@@ -23,6 +23,7 @@ from musictune.tuning.presets import PRESETS, Preset, get_preset
 from musictune.tuning.space import (
     TRAINING_KEYS,
     apply_user_space,
+    largest,
     loss_weight_space,
     search_space,
     transfer_space,
@@ -65,7 +66,9 @@ class SweepPlan:
         return ["freeze_backbone"] if self.source else get_family(self.preset.model).columns
 
     def check(self, data: Dataset) -> None:
-        """A transfer source must fit the data before minutes of trials start."""
+        """Crops must fit the clips and a transfer source the data, before minutes of trials."""
+        if largest(self.space.get("crop", 0)):
+            data.check_crop(largest(self.space["crop"]))
         if self.source is not None:
             from musictune.affect import check_fits
 
@@ -161,6 +164,7 @@ def _transfer(options: SweepOptions, plan: SweepPlan) -> None:
     plan.preset = replace(plan.preset, model=genre["model"], **view)
     plan.space = {k: v for k, v in plan.space.items() if k in ("lr", "dropout")}
     plan.space |= {**transfer_space(), "batch_size": options.batch_size, "seed": options.seed}
+    plan.space |= {"crop": options.crop} if options.crop else {}
     plan.meta["transfer"] = source.info
     best = source.info["source_best"]
     shown = "?" if best is None else f"{best:.4f}"
@@ -193,6 +197,7 @@ def make_plan(options: SweepOptions) -> SweepPlan:
         space={
             **search_space(preset.model, options.lr_range, options.dropout_range),
             "batch_size": options.batch_size,
+            **({"crop": options.crop} if options.crop else {}),
             "seed": options.seed,
         },
         settings=TrialSettings(

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from musictune import paths
 from musictune.data import Dataset, load_task
 from musictune.data_files import resolve_data_dir
@@ -17,7 +19,7 @@ from musictune.tuning.options import SweepOptions
 from musictune.tuning.plan import SweepPlan, make_plan
 from musictune.tuning.presets import get_preset
 from musictune.tuning.progress import SweepInterrupted, SweepProgress
-from musictune.tuning.space import describe_space
+from musictune.tuning.space import describe_space, largest
 from musictune.tuning.storage import (
     TRIALS_FILE,
     read_sweep_meta,
@@ -26,6 +28,9 @@ from musictune.tuning.storage import (
 )
 from musictune.tuning.summary import MODE, compare_on_test, print_summary, trial_table
 from musictune.tuning.tuner import TunerPlan, bind_trainable, build_tuner, run_tuner
+
+# Trials selected on fewer validation clips than this get a warning: ties and noise.
+SMALL_VALIDATION = 50
 
 # The experiment's own settings: options repeated with --resume do not change them.
 KEPT_ON_RESUME = ("samples", "search", "scheduler", "max_epochs", "seed", "smoke_test")
@@ -118,6 +123,8 @@ def print_start(plan: SweepPlan, data: Dataset, data_dir: str) -> None:
         f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test clips, "
         "loaded once and shared through the object store"
     )
+    for line in selection_lines(plan, data):
+        print(line)
     if o.model:
         usual = get_preset(o.preset).model
         print(f"model: {plan.preset.model} (--model; {o.preset} uses {usual})")
@@ -125,6 +132,40 @@ def print_start(plan: SweepPlan, data: Dataset, data_dir: str) -> None:
         print(note)
     print(f"experiment: {plan.path}{'  (resumed)' if o.resume else ''}")
     print(f"watch live: tensorboard --logdir {plan.path}", flush=True)
+
+
+def validation_clips(data: Dataset) -> int:
+    """Clips a trial is selected on: the validation split, or the smallest fold."""
+    return len(data.val) if data.folds is None else int(np.bincount(data.folds).min())
+
+
+def selection_lines(plan: SweepPlan, data: Dataset) -> list[str]:
+    """How trials are scored (folds, crops), and a warning when that rests on few clips."""
+    lines = []
+    if data.folds is not None:
+        sizes = np.bincount(data.folds)
+        lines.append(
+            f"selection: {data.n_folds}-fold cross-validation over train+val "
+            f"({len(data.folds)} clips, {sizes.min()}-{sizes.max()} a fold, grouped by track); "
+            "trials report the folds' mean; the tuned best is then retrained on the "
+            "train/validation split and tested on the held-out test split"
+        )
+    crop = largest(plan.space.get("crop", 0))
+    if crop:
+        unit = "beats" if data.beat else "frames"
+        lines.append(
+            f"crops: up to {crop:g} s ({data.crop_frames(crop)} {unit}) at random per clip each "
+            "epoch; validation and test average each clip's consecutive windows"
+        )
+    clips = validation_clips(data)
+    if clips < SMALL_VALIDATION:
+        where = "smallest fold" if data.folds is not None else "validation split"
+        fix = "more clips" if data.folds is not None else "--folds 5, or more clips"
+        lines.append(
+            f"warning: the {where} holds {clips} clips (under {SMALL_VALIDATION}): one clip moves "
+            f"its accuracy by {1 / clips:.2f}, so close trials differ by noise; use {fix}"
+        )
+    return lines
 
 
 # --------------------------------------------------------------------------- run
@@ -170,6 +211,8 @@ def sweep_meta(plan: SweepPlan, data: Dataset, data_dir: str, earlier: dict) -> 
         "classes": list(data.classes),
         "targets": list(data.targets),
         "space": describe_space(plan.space),  # what was searched, after --space and --set
+        "folds": o.folds,
+        "val_clips": validation_clips(data),
         **plan.meta,
     }
     return meta | {k: earlier[k] for k in KEPT_ON_RESUME if k in earlier}
@@ -180,7 +223,10 @@ def run_sweep(options: SweepOptions | SweepPlan, trainable=None):
     plan = options if isinstance(options, SweepPlan) else make_plan(options)
     earlier = read_sweep_meta(plan.path) if plan.options.resume else {}
     data_dir = sweep_data_dir(plan, earlier)
-    data = load_task(plan.task, data_dir, plan.preset.features, plan.preset.beat, plan.target)
+    preset = plan.preset
+    data = load_task(
+        plan.task, data_dir, preset.features, preset.beat, plan.target, folds=plan.options.folds
+    )
     plan.check(data)
     connect(plan.resources)
     check_resources(plan.resources)

@@ -55,7 +55,7 @@ DISTRIBUTIONS = {
     "randint": tune.randint,  # [low, high): high excluded, as in Ray and numpy
     "choice": tune.choice,
 }
-TRAINING_KEYS = {"lr": 1e-3, "dropout": 0.2, "batch_size": 32, "weight_decay": 0.0}
+TRAINING_KEYS = {"lr": 1e-3, "dropout": 0.2, "batch_size": 32, "weight_decay": 0.0, "crop": 0.0}
 
 
 def parse_value(text: str):
@@ -117,6 +117,15 @@ def describe(value):
 
 def describe_space(space: dict) -> dict:
     return {k: describe(v) for k, v in space.items()}
+
+
+def largest(value) -> float:
+    """The largest value a space entry can take: a fixed value, a choice, or a range's top."""
+    described = describe(value)
+    if not isinstance(described, dict):
+        return float(described or 0)
+    values = next(iter(described.values()))
+    return float(max(v or 0 for v in values))
 
 
 def read_space_file(path: str) -> dict:

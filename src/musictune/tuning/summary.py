@@ -206,6 +206,26 @@ def test_tuned_best(results, data: Dataset, metric: str, seed: int, select_by: s
     return tuned, where, dict(result.config)
 
 
+def retrain_tuned_best(results, data: Dataset, plan: SweepPlan):
+    """K-fold sweeps: a trial's K models each saw part of train+val, so the tuned best config
+    is trained once more on the train/validation split (early stopping on validation, as the
+    report's reruns do) and that model is tested: (Figures, what sweep.json records, config)."""
+    from musictune import baselines
+
+    ranked = ranked_results(results, plan.metric, plan.settings.select_by)
+    if not ranked:
+        return None
+    best, trial = ranked[0], result_trial_id(ranked[0])
+    print(f"\nretraining the tuned best ({trial}) on the train/validation split ...", flush=True)
+    source = plan.source.weights if plan.source else None
+    run = baselines.train_default(data, dict(best.config), plan.settings, source)
+    seed = int(best.config.get("seed", plan.options.seed))
+    note = f"trial {trial}, retrained on train/validation, best epoch {run.best_epoch}"
+    tuned = baselines.Figures("tuned", "tuned best", run.figures.runs, [seed], note)
+    where = {"trial": trial, "retrained": True, "best_epoch": run.best_epoch}
+    return tuned, where, dict(best.config)
+
+
 def train_untuned_default(data: Dataset, plan: SweepPlan, meta: dict, config: dict, seed: int):
     """The untuned default trained once here, or a row that says why not."""
     from musictune import baselines
@@ -248,7 +268,10 @@ def compare_on_test(results, data: Dataset, plan: SweepPlan, meta: dict) -> dict
 
     metrics = baselines.shown_metrics(data)
     select_by = plan.settings.select_by
-    found = test_tuned_best(results, data, plan.metric, plan.options.seed, select_by)
+    if data.folds is not None:
+        found = retrain_tuned_best(results, data, plan)
+    else:
+        found = test_tuned_best(results, data, plan.metric, plan.options.seed, select_by)
     if found is None:
         print("\ntest split: no trial saved a checkpoint to test; no comparison")
         return {"skipped": "no trial saved a checkpoint"}
