@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from musictune.options import option
+from musictune.options import non_negative_float, non_negative_int, option
 from musictune.tuning.storage import experiment_path, read_sweep_meta, storage_root
 
 COURSE = ("--select-by", "loss", "--set", "batch_size=64", "--scheduler", "fifo")
@@ -86,6 +86,20 @@ class LabOptions:
     out: str | None = option(None, "report parent folder (default: reports/ beside the storage)")
     cpus_per_trial: float = option(1.0, "also the torch threads of a trial", type=float)
     seed: int = option(0, "search and training seed", type=int)
+    crop: float = option(
+        0.0,
+        "every sweep trains on random crops of this many seconds and scores clips on their "
+        "windows (as musictune sweep --crop); 0: whole clips",
+        type=non_negative_float,
+        metavar="SECONDS",
+    )
+    folds: int = option(
+        0,
+        "every sweep selects by K-fold cross-validation (as musictune sweep --folds); "
+        "0: one train/validation split",
+        type=non_negative_int,
+        metavar="K",
+    )
 
 
 def step_argv(step: LabStep, options: LabOptions, budget: Budget, root: str, data: str) -> list:
@@ -96,6 +110,8 @@ def step_argv(step: LabStep, options: LabOptions, budget: Budget, root: str, dat
         "--seed", str(options.seed), "--cpus-per-trial", f"{options.cpus_per_trial:g}",
         "--no-baseline-train",
     ]  # fmt: skip
+    argv += ["--crop", f"{options.crop:g}"] if options.crop else []
+    argv += ["--folds", str(options.folds)] if options.folds else []
     if read_sweep_meta(experiment_path(root, step.name)):
         argv.append("--resume")
     return argv
