@@ -115,3 +115,30 @@ def test_k_fold_trial_is_the_mean_of_k_separate_fits(fake_root):
             assert report[key] == pytest.approx(np.mean(values), abs=1e-6)
             assert report[f"{key}_sd"] == pytest.approx(np.std(values, ddof=1), abs=1e-6)
     assert together.best_epoch >= 1 and len(together.best_weights) == 3
+
+
+def test_k_fold_trial_resumes_from_its_checkpoint_as_if_never_stopped(fake_root, tmp_path):
+    """A crashed K-fold trial restarts from save_folds' file: every fold's weights and
+    optimiser come back, and the next epochs equal an uninterrupted run's."""
+    from musictune.checkpoints import load_checkpoint, save_folds
+
+    data = load_task("genre", fake_root, "mel", folds=2)
+    config = TrainConfig(lr=3e-3, max_epochs=3, patience=0, batch_size=8, seed=1)
+
+    def models():
+        return [build_model(data, "lstm", seed=1, window=16, hidden_size=8) for _ in range(2)]
+
+    whole = fit_folds(models(), data, config)
+    path = tmp_path / "checkpoint.pt"
+
+    def save_first(metrics, state, fold_models, optimizers):
+        if state.epoch == 1:
+            save_folds(path, fold_models, optimizers, state, {"lr": 3e-3})
+
+    fit_folds(models(), data, replace(config, max_epochs=1), on_epoch=save_first)
+    resumed = fit_folds(models(), data, config, resume=load_checkpoint(path))
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    for key in ("val_loss", "train_loss"):
+        assert [h[key] for h in resumed.history] == pytest.approx(
+            [h[key] for h in whole.history], abs=1e-6
+        )

@@ -47,7 +47,10 @@ def save_checkpoint(
 
 
 def save_folds(
-    path: str | os.PathLike, models: list[MusicModel], optimizers: list, state: TrainState,
+    path: str | os.PathLike,
+    models: list[MusicModel],
+    optimizers: list,
+    state: TrainState,
     config: dict,
 ) -> None:
     """A K-fold trial's checkpoint: fold 0 where a plain checkpoint keeps its model (so it

@@ -172,9 +172,7 @@ def family_model(options: TrainOptions, data):
     family = get_family(options.model)
     values = {**family.defaults, "dropout": options.dropout, **(options.knobs or {})}
     window = data.check_crop(options.crop)
-    return build_model(
-        data, family.name, seed=options.seed, window=window, **family.kwargs(values)
-    )
+    return build_model(data, family.name, seed=options.seed, window=window, **family.kwargs(values))
 
 
 def describe_crop(data, seconds: float) -> str:

@@ -509,6 +509,8 @@ def fit_folds(
         for k, model in enumerate(models)
     ]
     state = runs[0].state
+    if state.best_weights is not None:  # resumed from the best epoch itself: every fold's
+        state.best_weights = [cpu_weights(run.model) for run in runs]
     while state.epoch < config.max_epochs:
         epoch = state.epoch + 1
         metrics = fold_mean([_step(run, epoch, config, data.targets) for run in runs])
