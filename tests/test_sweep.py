@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from musictune import features
+from musictune.checkpoints import load_checkpoint
 from musictune.reporting.experiments import find_experiments
 from musictune.selection import rank_order
 from musictune.tuning.plan import GENRE_CNN_PRESETS, make_plan
@@ -60,9 +61,16 @@ def test_every_preset_trial_config_trains_on_its_view(preset, demo_tiny, tmp_pat
     assert 0 <= fit(model, data, plan.settings.train_config(config)).best_metric <= 1
 
 
+# The CNN's sweep also selects by 2-fold cross-validation on crops: the K-fold trainable,
+# its checkpoints and the tuned best's retraining run through real Ray there.
+SMOKE_EXTRA = {"cnn_spectrogram_beat": ("--folds", "2", "--crop", "2"), "lstm_fused": ()}
+
+
 @pytest.mark.parametrize("preset", SWEPT_PRESETS)
 def test_presets_run_their_smoke_test(preset, ray_local, demo_tiny, tmp_path):
-    run_sweep(sweep_options(preset, "--smoke-test", "--samples", "1", "--storage", str(tmp_path)))
+    extra = SMOKE_EXTRA[preset]
+    argv = ("--smoke-test", "--samples", "1", "--storage", str(tmp_path), *extra)
+    run_sweep(sweep_options(preset, *argv))
     (experiment,) = tmp_path.iterdir()
     table = pd.read_csv(experiment / TRIALS_FILE)
     assert len(table) == 1 and (table["status"] == "TERMINATED").all()
@@ -71,6 +79,16 @@ def test_presets_run_their_smoke_test(preset, ray_local, demo_tiny, tmp_path):
     assert meta["status"] == "finished" and meta["preset"] == preset
     trial_dirs = [p for p in experiment.iterdir() if p.is_dir()]
     assert all(list(d.glob("events.out.tfevents.*")) for d in trial_dirs)
+    if not extra:
+        assert meta["folds"] == 0 and "crop" not in meta["space"]
+        return
+    assert meta["folds"] == 2 and meta["space"]["crop"] == 2.0 and meta["val_clips"] < 50
+    assert meta["test"]["tuned"]["retrained"] is True  # K-fold: retrained, then tested
+    (checkpoint,) = sorted(trial_dirs[0].glob("checkpoint_*/checkpoint.pt"))[-1:]
+    saved = load_checkpoint(checkpoint)
+    assert len(saved["folds"]) == 2 and saved["window"] == 4  # 2 s = 4 beats
+    history = pd.read_csv(trial_dirs[0] / "progress.csv")
+    assert {"val_macro_f1_sd", "val_loss_sd"} <= set(history) and (history["folds"] == 2).all()
 
 
 def test_set_and_space_fix_and_widen_the_search(ray_local, fake_root, tmp_path):
