@@ -361,3 +361,133 @@ def test_changed_settings_on_an_existing_out_dir_are_refused(extracted, audio_tr
         ["extract", str(audio_tree), str(extracted["out"]), "--duration", "10"],
         "--duration 5.0",
     )
+
+
+# --------------------------------------------------------------------------- decoding, features
+
+
+def reference_features(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The feature code as it was, librosa's calls on the whole signal, to hold the fast,
+    pieced one to: the same bytes, short clips (the demo data's) and long ones alike. One BLAS
+    thread, as extract_features uses (the mel product's last bits depend on it)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _reference_features(y)
+
+
+def _reference_features(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=y, sr=22050, n_fft=2048, hop_length=512, n_mels=128)
+    mel_db = librosa.power_to_db(mel, ref=np.max)
+    chroma = librosa.feature.chroma_cqt(y=y, sr=22050, hop_length=512)
+    frames = min(mel_db.shape[1], chroma.shape[1])
+    full = np.vstack([mel_db[:, :frames], chroma[:, :frames]]).astype(np.float32)
+    percussive = librosa.effects.percussive(y)
+    _, beats = librosa.beat.beat_track(y=percussive, sr=22050, hop_length=512)
+    beat = librosa.util.sync(full, beats[beats < frames], aggregate=np.median)
+    return full, beat.astype(np.float32)
+
+
+def music(seconds: float) -> np.ndarray:
+    """Real music at 22050 Hz: the excerpts end to end, as long as asked."""
+    y = np.concatenate([features.load_audio(str(AUDIO / name)) for name in CLIPS.values()])
+    return np.tile(y, int(np.ceil(seconds * features.SAMPLE_RATE / len(y))))[
+        : int(seconds * features.SAMPLE_RATE)
+    ]
+
+
+def write_audio(path: Path, y: np.ndarray, rate: int, subtype: str) -> Path:
+    """y (22050 Hz) resampled to `rate`, as a stereo Ogg file (written in blocks: libsndfile's
+    Vorbis encoder crashes on one large write)."""
+    import librosa
+    import soundfile
+
+    z = librosa.resample(y, orig_sr=features.SAMPLE_RATE, target_sr=rate)
+    stereo = np.stack([z, 0.8 * np.roll(z, 5)], axis=1)
+    with soundfile.SoundFile(path, "w", rate, 2, format="OGG", subtype=subtype) as f:
+        for i in range(0, len(stereo), 8192):
+            f.write(stereo[i : i + 8192])
+    return path
+
+
+@pytest.fixture(scope="module")
+def resampled_files(tmp_path_factory) -> list[Path]:
+    """12 s of real music as a 44.1 kHz stereo Vorbis and a 48 kHz stereo Opus file: the common
+    case of a user's own music, which is decoded, mixed down and resampled."""
+    folder = tmp_path_factory.mktemp("resampled")
+    y = music(12)
+    return [
+        write_audio(folder / "vorbis44k.ogg", y, 44100, "VORBIS"),
+        write_audio(folder / "opus48k.opus", y, 48000, "OPUS"),
+    ]
+
+
+def test_features_are_librosa_s_bytes_on_clips_and_on_pieced_signals(monkeypatch):
+    """The faster feature code (1-D median filters, pieces with margins, tuning and tempo from
+    pieces) computes what librosa's calls on the whole signal do, bit for bit: a 3-s demo clip,
+    a real 6-s excerpt, and 12 s of music cut into 3-s pieces (PIECE and MASK_BLOCK shrunk so
+    that seams are crossed; the real pieces are 47.5 s)."""
+    from musictune import synth
+
+    rng = np.random.default_rng(3)
+    demo_clip = synth.render(synth.draw_clip("Rock", rng), 3.0, rng)
+    excerpt = features.load_audio(str(AUDIO / CLIPS["vibeace"]))
+    for y in (demo_clip, excerpt):
+        for ours, theirs in zip(features.extract_features(y), reference_features(y)):
+            assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
+    monkeypatch.setattr(features, "PIECE", 128)
+    monkeypatch.setattr(features, "MASK_BLOCK", 50)
+    y = music(12)
+    full, beat = features.extract_features(y)
+    assert full.shape[1] > 3 * features.PIECE and beat.shape[1] > 10
+    reference = reference_features(y)
+    assert np.array_equal(full, reference[0]) and np.array_equal(beat, reference[1])
+    import librosa
+
+    assert np.array_equal(features.percussive(y), librosa.effects.percussive(y))
+
+
+def test_block_decode_is_librosa_load(resampled_files, monkeypatch):
+    """load_audio decodes, mixes down and resamples a block at a time: librosa.load's samples."""
+    import librosa
+
+    monkeypatch.setattr(features, "DECODE_BLOCK", 5000)  # many blocks, an odd size
+    for path in [AUDIO / CLIPS["brahms"], *resampled_files]:
+        expected, _ = librosa.load(path, sr=features.SAMPLE_RATE, mono=True)
+        assert np.array_equal(features.load_audio(str(path)), expected), path.name
+
+
+def test_middle_decode_is_the_middle_of_the_whole_decode(resampled_files, monkeypatch):
+    """--duration decodes only the middle (and a second on either side): the same samples as
+    the middle of the whole file's decode, exactly at 22050 Hz and to float rounding when
+    resampled; the features of the clip follow."""
+    read = []
+    real_decode = features._decode
+
+    def spy(path, first=0, stop=None):
+        read.append((first, stop))
+        return real_decode(path, first, stop)
+
+    monkeypatch.setattr(features, "_decode", spy)
+    for path, exact in [(AUDIO / CLIPS["vibeace"], True), *((p, False) for p in resampled_files)]:
+        seconds = 3.0 if exact else 8.0
+        clip = features.load_middle(str(path), seconds)
+        assert read[-1][0] > 0, "the middle was not decoded alone"
+        whole = features.load_audio(str(path))
+        assert whole.shape[0] > (seconds + 2) * features.SAMPLE_RATE
+        expected = features.middle(whole, seconds)
+        assert clip.shape == expected.shape == (int(seconds * features.SAMPLE_RATE),)
+        if exact:
+            assert np.array_equal(clip, expected)
+            continue
+        np.testing.assert_allclose(clip, expected, rtol=0, atol=1e-6)
+        (full, beat), (full_ref, beat_ref) = map(features.extract_features, (clip, expected))
+        np.testing.assert_allclose(full[:128], full_ref[:128], rtol=0, atol=1e-3)  # dB
+        np.testing.assert_allclose(full[128:], full_ref[128:], rtol=0, atol=1e-4)  # chroma
+        assert beat.shape == beat_ref.shape
+    # Shorter than the clip (with its margins): decoded whole, as before.
+    short = features.load_middle(str(AUDIO / CLIPS["trumpet"]), 30)
+    assert read[-1] == (0, None)
+    assert np.array_equal(short, features.load_audio(str(AUDIO / CLIPS["trumpet"])))

@@ -1,7 +1,7 @@
 """`musictune extract`'s workers: one audio file -> its feature arrays, run in a process pool.
 
-Audio is read with the one feature code (`features.load_audio`, `features.extract_features`), so
-an extracted clip holds exactly what the course data set would.
+Audio is read with the one feature code (`features.load_middle`, `features.extract_features`),
+so an extracted clip holds exactly what the course data set would.
 """
 
 from __future__ import annotations
@@ -46,15 +46,6 @@ def _quiet_fd2() -> Iterator[None]:
         os.close(null)
 
 
-def middle(y: np.ndarray, duration: float) -> np.ndarray:
-    """The middle `duration` seconds (all of it when shorter, or when duration is 0)."""
-    n = int(round(duration * features.SAMPLE_RATE))
-    if n <= 0 or len(y) <= n:
-        return y
-    start = (len(y) - n) // 2
-    return y[start : start + n]
-
-
 def _compute(path: str, duration: float) -> tuple[np.ndarray, np.ndarray] | str:
     """(full, beat) arrays, or the reason the file cannot be used."""
     if not os.path.isfile(path):
@@ -62,7 +53,7 @@ def _compute(path: str, duration: float) -> tuple[np.ndarray, np.ndarray] | str:
     try:
         with warnings.catch_warnings(), _quiet_fd2():
             warnings.simplefilter("ignore")
-            y = middle(features.load_audio(path), duration)
+            y = features.load_middle(path, duration)
             if len(y) < features.N_FFT:
                 return "too short (under 0.1 s of audio)"
             full, beat = features.extract_features(y, features.SAMPLE_RATE)
