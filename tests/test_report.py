@@ -273,6 +273,80 @@ def test_no_rerun_tests_the_sweep_checkpoint(reported):
     )
 
 
+# --------------------------------------------------------------------------- is it real
+
+
+def test_tuned_minus_default_is_paired_by_seed_and_judged_by_the_stated_rule(reported):
+    folder = reported["first"]
+    baselines = pd.read_csv(folder / "lstm" / "baselines.csv")
+    tuned = baselines[baselines["row"] == "tuned"].set_index("seed")["macro_f1"]
+    default = baselines[baselines["row"] == "default"].set_index("seed")["macro_f1"]
+    assert list(tuned.index) == list(default.index) == [0, 1]  # the same seeds, both retrained
+    differences = (tuned - default).tolist()
+    mean, sd = np.mean(differences), np.std(differences, ddof=1)
+    row = summary(folder)["lstm"]
+    assert row["paired_metric"] == "test_macro_f1" and row["paired_n"] == 2
+    assert row["paired_seeds"] == [0, 1] and row["paired_values"] == pytest.approx(differences)
+    assert row["paired_mean"] == pytest.approx(mean) and row["paired_sd"] == pytest.approx(sd)
+    if abs(mean) <= sd:
+        said = "within noise"
+    else:
+        said = "tuned best ahead" if mean > 0 else "default ahead"
+    assert row["paired_verdict"].startswith(said)
+    markdown = (folder / "index.md").read_text()
+    cell = f"{mean:+.3f} ± {sd:.3f} (n=2), {said}"
+    assert cell in section(markdown, "All experiments")  # the cross-sweep table
+    assert "|mean| ≤ sd" in section(markdown, "All experiments")  # the rule, stated
+    part = section(markdown, "lstm: ")
+    assert f"paired by seed (both retrained with seeds [0, 1]): {mean:+.3f} ± {sd:.3f}" in part
+    assert f"seed 0: {differences[0]:+.3f}, seed 1: {differences[1]:+.3f}" in part
+    assert f"**{said}" in part and "The rule: a difference is within noise when" in part
+    # No rerun, no retrained default: nothing to pair, and the page says so.
+    row = summary(reported["no_rerun"])["lstm"]
+    assert row["paired_n"] == 0 and row["paired_verdict"] == "not measured"
+    part = section((reported["no_rerun"] / "index.md").read_text(), "lstm: ")
+    assert "paired by seed: not measured: the untuned default is not retrained" in part
+
+
+def test_few_validation_clips_are_warned_of(reported):
+    from musictune.reporting import saved
+    from musictune.reporting.noise import val_warning
+
+    folder = reported["first"]
+    (lstm,) = [e for e in saved.load(folder).experiments if e.name == "lstm"]
+    clips = len(load_task("genre", reported["data"], "mel", False).val)
+    assert lstm.data.val == lstm.meta.get("val_clips", clips) == clips < 50
+    said = f"Few validation clips: the validation split holds {clips} clips (fewer than 50)"
+    part = section((folder / "index.md").read_text(), "lstm: ")
+    assert said in part and f"moves validation accuracy by {1 / clips:.3f}" in part
+    # What sweep.json records (val_clips, folds) counts; without it the report counts the split
+    # it loaded, unless the sweep used K-fold (then nothing is known).
+    meta = {k: v for k, v in lstm.meta.items() if k not in ("val_clips", "folds")}
+    assert said in val_warning(meta, lstm.data)
+    assert val_warning(meta | {"folds": 5}, lstm.data) == ""
+    assert val_warning(meta | {"val_clips": 50, "folds": 0}, lstm.data) == ""
+    folds = val_warning(meta | {"val_clips": 30, "folds": 5}, lstm.data)
+    assert "the smallest of the 5 folds holds 30 validation clips (fewer than 50)" in folds
+
+
+def test_results_saved_before_the_paired_difference_say_so(reported, tmp_path):
+    """A rerun report's section (rendered in full by the older-results test below)."""
+    from musictune.reporting import saved
+    from musictune.reporting.comparison import describe_comparison
+    from musictune.reporting.html import Document
+    from musictune.reporting.sections import experiment_view
+
+    folder = reported["first"]
+    results = saved.load(folder)
+    (lstm,) = [e for e in results.experiments if e.name == "lstm"]
+    lstm.comparison.paired = None
+    doc = Document("lstm")
+    (tmp_path / "lstm").mkdir()
+    describe_comparison(experiment_view(lstm, folder), lstm, results, doc, tmp_path / "lstm")
+    text = " ".join(str(payload) for _, payload in doc.blocks)
+    assert "predate the paired difference" in text and "paired by seed" not in text
+
+
 # --------------------------------------------------------------------------- figures and HTML
 
 
@@ -493,9 +567,14 @@ def test_results_saved_before_origin_and_feature_maps_still_render(reported, tmp
     def change(results: dict) -> None:
         for e in results["experiments"]:
             del e["data"]["origin"], e["feature_maps"], e["importance"], e["anytime"]
+            del e["comparison"]["paired"]
+            e["row"] = {k: v for k, v in e["row"].items() if not k.startswith("paired_")}
+            e["meta"]["val_clips"] = 400  # a sweep.json that records a large validation split
 
     folder = changed_copy(reported["no_rerun"], tmp_path, change)
     markdown = (folder / "index.md").read_text()
+    assert "Few validation clips" not in markdown and "paired by seed" not in markdown
+    assert "paired_mean" not in (folder / "summary.csv").read_text()
     assert "predate the record" in markdown and len(figure_rows(markdown)) == len(REFERENCES)
     assert not list(folder.rglob("feature-maps.png")) and "What the CNN sees" not in markdown
     # Importance and the anytime curve were computed by the evaluation: older results say so.
@@ -785,6 +864,18 @@ def test_render_only_rebuilds_the_same_report_without_ray_or_training(reported, 
             f"{r['test_metric']} {test} (n={r['seeds']})"
         )
         assert line in done.stdout.splitlines()
+        # Then tuned - default, paired by seed, and a warning on few validation clips.
+        if r["paired_n"] >= 2:
+            paired = (
+                f"report: {name}: tuned - default {r['paired_metric']} {r['paired_mean']:+.3f} "
+                f"± {r['paired_sd']:.3f} (n={r['paired_n']}, paired seeds {r['paired_seeds']}): "
+                f"{r['paired_verdict']}"
+            )
+            assert any(s.startswith(paired) for s in done.stdout.splitlines()), paired
+        else:
+            paired = f"report: {name}: tuned - default {r['test_metric']}: not measured"
+            assert any(s.startswith(paired) for s in done.stdout.splitlines()), paired
+        assert f"report: {name}: warning: the validation split holds" in done.stdout
     assert f"report: {rebuilt / 'index.html'}" in done.stdout.splitlines()
     assert {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*")} == reruns
 

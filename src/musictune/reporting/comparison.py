@@ -13,6 +13,7 @@ from musictune import baselines
 from musictune.baselines import Figures
 from musictune.reporting.experiments import Experiment
 from musictune.reporting.html import Document
+from musictune.reporting.noise import paragraph
 from musictune.reporting.results import Comparison, ExperimentResult, ReportResults
 from musictune.reporting.seeds import describe_rerun, save_seed_metrics
 
@@ -37,6 +38,13 @@ def describe_comparison(
         )
     )
     doc.table(comparison_frame(c.rows, c.metrics))
+    if c.paired is not None:
+        doc.text(paragraph(c.paired))
+    elif report.rerun:
+        doc.note(
+            "These results predate the paired difference (tuned − untuned default, seed by "
+            "seed): rebuild the report without --render-only to see it."
+        )
     doc.note(chance_note(c, data.task))
     retrained = c.default
     if retrained is not None:

@@ -32,6 +32,7 @@ from musictune.reporting.anytime import anytime_curve
 from musictune.reporting.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
 from musictune.reporting.featuremaps import CNN_FAMILIES, capture
 from musictune.reporting.importance import hyperparameter_importance
+from musictune.reporting.noise import judged, paired_difference
 from musictune.reporting.options import ReportOptions
 from musictune.reporting.rerun import DONE_FILE, Rerun, rerun_done, run_rerun, selection_of
 from musictune.reporting.results import (
@@ -290,6 +291,7 @@ def compare_with_baselines(
         [ev.seed for ev in best.runs],
         f"trial {best.trial_id}, {best.source}",
     )
+    # The default keeps the trial's seed, so its rerun trains the same seeds as the tuned best's.
     config = baselines.default_config(trial_config, exp.meta)
     default = Figures("default", "untuned default", note="not retrained: --no-rerun")
     retrained = None
@@ -304,6 +306,13 @@ def compare_with_baselines(
             [ev.seed for ev in retrained.runs],
             retrained.source,
         )
+    metric = TEST_METRIC[exp.metric]
+    paired = paired_difference(
+        metric,
+        {ev.seed: ev.metrics.get(metric) for ev in best.runs},
+        {ev.seed: ev.metrics.get(metric) for ev in retrained.runs} if retrained else {},
+        "" if options.rerun else "the untuned default is not retrained in a --no-rerun report",
+    )
     return Comparison(
         metrics=baselines.shown_metrics(data),
         seeds=seeds,
@@ -311,6 +320,7 @@ def compare_with_baselines(
         default_config=shown(config),
         default_described=baselines.describe_default(exp.meta),
         default=retrained,
+        paired=paired,
     )
 
 
@@ -329,6 +339,17 @@ def comparison_columns(comparison: Comparison, task: str) -> dict:
         columns |= f.columns(comparison.metrics)
     if task == "genre":
         columns["majority_class"] = rows[2].note
+    p = comparison.paired
+    if p is not None:  # tuned - default, paired by seed
+        columns |= {
+            "paired_metric": f"test_{p.metric}",
+            "paired_mean": p.mean,
+            "paired_sd": p.sd,
+            "paired_n": p.n,
+            "paired_seeds": p.seeds,
+            "paired_values": p.differences,
+            "paired_verdict": judged(p),
+        }
     return columns
 
 

@@ -1,14 +1,18 @@
 """The report's top lines, printed by the report command: so a user sees the outcome (per
-experiment: best validation, test mean ± sd over seeds) without opening the page."""
+experiment: best validation, test mean ± sd over seeds, the tuned best minus the untuned default
+paired by seed and whether that is within noise, a warning on few validation clips) without
+opening the page."""
 
 from __future__ import annotations
 
 from musictune.evaluation import format_mean_sd
+from musictune.reporting.noise import headline, val_headline
 from musictune.reporting.results import ReportResults
 
 
 def top_lines(results: ReportResults) -> list[str]:
-    """One line per experiment, as the cross-sweep table reads."""
+    """Per experiment a line as the cross-sweep table reads, then (results that hold it) the
+    paired difference, then any warning on few validation clips."""
     lines = []
     for e in results.experiments:
         r = e.row
@@ -17,4 +21,9 @@ def top_lines(results: ReportResults) -> list[str]:
             f"{e.name}: best {r['metric']} {r['best_val']:.4f} (trial {r['best_trial']}), "
             f"{r['test_metric']} {test} (n={r['seeds']})"
         )
+        if e.comparison.paired is not None:
+            lines.append(f"{e.name}: {headline(e.comparison.paired)}")
+        warning = val_headline(e.meta, e.data)
+        if warning:
+            lines.append(f"{e.name}: {warning}")
     return lines

@@ -9,6 +9,7 @@ each experiment's trials.csv). Nothing here reads the sweeps, loads data, or tra
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,7 @@ from musictune import baselines
 from musictune.evaluation import format_mean_sd
 from musictune.reporting import reference
 from musictune.reporting.html import Document
+from musictune.reporting.noise import RULE
 from musictune.reporting.results import ReportResults
 from musictune.reporting.sections import describe_experiment
 from musictune.reporting.views import describe_anytime_by_task, describe_views
@@ -49,7 +51,9 @@ def write_summary(rows: list[dict], root: Path) -> None:
     """summary.csv (the list-valued columns left out) and summary.json (everything)."""
     frame = pd.DataFrame(rows)
     listed = [
-        c for c in frame if c.endswith("_values") or c in ("baseline_seeds", "default_config")
+        c
+        for c in frame
+        if c.endswith("_values") or c in ("baseline_seeds", "default_config", "paired_seeds")
     ]
     frame.drop(columns=listed).to_csv(root / SUMMARY_CSV, index=False)
     (root / SUMMARY_JSON).write_text(json.dumps({"experiments": rows}, indent=2, default=str))
@@ -69,8 +73,9 @@ def method_note(results: ReportResults) -> str:
         f"with {s.seeds} seed(s) (early stopping, patience {s.patience}), each seed's best-epoch "
         "checkpoint on the test split; sd is the sample standard deviation over seeds. Untuned "
         "default: the defaults of `musictune train` in place of the tuned values, retrained with "
-        "the same seeds and budget. Chance: majority class / stratified random guessing (genre), "
-        "the training mean (affect; Spearman undefined, so its MSE is compared)."
+        "the same seeds and budget; tuned − default is the mean ± sd of the per-seed differences "
+        f"of the test metric, and {RULE}. Chance: majority class / stratified random guessing "
+        "(genre), the training mean (affect; Spearman undefined, so its MSE is compared)."
     )
 
 
@@ -93,6 +98,7 @@ def cross_table(rows: list[dict]) -> pd.DataFrame:
                 for r in rows
             ],
             "untuned default (test)": [default_cell(r) for r in rows],
+            "tuned − default (paired)": [paired_cell(r) for r in rows],
             "chance (test)": [chance_cell(r) for r in rows],
             "trials": [f"{r['finished_trials']}/{r['trials']}" for r in rows],
             "wall time": [f"{r['wall_time_s'] / 60:.1f} min" for r in rows],
@@ -113,6 +119,18 @@ def default_cell(row: dict) -> str:
         return "not retrained"
     metric = row["test_metric"].removeprefix("test_")
     return f"{_mean_sd_cell(row, f'default_test_{metric}')} (n={row['seeds']})"
+
+
+def paired_cell(row: dict) -> str:
+    """Tuned - default of the test metric, paired by seed, and whether it is within noise;
+    `-` for results saved before the paired difference."""
+    if "paired_n" not in row:
+        return "-"
+    if not row["paired_n"]:
+        return "not measured"
+    sd = row.get("paired_sd")
+    spread = "" if sd is None or math.isnan(sd) else f" ± {sd:.3f}"
+    return f"{row['paired_mean']:+.3f}{spread} (n={row['paired_n']}), {row['paired_verdict']}"
 
 
 def chance_cell(row: dict) -> str:

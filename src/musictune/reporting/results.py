@@ -97,6 +97,33 @@ class TestedConfig:
 
 
 @dataclass
+class PairedDifference:
+    """The tuned best minus the untuned default on the test split, seed by seed.
+
+    Both are retrained with the same seeds, so a seed's difference leaves out what that seed did
+    to both; `reporting.noise` says whether the mean difference is within noise.
+    """
+
+    metric: str  # the test metric (macro_f1, spearman_mean, ...), higher is better
+    seeds: list[int]  # the seeds both were tested with
+    differences: list[float]  # tuned - default, per seed in `seeds`
+    absent: str = ""  # why there is no difference: the default not retrained, no seed in common
+
+    @property
+    def n(self) -> int:
+        return len(self.differences)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.differences)) if self.differences else float("nan")
+
+    @property
+    def sd(self) -> float:
+        """Sample sd of the per-seed differences (nan with fewer than two)."""
+        return float(np.std(self.differences, ddof=1)) if self.n > 1 else float("nan")
+
+
+@dataclass
 class Comparison:
     """The tuned best beside the untuned default and chance on the test split."""
 
@@ -106,6 +133,7 @@ class Comparison:
     default_config: dict  # the untuned default's hyperparameters as shown
     default_described: str  # baselines.describe_default: the values replacing the tuned ones
     default: TestedConfig | None = None  # the default's rerun; None when not retrained
+    paired: PairedDifference | None = None  # None: results saved before it was computed
 
 
 @dataclass
