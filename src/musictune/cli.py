@@ -1,10 +1,12 @@
-"""`musictune` command line: train, demo-data, sweep, lab, extract.
+"""`musictune` command line: train, demo-data, sweep, lab, extract, export, predict.
 
     musictune train --model lstm --features mel --epochs 2
     musictune demo-data --out demo --size tiny
     musictune sweep lstm_spectrogram --samples 100
     musictune lab --budget quick
     musictune extract ~/music/genres data/mine --jobs 4
+    musictune export results/lstm_spectrogram --out models/genre
+    musictune predict models/genre song.mp3 ~/music/new --csv predictions.csv
 
 Bad input ends in one line on stderr naming the problem and the fix, with exit status 2.
 """
@@ -18,7 +20,9 @@ from pathlib import Path
 
 from musictune.atomic import ensure_writable
 from musictune.errors import EXIT_USAGE, UserError
+from musictune.export import add_export_parser
 from musictune.options import ArgumentParser, add_options, from_args, positive_int, run_main
+from musictune.predict import add_predict_parser
 from musictune.train_command import WRITABLE_FIX, add_train_parser
 
 INTERRUPTED = "no half-written file was left; run it again"
@@ -181,6 +185,8 @@ SUBCOMMANDS = [
     add_sweep_parser,
     add_lab_parser,
     add_extract_parser,
+    add_export_parser,
+    add_predict_parser,
 ]
 
 

@@ -28,28 +28,32 @@ def run_pool(
     unit: str,
     progress: bool | None = True,
     warm_first: bool = False,
-) -> list[Result]:
+    on_result: Callable[[Result], object] | None = None,
+) -> list:
     """`work` over `items` in `jobs` processes (in this one for 1), results in completion order.
 
     `progress` None shows the bar only on a terminal. `warm_first`: a fresh process spends
     seconds loading librosa's numba-compiled code, and forked workers inherit what the parent
-    has loaded, so the parent does the first item itself before the pool forks.
+    has loaded, so the parent does the first item itself before the pool forks. `on_result`
+    (run here, as each result arrives) turns a result into what is kept: a large one need not
+    wait for the rest.
     """
     from tqdm import tqdm
 
-    results: list[Result] = []
+    keep = on_result or (lambda result: result)
+    results: list = []
     forked = multiprocessing.get_start_method() == "fork"
     local = len(items) if jobs == 1 else int(warm_first and forked)
     hide = None if progress is None else not progress  # tqdm: None hides it off a terminal
     with tqdm(total=len(items), desc=desc, unit=unit, disable=hide) as bar:
         for item in items[:local]:
-            results.append(work(item))
+            results.append(keep(work(item)))
             bar.update()
         if local < len(items):
             pool = ProcessPoolExecutor(jobs, initializer=_ignore_sigint)
             try:
                 for future in as_completed([pool.submit(work, item) for item in items[local:]]):
-                    results.append(future.result())
+                    results.append(keep(future.result()))
                     bar.update()
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)

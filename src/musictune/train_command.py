@@ -146,6 +146,10 @@ def run_train(args: argparse.Namespace) -> dict | None:
         ensure_writable(options.checkpoint_dir, "--checkpoint-dir", WRITABLE_FIX)
     resume = load_checkpoint(options.resume) if options.resume else None
     data = load_task(options.task, options.data_dir, options.features, options.beat, options.target)
+    if options.checkpoint_dir:
+        from musictune.export_sources import record_train_run
+
+        record_train_run(options)  # run.json beside best.pt: what `musictune export` reads
     print(
         f"data: {data.task} {data.features}{' beat-synced' if data.beat else ''}: "
         f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test clips, "
