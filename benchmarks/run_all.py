@@ -5,7 +5,7 @@
     python benchmarks/run_all.py --quick --repeats 1 --no-save   # a smoke test
 
 Each benchmark is also a script of its own (startup.py, data_path.py, overhead.py,
-concurrency.py, search_efficiency.py, main_job.py) taking the same options.
+concurrency.py, search_efficiency.py, main_job.py, whole_tracks.py) taking the same options.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import main_job  # noqa: E402
 import overhead  # noqa: E402
 import search_efficiency  # noqa: E402
 import startup  # noqa: E402
+import whole_tracks  # noqa: E402
 
 BENCHMARKS = {
     "startup": startup,
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "concurrency": concurrency,
     "search_efficiency": search_efficiency,
     "main_job": main_job,
+    "whole_tracks": whole_tracks,
 }
 
 

@@ -29,6 +29,7 @@ import overhead  # noqa: E402
 import run_all  # noqa: E402
 import search_efficiency  # noqa: E402
 import startup  # noqa: E402
+import whole_tracks  # noqa: E402
 
 from musictune.tuning.cluster import Resources  # noqa: E402
 
@@ -113,6 +114,45 @@ def test_main_job_refuses_an_unknown_commit_in_one_line(tmp_path):
         main_job.export("no-such-commit", tmp_path / "old")
 
 
+def test_whole_tracks_quick_run_writes_every_row_with_numeric_ratios(tmp_path, monkeypatch):
+    """Five real `musictune train` processes (this checkout: whole tracks with and without a
+    crop, and clips; the commit before a12697e: whole tracks and clips) and the in-process
+    K-fold pair, at --quick: every row lands in the results file with a positive number."""
+    monkeypatch.setattr(common, "read_load", lambda: (0.1, 0.1, 0.1))
+    results = tmp_path / "R.md"
+    assert whole_tracks.main(["--quick", "--repeats", "1", "--results", str(results)]) == 0
+    text = results.read_text()
+    assert "## Whole tracks (--quick) (" in text and "994799e no crop" in text
+    cells = {
+        line.split(" | ")[1]: line.split(" | ")[2:6]
+        for line in text.splitlines()
+        if line.startswith(("| whole tracks |", "| K-fold |"))
+    }
+    before = whole_tracks.BEFORE
+    runs = ["this commit, 16 whole tracks, --crop 2 s", "this commit, 2-s clips"]
+    runs += ["this commit, 16 whole tracks, no crop", f"commit {before}, 16 whole tracks"]
+    runs += [f"commit {before}, 2-s clips"]
+    figures = [
+        f"{r}: {f}" for r in runs for f in ("s per epoch", "wall time (s)", "peak RSS (GiB)")
+    ]
+    ratios = [
+        f"crop epoch on whole tracks / 2-s clip epoch at {before}",
+        "crop epoch on whole tracks / 2-s clip epoch, both this commit",
+        f"2-s clip epoch, this commit / {before}",
+        f"whole tracks, no crop: peak RSS {before} / this commit",
+        f"whole tracks, no crop: s per epoch {before} / this commit",
+        "fit_folds, K = 3 (s)",
+        "one fit (s)",
+        "fit_folds K = 3 / one fit",
+    ]
+    assert list(cells) == figures + ratios
+    for median, low_high, _, _ in cells.values():
+        assert math.isfinite(float(median)) and float(median) > 0 and low_high == ""
+    assert cells[ratios[0]][2:] in (["about 1 (<= 1.25)", "yes"], ["about 1 (<= 1.25)", "**no**"])
+    assert cells[ratios[-1]][2:] in (["<= 3", "yes"], ["<= 3", "**no**"])
+    assert "windows for 3 validation tracks" in text  # read from the crop run's own output
+
+
 def test_concurrency_ceiling_trains_the_pinned_model_without_ray(tmp_path):
     root = write_layout(tmp_path / "data", n_train=40, n_test=10, frames=30)
     seconds = concurrency.plain_epochs(str(root), "lstm_spectrogram", 1, 1, start_at=0.0)
@@ -123,6 +163,7 @@ def test_all_benchmarks_say_where_the_gpu_figure_stands():
     row = run_all.gpu_row()
     assert row.target == ">= 2.5" and row.met is None and "gpu_check.py" in row.value
     assert list(run_all.BENCHMARKS)[0] == "startup" and "main_job" in run_all.BENCHMARKS
+    assert run_all.BENCHMARKS["whole_tracks"] is whole_tracks
 
 
 # --------------------------------------------------------------------------- fairness
