@@ -142,3 +142,13 @@ def test_k_fold_trial_resumes_from_its_checkpoint_as_if_never_stopped(fake_root,
         assert [h[key] for h in resumed.history] == pytest.approx(
             [h[key] for h in whole.history], abs=1e-6
         )
+
+
+def test_report_says_how_a_k_fold_sweep_chose_and_tested_its_best():
+    from musictune.reporting.noise import selection_text
+
+    text = selection_text({"folds": 5, "space": {"crop": 3.0}}, rerun=True)
+    assert "5-fold cross-validation" in text and "train/validation split" in text
+    assert "random crops (3 s)" in text and "one score per clip" in text
+    assert "a fold's model" in selection_text({"folds": 5}, rerun=False)
+    assert selection_text({"folds": 0, "space": {"lr": 1e-3}}, rerun=True) == ""

@@ -154,3 +154,30 @@ def val_headline(meta: dict, data: DataFacts) -> str:
         f"warning: {where} (fewer than {FEW_VAL_CLIPS}): the tuned best may be noise, judge it by "
         "the paired difference"
     )
+
+
+def selection_text(meta: dict, rerun: bool) -> str:
+    """How the sweep scored trials and how its tuned best became the tested model: K-fold
+    and crops say so; a plain single-split sweep says nothing."""
+    parts = []
+    folds = meta.get("folds") or 0
+    if folds:
+        tested = (
+            "the reruns train the tuned best and the untuned default on the train/validation "
+            "split (early stopping on validation) and test them on the held-out test split"
+            if rerun
+            else "the sweep's checkpoint is a fold's model (it saw part of train+validation)"
+        )
+        parts.append(
+            f"Trials were selected by {folds}-fold cross-validation: train and validation "
+            f"pooled into {folds} folds (stratified, grouped by track), each trial scored by the "
+            f"mean over its {folds} fold models. No fold model saw all the data, so {tested}."
+        )
+    crop = (meta.get("space") or {}).get("crop")
+    if crop:
+        shown = f"{crop:g} s" if isinstance(crop, (int, float)) else "length searched"
+        parts.append(
+            f"Trained on random crops ({shown}); validation and test scores average each "
+            "clip's consecutive windows, one score per clip."
+        )
+    return " ".join(parts)

@@ -18,7 +18,7 @@ from musictune.reporting.comparison import describe_comparison
 from musictune.reporting.experiments import Experiment
 from musictune.reporting.html import Document
 from musictune.reporting.mattered import describe_what_mattered
-from musictune.reporting.noise import val_warning
+from musictune.reporting.noise import selection_text, val_warning
 from musictune.reporting.results import ExperimentResult, ReportResults, TestedConfig
 from musictune.reporting.seeds import describe_rerun, save_seed_metrics
 
@@ -46,6 +46,9 @@ def describe_experiment(report: ReportResults, result: ExperimentResult, root: P
     warning = val_warning(exp.meta, data)
     if warning:
         doc.note(warning)
+    selection = selection_text(exp.meta, report.rerun)
+    if selection:
+        doc.text(selection)
     transfer = exp.meta.get("transfer")
     if isinstance(transfer, dict):
         best = transfer.get("source_best")
