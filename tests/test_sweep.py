@@ -221,6 +221,30 @@ def test_optuna_search_runs(ray_local, fake_root, tmp_path):
     assert len(results) == 3 and not results.errors
     lrs = {r.config["lr"] for r in results}
     assert len(lrs) == 3 and all(10**-4.4 <= lr <= 1e-2 for lr in lrs)
+    # Optuna made these configs: its study, as Ray saved it beside the trials, holds exactly
+    # them (random search saves no such state: restoring fails).
+    from ray.tune.search.optuna import OptunaSearch
+
+    (experiment,) = [p.parent for p in tmp_path.glob(f"*/{SWEEP_FILE}")]
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(experiment))
+    asked = {(t.params["lr"], t.params["dropout"]) for t in searcher._ot_study.trials}
+    assert asked == {(r.config["lr"], r.config["dropout"]) for r in results}
+
+
+def test_trials_at_once_follow_the_cluster(ray_local):
+    """Optuna's concurrency (and the help's promise): the CPUs and GPUs of the cluster, or
+    --max-concurrent."""
+    import ray
+
+    from musictune.tuning.cluster import Resources
+
+    cpus = int(ray.cluster_resources()["CPU"])
+    assert Resources(cpus_per_trial=1).slots() == cpus
+    assert Resources(cpus_per_trial=cpus).slots() == 1
+    assert Resources(cpus_per_trial=0.5).slots() == 2 * cpus
+    assert Resources(max_concurrent=7).slots() == 7
+    assert Resources(gpus_per_trial=0.25).slots() == 1  # no GPU here: at least one slot
 
 
 # --------------------------------------------------------------------------- ties

@@ -27,6 +27,20 @@ class Resources:
     def for_tune(self) -> dict:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
 
+    def slots(self) -> int:
+        """Trials the connected cluster runs at once: --max-concurrent, else as many as its CPUs
+        (and GPUs, for GPU trials) hold now. An autoscaling cluster's later nodes are not
+        counted: give --max-concurrent there."""
+        if self.max_concurrent:
+            return self.max_concurrent
+        import ray
+
+        total = ray.cluster_resources()
+        fits = [total.get("CPU", 1.0) / self.cpus_per_trial]
+        if self.gpus_per_trial:
+            fits.append(total.get("GPU", 0.0) / self.gpus_per_trial)
+        return max(1, int(min(fits) + 1e-9))
+
 
 # `ray up` leaves the autoscaler's config (node types with their resources) here on the head node.
 AUTOSCALER_CONFIG = "~/ray_bootstrap_config.yaml"

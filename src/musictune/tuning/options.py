@@ -91,7 +91,10 @@ class SweepOptions:
     cpus_per_trial: float = option(1.0, "also the torch threads of a trial", type=positive_float)
     gpus_per_trial: float = option(0.0, "fractions pack trials on one GPU", type=float)
     max_concurrent: int | None = option(
-        None, "trials at once (default: as many as resources allow)", type=positive_int
+        None,
+        "trials at once (default: as many as the cluster's CPUs/GPUs hold when the sweep "
+        "starts; Optuna then suggests that many configs at a time)",
+        type=positive_int,
     )
     address: str | None = option(None, "existing Ray cluster (default: $RAY_ADDRESS, else local)")
     # Data and results

@@ -37,15 +37,16 @@ KEPT_ON_RESUME = ("samples", "search", "scheduler", "max_epochs", "seed", "smoke
 KEPT_ON_RESUME += ("command", "started", "wall_time_s")
 
 
-def build_search(options: SweepOptions, metric: str):
+def build_search(options: SweepOptions, metric: str, slots: int = 2):
+    """Random search, or Optuna's TPE asking for `slots` configs at a time (the trials the
+    cluster runs at once): more would be suggested before any result could inform them."""
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
     if options.search == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
-        limit = options.max_concurrent or 2
         return ConcurrencyLimiter(
-            OptunaSearch(metric=metric, mode=MODE, seed=options.seed), max_concurrent=limit
+            OptunaSearch(metric=metric, mode=MODE, seed=options.seed), max_concurrent=slots
         )
     return BasicVariantGenerator(
         random_state=options.seed, max_concurrent=options.max_concurrent or 0
@@ -73,7 +74,7 @@ def tuner_plan(plan: SweepPlan) -> TunerPlan:
         metric=plan.metric,
         param_space=plan.space,
         samples=options.samples,
-        search_alg=build_search(options, plan.metric),
+        search_alg=build_search(options, plan.metric, plan.resources.slots()),
         scheduler=build_scheduler(options),
         max_failures=options.max_failures,
         callbacks=[SweepProgress(options.samples, plan.metric)],
