@@ -5,7 +5,8 @@
     python benchmarks/run_all.py --quick --repeats 1 --no-save   # a smoke test
 
 Each benchmark is also a script of its own (startup.py, data_path.py, overhead.py,
-concurrency.py, search_efficiency.py, main_job.py, whole_tracks.py) taking the same options.
+concurrency.py, search_efficiency.py, main_job.py, whole_tracks.py, extraction.py) taking the
+same options.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import concurrency  # noqa: E402
 import data_path  # noqa: E402
+import extraction  # noqa: E402
 import main_job  # noqa: E402
 import overhead  # noqa: E402
 import search_efficiency  # noqa: E402
@@ -31,6 +33,7 @@ BENCHMARKS = {
     "concurrency": concurrency,
     "search_efficiency": search_efficiency,
     "main_job": main_job,
+    "extraction": extraction,
     "whole_tracks": whole_tracks,
 }
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -23,6 +24,7 @@ sys.path.insert(0, str(BENCH))
 import common  # noqa: E402
 import concurrency  # noqa: E402
 import data_path  # noqa: E402
+import extraction  # noqa: E402
 import gpu_check  # noqa: E402
 import main_job  # noqa: E402
 import overhead  # noqa: E402
@@ -107,6 +109,37 @@ def test_main_job_sides_run_their_own_code(tmp_path):
     ).stdout.split()
     assert Path(where[0]).is_relative_to(old / "src") and Path(where[1]).is_relative_to(old)
     assert env["MUSICTUNE_CACHE"] == str(tmp_path / "cache")
+
+
+def test_extraction_runs_each_side_s_worker_step_on_tracks_like_a_user_s(tmp_path):
+    """The tracks are 44.1 kHz stereo Vorbis and 48 kHz stereo Opus; a side's worker step runs
+    in its own process from its exported tree, times the files, reads its memory and saves the
+    arrays compared; the rows judge the ratios and the differences."""
+    import soundfile
+
+    paths = extraction.audio_files(extraction.write_tracks(tmp_path / "audio", minutes=0.1))
+    formats = [(soundfile.info(p).samplerate, soundfile.info(p).channels) for p in paths]
+    assert formats == [(48000, 2), (44100, 2)]  # opus/, vorbis/
+    old = main_job.export("HEAD", tmp_path / "old")
+    warm = extraction.EXCERPTS / "sorohanro_-_solo-trumpet-06.ogg"
+    seconds, floor, peak = extraction.side_process(old, paths, 3.0, warm, tmp_path / "out")
+    assert seconds > 0 and 0 < floor <= peak
+    assert [np.load(tmp_path / "out" / f"{i}.full.npy").shape for i in (0, 1)] == [(140, 130)] * 2
+    assert extraction.max_difference(tmp_path / "out", tmp_path / "out", "beat") == 0
+    figures = {"decode_whole": 2.0, "decode_middle": 0.5, "decode_ratio": 4.0}
+    for mode in ("whole", "clip"):
+        for side, value in (("old", 4.0), ("new", 1.0)):
+            figures |= {f"{side}_{mode}{k}": value for k in ("", "_mib", "_floor", "_above")}
+        figures |= {f"{mode}_ratio{k}": 4.0 for k in ("", "_mib", "_above")}
+        figures |= {f"{mode}_diff_full": 0.0, f"{mode}_diff_beat": 1e-4}
+    rows = extraction.rows([figures])
+    met = {(r.benchmark, r.figure): r.met for r in rows if r.target}
+    assert met[("extract, whole files", f"speed-up, {extraction.BEFORE} / this")]
+    assert met[("extract, whole files", f"max |this commit - {extraction.BEFORE}|, full arrays")]
+    beat = f"max |this commit - {extraction.BEFORE}|, beat-synced arrays"
+    assert met[("extract, whole files", beat)] is False and met[("extract, 30-s clips", beat)]
+    assert met[("decode 30 s of each file", "speed-up")]
+    assert run_all.BENCHMARKS["extraction"] is extraction
 
 
 def test_main_job_refuses_an_unknown_commit_in_one_line(tmp_path):
