@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
     assert len(rows) == len(REFERENCES)
     assert all("demo data (synthetic)" in r for r in rows)
     measured = [r.split(" | ")[6] for r in rows]  # the "measured here" column
-    assert all(m[:1] in "-0123456789" for m in measured), measured
+    assert all(re.match(r"-?\d+\.\d+", m.strip()) for m in measured), measured  # a number
     # Run again: every experiment is kept, none trained again (the report is not rebuilt here:
     # that would repeat the part above).
     from musictune.lab import LabOptions, run_steps
@@ -60,3 +61,19 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
     meta_file.write_text(json.dumps(meta | {"status": "interrupted"}))
     assert run_steps(again) == ["lab-multitask"]
     assert json.loads(meta_file.read_text())["status"] == "finished"
+
+
+def test_lab_passes_resources_and_cluster_options_to_every_sweep():
+    from musictune.cli import build_parser, sweep_options_from_args
+    from musictune.lab import LabOptions, step_argv
+
+    options = LabOptions(
+        budget="smoke", gpus_per_trial=0.25, max_concurrent=3, address="127.0.0.1:6379", amp=True,
+        cpus_per_trial=2, crop=3, folds=4,
+    )  # fmt: skip
+    for step in lab_plan():
+        argv = step_argv(step, options, BUDGETS["smoke"], "/tmp/results", "/tmp/data")
+        sweep = sweep_options_from_args(build_parser().parse_args(["sweep", *argv]))
+        assert (sweep.gpus_per_trial, sweep.cpus_per_trial, sweep.max_concurrent) == (0.25, 2, 3)
+        assert sweep.address == "127.0.0.1:6379" and sweep.amp
+        assert (sweep.crop, sweep.folds) == (3, 4)

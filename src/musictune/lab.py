@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from musictune.options import non_negative_float, non_negative_int, option
+from musictune.options import (
+    non_negative_float,
+    non_negative_int,
+    option,
+    positive_float,
+    positive_int,
+)
 from musictune.tuning.storage import experiment_path, read_sweep_meta, storage_root
 
 COURSE = ("--select-by", "loss", "--set", "batch_size=64", "--scheduler", "fifo")
@@ -84,7 +90,19 @@ class LabOptions:
     )
     storage: str | None = option(None, "results folder (default ./results)")
     out: str | None = option(None, "report parent folder (default: reports/ beside the storage)")
-    cpus_per_trial: float = option(1.0, "also the torch threads of a trial", type=float)
+    cpus_per_trial: float = option(
+        1.0, "also the torch threads of a trial (as musictune sweep)", type=positive_float
+    )
+    gpus_per_trial: float = option(
+        0.0, "GPUs of a trial; fractions pack trials on one GPU (as musictune sweep)", type=float
+    )
+    max_concurrent: int | None = option(
+        None, "trials at once (default: as many as the cluster holds)", type=positive_int
+    )
+    address: str | None = option(
+        None, "existing Ray cluster, e.g. after ray up (default: $RAY_ADDRESS, else local)"
+    )
+    amp: bool = option(False, "mixed precision on CUDA (as musictune sweep --amp)")
     seed: int = option(0, "search and training seed", type=int)
     crop: float = option(
         0.0,
@@ -110,6 +128,10 @@ def step_argv(step: LabStep, options: LabOptions, budget: Budget, root: str, dat
         "--seed", str(options.seed), "--cpus-per-trial", f"{options.cpus_per_trial:g}",
         "--no-baseline-train",
     ]  # fmt: skip
+    argv += ["--gpus-per-trial", f"{options.gpus_per_trial:g}"] if options.gpus_per_trial else []
+    argv += ["--max-concurrent", str(options.max_concurrent)] if options.max_concurrent else []
+    argv += ["--address", options.address] if options.address else []
+    argv += ["--amp"] if options.amp else []
     argv += ["--crop", f"{options.crop:g}"] if options.crop else []
     argv += ["--folds", str(options.folds)] if options.folds else []
     if read_sweep_meta(experiment_path(root, step.name)):
@@ -154,5 +176,7 @@ def run_lab(options: LabOptions) -> None:
         seeds=max(1, budget.seeds),
         rerun_max_epochs=budget.rerun_max_epochs,
         cpus_per_trial=options.cpus_per_trial,
+        gpus_per_trial=options.gpus_per_trial,
+        address=options.address,
     )
     build_report(report)
