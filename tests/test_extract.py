@@ -353,6 +353,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert not Path(out).exists()  # nothing is created before the input checks pass
     # Every file undecodable: one line, not a list.
     one_line_error(capsys, ["extract", str(audio), out], "none of the 1 audio file", "a.wav")
+    # The default keeps whole songs, up to their middle 10 minutes.
+    assert json.loads((Path(out) / "extract_index.json").read_text())["settings"]["duration"] == 600
 
 
 def test_changed_settings_on_an_existing_out_dir_are_refused(extracted, audio_tree, capsys):

@@ -122,9 +122,10 @@ def add_extract_parser(sub) -> None:
     p.add_argument(
         "--duration",
         type=float,
-        default=30.0,
+        default=600.0,
         metavar="SECONDS",
-        help="seconds taken from the middle of each file (0: whole files; default 30)",
+        help="the middle SECONDS of each file, all of it when shorter (default 600: whole "
+        "songs; 30: clips like the course's; 0: whole files however long)",
     )
     p.add_argument(
         "--mapping", type=Path, metavar="FILE", help='JSON {"genre": "class" or null} to fold'

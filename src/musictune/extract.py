@@ -8,7 +8,8 @@ it) or a CSV with columns `path,genre` and optionally `valence,energy,danceabili
 relative to the CSV's folder, or absolute). Every clip goes through the one feature code
 (`features.extract_features`) and is written into the full and beat-synced genre layouts, and
 into the multitask layouts when the CSV gives the three targets (whose test split, as in the
-real set, lists ids only). Clips are the middle `--duration` seconds of each file.
+real set, lists ids only). Each file gives its middle `--duration` seconds, all of it when
+shorter: by default whole songs, and the middle 10 minutes of a longer file (0: no cap).
 
 Resumable: `extract_index.json` in OUT_DIR fixes each file's track id the first time the file
 is seen (written before any audio is read). New files are extracted into `.extract-pending/`
@@ -50,7 +51,10 @@ from musictune.extract_index import (
 )
 from musictune.extract_sources import Source, list_sources, read_mapping
 
-DEFAULT_DURATION = 30.0  # seconds, the length of the FMA clips of the course data set
+# Seconds kept from the middle of each file: whole songs (training crops windows of them), but
+# a worker's time and memory per file stay bounded (chroma_cqt's grow with the signal) and one
+# long mix cannot outweigh the rest. 30 gives clips like the course's FMA ones; 0 no cap.
+DEFAULT_DURATION = 600.0
 DEFAULT_TEST_FRACTION = 0.15
 
 Tracks = dict[str, tuple[int, str | None]]  # file key -> (track id, split or None)
