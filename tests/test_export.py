@@ -30,6 +30,8 @@ from musictune.predict import MODEL_FILE, WEIGHTS_FILE
 from musictune.synth import draw_clip, render
 from musictune.training import predict
 
+from .conftest import sweep_options, write_layout
+
 AUDIO = Path(__file__).resolve().parent / "data" / "audio"
 GENRES = ("Classical", "Electronic", "Hip-Hop", "Metal")  # demo genres that sound apart
 CLIPS = 6  # per genre
@@ -59,9 +61,16 @@ def trained(tmp_path_factory) -> dict:
             y = render(draw_clip(genre, rng), SECONDS, rng)
             soundfile.write(music / genre / f"{i}.wav", y, features.SAMPLE_RATE)
     data, checkpoints, model = tmp / "data", tmp / "run", tmp / "model"
-    assert main(["extract", str(music), str(data), "--jobs", "1"]) == 0  # warm once, here
+    extract = ["extract", str(music), str(data), "--duration", "30", "--jobs", "1"]  # 1: warm once
+    assert main(extract) == 0
     train = ["train", "--data-dir", str(data), "--epochs", "25", "--hidden", "32", "--lr", "3e-3"]
-    assert main([*train, "--checkpoint-dir", str(checkpoints)]) == 0
+    train += ["--crop", "2", "--select-by", "loss"]  # crops: 86 of 130 frames, 2 windows a clip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a sweep's 1-CPU trial: a second thread crawls on busy cores
+    try:
+        assert main([*train, "--checkpoint-dir", str(checkpoints)]) == 0
+    finally:
+        torch.set_num_threads(threads)
     assert main(["export", str(checkpoints), "--out", str(model)]) == 0
     return {"tmp": tmp, "music": music, "data": data, "run": checkpoints, "model": model}
 
@@ -120,6 +129,7 @@ def test_export_records_what_the_model_needs_and_where_it_came_from(trained):
     settings = info["features"]
     assert [settings[k] for k in ("sample_rate", "n_fft", "hop_length")] == [22050, 2048, 512]
     assert (settings["view"], settings["beat"], settings["clip_seconds"]) == ("mel", False, 30.0)
+    assert settings["window"]["frames"] == 86 and info["model"]["window"] == 86
     source = info["provenance"]["source"]
     assert source["kind"] == "train" and source["checkpoint_epoch"] == best["state"]["epoch"]
     assert info["provenance"]["data"]["manifest"]["made_by"] == "musictune extract"
@@ -187,3 +197,87 @@ def test_undecodable_and_silent_files_are_listed_and_skipped(trained, tmp_path, 
     ]  # fmt: skip
     assert "skipped 2 file(s)" in err and "broken.ogg: cannot decode" in err
     assert "silent.wav: silent" in err and "notes.txt" not in err
+
+
+# --------------------------------------------------------------------------- sweeps and reruns
+
+
+@pytest.fixture(scope="module")
+def swept(ray_local, tmp_path_factory) -> dict:
+    """A one-trial, one-epoch smoke sweep of beat-synced mel on random arrays of 3-s clips (the
+    course's layout, no manifest) and a report's one-seed rerun of its best trial, made by the
+    report's own `run_rerun`."""
+    from musictune.reporting.experiments import read_experiment
+    from musictune.reporting.options import RerunSettings
+    from musictune.reporting.rerun import run_rerun
+    from musictune.tuning.runner import run_sweep
+
+    tmp = tmp_path_factory.mktemp("swept")
+    data = write_layout(tmp / "data", frames=130)  # 130 frames: the demo's 3-s clips
+    storage = tmp / "results"
+    argv = ["--samples", "1", "--max-epochs", "1", "--smoke-test", "--no-baseline-train"]
+    places = ["--data-dir", str(data), "--storage", str(storage), "--name", "genre"]
+    run_sweep(sweep_options("lstm_spectrogram_beat", *argv, *places))
+    exp = read_experiment(storage / "genre")
+    trial = str(exp.best_trials(1).iloc[0]["trial_id"])
+    settings = RerunSettings(seeds=1, max_epochs=1, patience=10)
+    rerun = run_rerun(exp, trial, load_task("genre", data, "mel", beat=True), settings)
+    return {"tmp": tmp, "sweep": storage / "genre", "trial": trial, "rerun": rerun.path}
+
+
+@pytest.mark.slow
+def test_a_sweep_a_rerun_and_a_train_run_export_and_predict_real_recordings(
+    swept, trained, tmp_path, capsys
+):
+    models = {"sweep": tmp_path / "sweep", "rerun": tmp_path / "rerun"}
+    assert run(capsys, "export", swept["sweep"], "--out", models["sweep"])[0] == 0
+    assert run(capsys, "export", swept["rerun"], "--seed", "0", "--out", models["rerun"])[0] == 0
+    models["train"] = trained["model"]
+    meta = json.loads((swept["sweep"] / "sweep.json").read_text())
+    for kind, folder in models.items():
+        info = json.loads((folder / MODEL_FILE).read_text())
+        source, figures = info["provenance"]["source"], info["provenance"]["figures"]
+        assert source["kind"] == kind
+        if kind == "train":
+            continue
+        assert source["trial"] == swept["trial"] and info["features"]["settings"] == "course"
+        assert info["features"]["beat"] and info["features"]["clip_seconds"] == 3.0  # 130 frames
+        assert info["labels"]["classes"] == meta["classes"]
+        if kind == "sweep":  # the checkpoint the sweep tested, and the figures it printed
+            assert source["checkpoint"] == meta["test"]["tuned"]["checkpoint"]
+            assert figures["test"]["macro_f1"] == pytest.approx(
+                meta["test"]["tuned"]["mean"]["macro_f1"]
+            )
+        else:
+            assert source["seed"] == 0 and source["rerun"] == str(swept["rerun"])
+    recordings = sorted(AUDIO.glob("*.ogg"))
+    for kind, folder in models.items():
+        csv = tmp_path / f"{kind}.csv"
+        argv = ["predict", folder, AUDIO, "--csv", csv, "--windows", "--top", "20", "--jobs", "2"]
+        status, out, err = run(capsys, *argv)
+        assert status == 0, err
+        table = pd.read_csv(csv)
+        files = table[table["window"] == 0]
+        assert sorted(files["path"]) == [str(p) for p in recordings], kind
+        chances = table.filter(like="probability_").sum(axis=1)
+        np.testing.assert_allclose(chances, 1.0, atol=1e-5)
+        for path, rows in table.groupby("path"):
+            windows = rows[rows["window"] > 0]
+            # 5.3-6 s recordings: two 3-s windows for the sweep's models, one 30-s clip for the
+            # model trained on extracted clips (its manifest's --duration).
+            assert len(windows) == (1 if kind == "train" else 2), (kind, path)
+            assert windows["end_s"].max() == rows[rows["window"] == 0]["end_s"].item()
+        assert out.count("\n") == len(table) + 1  # a line per row, then where the CSV went
+
+
+def test_a_k_fold_sweep_points_to_its_reruns(swept, tmp_path, capsys):
+    folds = tmp_path / "kfold"
+    shutil.copytree(swept["sweep"], folds)
+    meta = json.loads((folds / "sweep.json").read_text())
+    (folds / "sweep.json").write_text(json.dumps(meta | {"folds": 3}))
+    status, out, err = run(capsys, "export", folds, "--out", tmp_path / "m")
+    assert status == 2 and err.count("\n") == 1
+    assert "K-fold" in err and "reruns" in err and "--seed" in err
+    status, out, err = run(capsys, "export", swept["sweep"].parent, "--out", tmp_path / "m")
+    assert status == 2 and "holds sweeps" in err and "genre" in err
+    assert not (tmp_path / "m").exists()

@@ -56,6 +56,11 @@ def find_source(run: Path, trial: str | None, seed: int | None) -> Source:
         raise UserError(f"--seed picks a seed of a report's rerun, and {run} is not one: drop it")
     if (run / "best.pt").is_file() or (run / RUN_FILE).is_file():
         return train_source(run)
+    sweeps = sorted(p.parent.name for p in run.glob("*/sweep.json"))
+    if sweeps:
+        raise UserError(
+            f"{run} holds sweeps, not one run: pass one of {run}/{{{','.join(sweeps)}}}"
+        )
     what = "does not exist" if not run.exists() else "holds no checkpoint"
     raise UserError(f"RUN {run} {what}: pass {RUN_KINDS}")
 
@@ -97,7 +102,7 @@ def sweep_source(path: Path, trial: str | None) -> Source:
         raise UserError(
             f"sweep {path} is K-fold (--folds {exp.meta['folds']}): each checkpoint holds fold "
             "0's model, trained on part of the data; export a report's rerun, trained on the whole "
-            f"train/validation split: python analysis/report.py --storage {path.parent} --sweep "
+            f"train/validation split: musictune report --storage {path.parent} --sweep "
             f"{exp.name}, then musictune export {path}/reruns/<trial>-seeds... --seed N"
         )
     metric, select_by = exp.metric, exp.select_by
