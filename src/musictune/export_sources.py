@@ -58,9 +58,8 @@ def find_source(run: Path, trial: str | None, seed: int | None) -> Source:
         return train_source(run)
     sweeps = sorted(p.parent.name for p in run.glob("*/sweep.json"))
     if sweeps:
-        raise UserError(
-            f"{run} holds sweeps, not one run: pass one of {run}/{{{','.join(sweeps)}}}"
-        )
+        shown = ", ".join(sweeps[:6]) + (f" and {len(sweeps) - 6} more" if sweeps[6:] else "")
+        raise UserError(f"{run} holds sweeps, not one run: pass one of its folders ({shown})")
     what = "does not exist" if not run.exists() else "holds no checkpoint"
     raise UserError(f"RUN {run} {what}: pass {RUN_KINDS}")
 
