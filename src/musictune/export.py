@@ -307,7 +307,8 @@ def run_export(args) -> None:
     o = from_args(ExportOptions, args)
     info = export(o.run, o.out, o.trial, o.seed, o.data_dir)
     source, shown = info["provenance"]["source"], info["provenance"]["figures"]["test"]
-    what = ", ".join(f"{k} {v:.3f}" for k, v in shown.items() if k != "clips" and "_" not in k[:3])
+    headline = ("accuracy", "macro_f1", "spearman", "spearman_mean", "mse")
+    what = ", ".join(f"{k} {shown[k]:.3f}" for k in headline if k in shown)
     print(
         f"exported {source['kind']} {source.get('trial') or source.get('run')} (epoch "
         f"{source['checkpoint_epoch']}) to {o.out}: {info['model']['family']} on "

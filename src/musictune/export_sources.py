@@ -56,6 +56,11 @@ def find_source(run: Path, trial: str | None, seed: int | None) -> Source:
         raise UserError(f"--seed picks a seed of a report's rerun, and {run} is not one: drop it")
     if (run / "best.pt").is_file() or (run / RUN_FILE).is_file():
         return train_source(run)
+    if (run.parent / "sweep.json").is_file() and any(run.glob("checkpoint_*")):
+        raise UserError(
+            f"{run} is a trial folder: pass its sweep, {run.parent}, with --trial ID "
+            "(the trial_id column of its trials.csv)"
+        )
     sweeps = sorted(p.parent.name for p in run.glob("*/sweep.json"))
     if sweeps:
         shown = ", ".join(sweeps[:6]) + (f" and {len(sweeps) - 6} more" if sweeps[6:] else "")
