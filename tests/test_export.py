@@ -270,6 +270,7 @@ def test_a_sweep_a_rerun_and_a_train_run_export_and_predict_real_recordings(
         assert out.count("\n") == len(table) + 1  # a line per row, then where the CSV went
 
 
+@pytest.mark.slow
 def test_a_k_fold_sweep_points_to_its_reruns(swept, tmp_path, capsys):
     folds = tmp_path / "kfold"
     shutil.copytree(swept["sweep"], folds)
