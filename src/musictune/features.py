@@ -121,7 +121,7 @@ def _by_pieces(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray,
         pitches.append(pitch[:, keep][found])
         magnitudes.append(peak[:, keep][found])
         del pitch, peak
-        percussive = _istft(_mask_percussive(stft, magnitude), len(chunk))
+        percussive = _istft(_mask_percussive(stft, magnitude), chunk)
         del stft, magnitude
         spectrum = np.abs(librosa.stft(percussive, n_fft=N_FFT, hop_length=HOP_LENGTH)) ** 2.0
         percussive_mel.append(_mel_power(spectrum)[:, keep])
@@ -147,8 +147,8 @@ def _tuning(pitches: np.ndarray, magnitudes: np.ndarray) -> float:
 
 def _tempo(onsets: np.ndarray) -> np.ndarray | None:
     """The tempo beat_track estimates (8-s autocorrelations averaged over the track), with the
-    tempogram built PIECE columns at a time: the same number, without the 5 float64 copies of
-    the whole tempogram (170 MiB for 4 minutes) that librosa's tempogram makes on the way.
+    tempogram built PIECE columns at a time: the same number, without the whole-track float64
+    temporaries of librosa's tempogram (a 178 MiB peak for 4 minutes).
     None for a flat envelope (beat_track then finds no beats, as it would)."""
     librosa = _librosa()
     if not onsets.any():
@@ -170,21 +170,24 @@ def percussive(y: np.ndarray) -> np.ndarray:
     `_mask_percussive`)."""
     librosa = _librosa()
     stft = librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH)
-    return _istft(_mask_percussive(stft, np.abs(stft)), len(y))
+    return _istft(_mask_percussive(stft, np.abs(stft)), y)
 
 
-def _istft(stft: np.ndarray, length: int) -> np.ndarray:
+def _istft(stft: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """The signal of `stft`, as long as `like` and of its dtype (as effects.percussive does)."""
     librosa = _librosa()
-    return librosa.istft(stft, dtype=np.float32, n_fft=N_FFT, hop_length=HOP_LENGTH, length=length)
+    return librosa.istft(
+        stft, dtype=like.dtype, n_fft=N_FFT, hop_length=HOP_LENGTH, length=len(like)
+    )
 
 
 def _mask_percussive(stft: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     """librosa.decompose.hpss(stft)[1] (kernel 31, power 2, margin 1), in place of `stft`.
 
     librosa's median filters (31 frames along time, 31 bins along frequency) run through scipy's
-    n-D median filter: 10 of the 16 s a 4-minute track took. scipy's 1-D filter gives the same
-    medians 8x faster. Only the percussive mask is made (hpss makes the harmonic one too), a
-    block of frames at a time, so that its temporaries stay small.
+    n-D median filter: 10 of the 16 s a 4-minute track took (HPSS in all: 13). scipy's 1-D
+    filter gives the same medians 8x faster. Only the percussive mask is made (hpss makes the
+    harmonic one too), a block of frames at a time, so that its temporaries stay small.
     """
     librosa = _librosa()
     along_time = _median_filter_rows(magnitude, HPSS_KERNEL)  # hpss's "harm"
