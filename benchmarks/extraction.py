@@ -73,13 +73,7 @@ def write_tracks(folder: Path, minutes: float) -> Path:
 
 
 def export_before(into: Path) -> Path:
-    try:
-        return main_job.export(BEFORE, into)
-    except UserError:
-        raise UserError(
-            f"cannot export commit {BEFORE!r}: run from a clone whose `git log` has it, "
-            "or change BEFORE in benchmarks/extraction.py"
-        ) from None
+    return main_job.export(BEFORE, into, "BEFORE in benchmarks/extraction.py")
 
 
 # Run in each side's process: only its own musictune (extract_audio, features) is imported.

@@ -32,8 +32,9 @@ TARGET = 1.5
 SCRIPT = "sweeps/{preset}.py"
 
 
-def export(commit: str, into: Path) -> Path:
-    """The tree of `commit`, without its history, in `into`."""
+def export(commit: str, into: Path, constant: str = "BASELINE in benchmarks/main_job.py") -> Path:
+    """The tree of `commit`, without its history, in `into`; `constant` names where the
+    benchmark fixes the commit, for the error."""
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", "--format=tar", commit],
         capture_output=True,
@@ -41,7 +42,7 @@ def export(commit: str, into: Path) -> Path:
     if archive.returncode:
         raise UserError(
             f"cannot export commit {commit!r}: run from a clone whose `git log` has it, "
-            "or change BASELINE in benchmarks/main_job.py"
+            f"or change {constant}"
         )
     into.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)

@@ -156,13 +156,7 @@ def ray_running() -> bool:
 
 
 def export_before(into: Path) -> Path:
-    try:
-        return main_job.export(BEFORE, into)
-    except UserError:
-        raise UserError(
-            f"cannot export commit {BEFORE!r}: run from a clone whose `git log` has it, "
-            "or change BEFORE in benchmarks/whole_tracks.py"
-        ) from None
+    return main_job.export(BEFORE, into, "BEFORE in benchmarks/whole_tracks.py")
 
 
 def train_process(checkout: Path, cache: Path, argv: list[str], log: Path, cpus: int) -> dict:
