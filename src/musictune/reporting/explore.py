@@ -168,14 +168,15 @@ def _clips_to_show(
     clips = []
     for label, i in picks:
         track = str(full["train"]["ids"][i])
-        n = full["train"]["lengths"][i]
-        full_clip = full["train"]["x"][i, :n].T
-        beat_clip = None
-        if beat is not None:
-            j = beat_index[track]
-            beat_clip = beat["train"]["x"][j, : beat["train"]["lengths"][j]].T
-        clips.append((f"{label} (track {track})", full_clip, beat_clip))
+        beat_clip = None if beat is None else raw_clip(beat["train"], beat_index[track]).T
+        clips.append((f"{label} (track {track})", raw_clip(full["train"], i).T, beat_clip))
     return clips
+
+
+def raw_clip(raw: dict, i: int) -> np.ndarray:
+    """Clip i's (T, 140) frames of a split as `read_split` returns it (clips end to end)."""
+    start = int(raw["lengths"][:i].sum())
+    return raw["frames"][start : start + int(raw["lengths"][i])]
 
 
 def _print_summary(root: Path, target: Path, before: dict, after: dict, clips: list) -> None:
