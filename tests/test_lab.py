@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from musictune.lab import BUDGETS, lab_plan
+from musictune.lab import BUDGETS, LabOptions, lab_plan, step_argv
+
+
+def sweep_options(step, recipe: str, budget: str = "full"):
+    from musictune.cli import build_parser, sweep_options_from_args
+
+    options = LabOptions(budget=budget, recipe=recipe)
+    argv = step_argv(step, options, BUDGETS[budget], "/tmp/results", "/tmp/data")
+    return sweep_options_from_args(build_parser().parse_args(["sweep", *argv]))
 
 
 def test_the_plan_runs_the_course_models_with_the_course_settings():
@@ -25,16 +33,44 @@ def test_the_plan_runs_the_course_models_with_the_course_settings():
     assert BUDGETS["full"].rerun_max_epochs == 1000 and BUDGETS["full"].max_epochs == 50
 
 
+def test_the_tuned_recipe_searches_every_experiment_on_the_course_splits():
+    course = {s.name: sweep_options(s, "course") for s in lab_plan("course")}
+    tuned = {s.name: sweep_options(s, "tuned") for s in lab_plan("tuned")}
+    assert list(course) == list(tuned)  # the same experiments, by name
+    for name, sweep in tuned.items():
+        assert sweep.samples == BUDGETS["full"].samples and sweep.max_epochs == 50
+        assert "lr=0.0001" not in (sweep.sets or []) or "-genre-cnn-" in name
+        assert sweep.test_fraction == course[name].test_fraction  # the same splits
+    # The course's affect protocol at the full budget: 80/20, 30 epochs, no early stopping.
+    for name, sweep in course.items():
+        affect = not name.startswith("lab-genre-")
+        assert sweep.test_fraction == (0.2 if affect else 0.15), name
+        assert (sweep.max_epochs, sweep.patience) == ((30, 0) if affect else (50, 10)), name
+    with pytest.raises(ValueError, match="course, tuned"):
+        lab_plan("mine")
+
+
 @pytest.mark.slow
 def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_tiny, tmp_path):
     from musictune.cli import main
 
     results, reports = tmp_path / "results", tmp_path / "reports"
     argv = ["lab", "--budget", "smoke", "--data-dir", str(demo_tiny), "--storage", str(results)]
-    assert main([*argv, "--out", str(reports)]) == 0
+    assert main([*argv, "--recipe", "course", "--out", str(reports)]) == 0
     for step in lab_plan():
         meta = json.loads((results / step.name / "sweep.json").read_text())
         assert meta["status"] == "finished" and meta["select_by"] == "loss"
+        space, name = meta["space"], step.name
+        assert space["batch_size"] == 64
+        if "-cnn" in name or "transfer" in name or "multitask" in name:  # one model, fixed
+            assert meta["samples"] == 1 and space["lr"] == 0.0001 and space["dropout"] == 0
+        if name.startswith("lab-genre-lstm"):  # the course's own random search
+            assert isinstance(space["lr"], dict) and "loguniform" in space["lr"]
+        elif "-lstm" in name:  # on the course's best genre LSTM's config
+            assert (space["lr"], space["dropout"], space["num_layers"]) == (9.1e-05, 0.196, 2)
+        affect = not name.startswith("lab-genre-")
+        assert meta["test_fraction"] == (0.2 if affect else 0.15)  # affect: the 80/20 split
+        assert meta["patience"] == (0 if affect else 10)
     (report,) = reports.iterdir()
     page = (report / "index.md").read_text()
     assert all(step.name in page for step in lab_plan())
@@ -45,6 +81,11 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
     rows = [r for r in figures.splitlines() if r.startswith("| ") and "lab-" in r]
     assert len(rows) == len(REFERENCES)
     assert all("demo data (synthetic)" in r for r in rows)
+    # Each course figure names its own split: 575 test clips for genre only.
+    for row in rows:
+        genre = row.startswith("| genre ")
+        assert ("575 clips" in row) == genre and ("held-out 20 %" in row) != genre, row
+        assert ("20% of train held out as test" in row) != genre, row
     measured = [r.split(" | ")[6] for r in rows]  # the "measured here" column
     assert all(re.match(r"-?\d+\.\d+", m.strip()) for m in measured), measured  # a number
     # Run again: every experiment is kept, none trained again (the report is not rebuilt here:

@@ -303,7 +303,7 @@ def _genre_splits(
 
 
 def _multitask_splits(
-    directory: Path, raw_train: dict, raw_test: dict, view, seed: int
+    directory: Path, raw_train: dict, raw_test: dict, view, seed: int, test_fraction: float
 ) -> tuple[Split, Split, str]:
     """(train, test, test note): an unlabelled test split is replaced by a share of train."""
     if "targets" not in raw_train:
@@ -311,11 +311,8 @@ def _multitask_splits(
     train = _to_split(raw_train, view, raw_train["targets"])
     if "targets" in raw_test:
         return train, _to_split(raw_test, view, raw_test["targets"]), "held-out test split"
-    rest, held = _split_index(None, len(train), MULTITASK_TEST_FRACTION, seed + 1, train.ids)
-    note = (
-        f"the multitask test split has no labels: {MULTITASK_TEST_FRACTION:.0%} of train "
-        "held out as test"
-    )
+    rest, held = _split_index(None, len(train), test_fraction, seed + 1, train.ids)
+    note = f"the multitask test split has no labels: {test_fraction:.0%} of train held out as test"
     return train.subset(np.sort(rest)), train.subset(np.sort(held)), note
 
 
@@ -327,11 +324,14 @@ def load_dataset(
     val_fraction: float = VAL_FRACTION,
     seed: int = SPLIT_SEED,
     folds: int = 0,
+    test_fraction: float = MULTITASK_TEST_FRACTION,
 ) -> Dataset:
     """Load train/val/test of one task and feature view, standardised on the train split.
 
     `folds` = K > 0 also assigns train+val to K folds for K-fold selection; the test split stays
     held out, and the features keep the train split's standardisation (label-free statistics).
+    `test_fraction`: the share of train held out as test when the multitask test split has no
+    labels (the course's affect lab: 0.2).
     """
     _check_options(task, features, val_fraction)
     root = resolve_data_dir(data_dir)
@@ -346,7 +346,9 @@ def load_dataset(
         full_train, test, classes = _genre_splits(root, directory, raw_train, raw_test, view)
     else:
         targets = layout.AFFECT_TARGETS
-        full_train, test, test_note = _multitask_splits(directory, raw_train, raw_test, view, seed)
+        full_train, test, test_note = _multitask_splits(
+            directory, raw_train, raw_test, view, seed, test_fraction
+        )
     ids = full_train.ids
     fit_idx, val_idx = _split_index(full_train.y, len(full_train), val_fraction, seed, ids)
     train, val = full_train.subset(np.sort(fit_idx)), full_train.subset(np.sort(val_idx))

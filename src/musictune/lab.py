@@ -2,11 +2,16 @@
 
     musictune lab --budget quick                 # = python sweeps/lab.py --budget quick
     musictune lab --budget full --data-dir ~/data/patreco3
+    musictune lab --recipe tuned                 # today's searches on the same splits
 
-Each experiment is a preset with the course's own models (`course_lstm`, `course_cnn`) and
-settings (batch 64; genre CNN at lr 1e-4; random search over lr 10^U(-4.4,-2), dropout
-U(0.1,0.8) and LSTM layers {1,2}; the best epoch by validation loss). A finished experiment is
-skipped and a cut one resumed, so running the lab again finishes what is missing.
+Each experiment is a preset with the course's own models (`course_lstm`, `course_cnn`), batch 64
+and the best epoch by validation loss. `--recipe course` (the default) uses the course's own
+settings: random search over lr 10^U(-4.4,-2), dropout U(0.1,0.8) and LSTM layers {1,2} for the
+genre LSTMs only; one model at lr 1e-4 (no dropout) for every CNN, the transfer and multitask;
+the affect LSTMs on the course's best genre LSTM config; affect on an 80/20 split of the
+multitask set for 30 epochs. `--recipe tuned` searches every experiment, on the same splits. A
+finished experiment is skipped and a cut one resumed, so running the lab again finishes what is
+missing.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ from musictune.tuning.storage import experiment_path, read_sweep_meta, storage_r
 
 COURSE = ("--select-by", "loss", "--set", "batch_size=64", "--scheduler", "fifo")
 
+RECIPES = ("course", "tuned")
+# The course trained one model at lr 1e-4 where it searched nothing; its CNN had no dropout.
+COURSE_CNN = ("--set", "lr=0.0001", "--set", "dropout=0.0")
+# The affect LSTMs reused the best genre LSTM's config, as the course published it.
+COURSE_BEST_LSTM = ("--set", "lr=9.1e-05", "--set", "dropout=0.196", "--set", "num_layers=2")
+AFFECT_TEST_FRACTION = 0.2  # the course's 80/20 train/evaluation split of the multitask set
+COURSE_AFFECT_EPOCHS = 30  # the course evaluated its affect models after 30 epochs
 
 @dataclass(frozen=True)
 class Budget:
@@ -48,34 +60,52 @@ class LabStep:
     preset: str
     argv: tuple[str, ...] = ()  # the course's settings for it, as sweep options
 
+    single: bool = False  # one model: every searched key fixed, one trial
+    affect: bool = False  # on the course's 80/20 split of the multitask set
+    epochs: int | None = None  # the course's epochs (a smaller budget's are fewer)
 
-def lab_plan() -> list[LabStep]:
-    """The course's experiments, in an order where the transfer's source comes first."""
+    def budget_argv(self, budget: Budget) -> list[str]:
+        """--samples, --max-epochs (and the affect split) of this step under a budget."""
+        epochs = min(self.epochs or budget.max_epochs, budget.max_epochs)
+        argv = ["--samples", str(1 if self.single else budget.samples), "--max-epochs", str(epochs)]
+        return [*argv, "--test-fraction", f"{AFFECT_TEST_FRACTION:g}"] if self.affect else argv
+
+
+def lab_plan(recipe: str = "course") -> list[LabStep]:
+    """The course's experiments, in an order where the transfer's source comes first.
+    recipe "course": the course's settings per experiment; "tuned": today's searches (genre
+    CNN at lr 1e-4, everything else searched), on the same splits."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
+    course = recipe == "course"
     lstm = ("--model", "course_lstm", *COURSE)
     cnn = ("--model", "course_cnn", *COURSE)
-    genre_cnn = (*cnn, "--set", "lr=0.0001")
+    fixed_cnn = (*cnn, *COURSE_CNN) if course else cnn
+    genre_cnn = fixed_cnn if course else (*cnn, "--set", "lr=0.0001")
+    affect = ("--patience", "0") if course else ()  # the course trained all 30 epochs
+    affect_lstm = (*lstm, *COURSE_BEST_LSTM, *affect) if course else lstm
     steps = [
         LabStep("lab-genre-lstm-mel", "lstm_spectrogram", lstm),
         LabStep("lab-genre-lstm-mel-beat", "lstm_spectrogram_beat", lstm),
         LabStep("lab-genre-lstm-chroma", "lstm_chroma", lstm),
         LabStep("lab-genre-lstm-fused", "lstm_fused", lstm),
-        LabStep("lab-genre-cnn-mel", "cnn_spectrogram", genre_cnn),
-        LabStep("lab-genre-cnn-mel-beat", "cnn_spectrogram_beat", genre_cnn),
+        LabStep("lab-genre-cnn-mel", "cnn_spectrogram", genre_cnn, single=course),
+        LabStep("lab-genre-cnn-mel-beat", "cnn_spectrogram_beat", genre_cnn, single=course),
     ]
     for target in ("valence", "energy", "danceability"):
+    one = {"single": course, "affect": True, "epochs": COURSE_AFFECT_EPOCHS if course else None}
         steps += [
-            LabStep(f"lab-{target}-lstm", "lstm_regression", (*lstm, "--target", target)),
-            LabStep(f"lab-{target}-cnn", "cnn_regression", (*cnn, "--target", target)),
+        lstm_argv, cnn_argv = (*affect_lstm, "--target", target), (*fixed_cnn, *affect)
+            LabStep(f"lab-{target}-lstm", "lstm_regression", lstm_argv, **one),
+            LabStep(f"lab-{target}-cnn", "cnn_regression", (*cnn_argv, "--target", target), **one),
         ]
-    source = ("--from-sweep", "lab-genre-cnn-mel-beat", *COURSE)
+    source = ("--from-sweep", "lab-genre-cnn-mel-beat", *COURSE, *affect)
+    source += COURSE_CNN if course else ()
+    finetuned, frozen = ("--set", "freeze_backbone=false"), ("--set", "freeze_backbone=true")
     steps += [
-        LabStep(
-            "lab-transfer-finetuned", "transfer_energy", (*source, "--set", "freeze_backbone=false")
-        ),
-        LabStep(
-            "lab-transfer-frozen", "transfer_energy", (*source, "--set", "freeze_backbone=true")
-        ),
-        LabStep("lab-multitask", "multitask", cnn),
+        LabStep("lab-transfer-finetuned", "transfer_energy", (*source, *finetuned), **one),
+        LabStep("lab-transfer-frozen", "transfer_energy", (*source, *frozen), **one),
+        LabStep("lab-multitask", "multitask", (*fixed_cnn, *affect), **one),
     ]
     return steps
 
@@ -86,6 +116,12 @@ class LabOptions:
         "quick", "smoke (CI), quick, or full (the course's budgets)", choices=list(BUDGETS)
     )
     data_dir: str | None = option(
+    recipe: str = option(
+        "course",
+        "course: the course's settings per experiment (one model at lr 1e-4 where it fixed "
+        "them); tuned: today's searches, on the same splits",
+        choices=list(RECIPES),
+    )
         None, "patreco3-layout data (default: $MUSICTUNE_DATA, else demo data)"
     )
     storage: str | None = option(None, "results folder (default ./results)")
@@ -124,7 +160,7 @@ def step_argv(step: LabStep, options: LabOptions, budget: Budget, root: str, dat
     """The sweep command line of one step; `--resume` when a cut run of it is there."""
     argv = [
         step.preset, *step.argv, "--name", step.name, "--storage", root, "--data-dir", data,
-        "--samples", str(budget.samples), "--max-epochs", str(budget.max_epochs),
+        *step.budget_argv(budget),
         "--seed", str(options.seed), "--cpus-per-trial", f"{options.cpus_per_trial:g}",
         "--no-baseline-train",
     ]  # fmt: skip
@@ -148,7 +184,7 @@ def run_steps(options: LabOptions) -> list[str]:
     budget = BUDGETS[options.budget]
     root = storage_root(options.storage)
     data = str(resolve_data_dir(options.data_dir, budget.demo))
-    steps, ran = lab_plan(), []
+    steps, ran = lab_plan(options.recipe), []
     for i, step in enumerate(steps, 1):
         status = read_sweep_meta(experiment_path(root, step.name)).get("status")
         if status == "finished":
@@ -170,7 +206,7 @@ def run_lab(options: LabOptions) -> None:
     budget = BUDGETS[options.budget]
     report = ReportOptions(
         storage=storage_root(options.storage),
-        sweeps=[s.name for s in lab_plan()],
+        sweeps=[s.name for s in lab_plan(options.recipe)],
         out=options.out,
         rerun=budget.seeds > 0,
         seeds=max(1, budget.seeds),

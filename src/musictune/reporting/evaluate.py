@@ -18,7 +18,7 @@ import pandas as pd
 
 from musictune import baselines
 from musictune.baselines import Figures
-from musictune.data import Dataset, load_task
+from musictune.data import MULTITASK_TEST_FRACTION, Dataset, load_task
 from musictune.evaluation import (
     TEST_METRIC,
     Evaluation,
@@ -65,9 +65,10 @@ class DataCache:
     def get(self, exp: Experiment) -> Dataset:
         m = exp.meta
         key = (m["task"], exp.data_dir(self.override), m["features"], m["beat"], m.get("target"))
-        if key not in self.loaded:
-            self.loaded[key] = load_task(*key)
-        return self.loaded[key]
+        fraction = m.get("test_fraction", MULTITASK_TEST_FRACTION)
+        if (*key, fraction) not in self.loaded:
+            self.loaded[(*key, fraction)] = load_task(*key, test_fraction=fraction)
+        return self.loaded[(*key, fraction)]
 
 
 def evaluate_report(

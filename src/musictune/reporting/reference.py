@@ -22,7 +22,9 @@ from musictune.evaluation import mean_sd
 from musictune.genres import FMA_CLASSES
 
 SOURCE = "course lab (patreco3), real FMA data"
-COURSE_TEST_CLIPS = 575  # the course's test split, as its report states
+COURSE_TEST_CLIPS = 575  # the course's genre test split, as its report states
+# The course's affect figures: a held-out 20 % of the multitask set, after 30 epochs.
+COURSE_AFFECT_SPLIT = "held-out 20 % of the multitask set, after 30 epochs"
 TARGETS = ("valence", "energy", "danceability")
 MODEL_KIND = {"lstm": "lstm", "course_lstm": "lstm", "cnn": "cnn", "course_cnn": "cnn"}
 MEAN = "mean"  # the target of a mean row
@@ -39,6 +41,12 @@ class Reference:
     target: str  # "" (genre), an affect target, or MEAN
     metric: str  # the test metric: accuracy, macro_f1, spearman, spearman_<target>
     value: float
+
+    @property
+    def split(self) -> str:
+        """What the course measured this figure on."""
+        genre = f"genre test split, {COURSE_TEST_CLIPS} clips"
+        return genre if self.task == "genre" else COURSE_AFFECT_SPLIT
 
     @property
     def derived(self) -> bool:

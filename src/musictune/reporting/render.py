@@ -151,8 +151,9 @@ def chance_cell(row: dict) -> str:
 # --------------------------------------------------------------------------- references
 
 COURSE_NOTE = (
-    f"Published test figures of the {reference.SOURCE} (its test split had "
-    f"{reference.COURSE_TEST_CLIPS} clips), not measured here. A figure stands beside an "
+    f"Published test figures of the {reference.SOURCE} (genre: its test split of "
+    f"{reference.COURSE_TEST_CLIPS} clips; affect: a {reference.COURSE_AFFECT_SPLIT}; the "
+    "course split column names each), not measured here. A figure stands beside an "
     "experiment only when task, model kind (lstm: lstm and course_lstm; cnn: cnn and course_cnn), "
     "features, beat and target all agree (transfer: the fine-tuned backbone only, the one the "
     "course published), and the measured side is the same test metric: mean ± sd over the tested "
@@ -180,10 +181,15 @@ def measured(results: ReportResults) -> tuple[list[reference.Measured], list[str
                 meta=e.meta,
                 config=tested[0].config if tested else {},
                 runs=[r.metrics for r in tested[0].runs] if tested else [],
-                data=f"{where}, {data.test} test clips",
+                data=f"{where}, {data.test} test clips" + split_note(data.test_note),
             )
         )
     return kept, excluded
+
+
+def split_note(test_note: str) -> str:
+    """How the test clips were held out, when not as a labelled test split."""
+    return "" if test_note == "held-out test split" else f" ({test_note})"
 
 
 def view_label(r: reference.Reference) -> str:
@@ -217,6 +223,7 @@ def pairs_frame(pairs: list[reference.Pair]) -> pd.DataFrame:
                 "experiment": ", ".join(p.experiments) or "-",
                 "measured on": p.data or "-",
                 "note": p.note,
+                "course split": r.split,
             }
         )
     return pd.DataFrame(rows)

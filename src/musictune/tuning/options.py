@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from musictune.data import MULTITASK_TEST_FRACTION
 from musictune.features import VIEWS
 from musictune.layout import AFFECT_TARGETS
 from musictune.options import (
@@ -131,6 +132,13 @@ class SweepOptions:
         metavar="K",
     )
     patience: int = option(
+    test_fraction: float = option(
+        MULTITASK_TEST_FRACTION,
+        "affect: the share of train held out as test when the multitask test split has no "
+        "labels (the course's lab: 0.2)",
+        type=positive_float,
+        metavar="F",
+    )
         PATIENCE, "early stopping inside a trial (0 disables)", type=non_negative_int
     )
     checkpoint_every: int = option(5, "epochs between trial checkpoints", type=positive_int)
@@ -217,6 +225,10 @@ class SweepOptions:
                     "--batch-size and --checkpoint-every must be >= 1, --patience >= 0",
                 ),
             ]
+                (
+                    not 0 < self.test_fraction < 1,
+                    f"--test-fraction must lie strictly between 0 and 1, not {self.test_fraction}",
+                ),
         )
 
     @property

@@ -225,9 +225,11 @@ def run_sweep(options: SweepOptions | SweepPlan, trainable=None):
     earlier = read_sweep_meta(plan.path) if plan.options.resume else {}
     data_dir = sweep_data_dir(plan, earlier)
     preset = plan.preset
+        "test_fraction": o.test_fraction,  # of the multitask train set, when it has no labels
     data = load_task(
-        plan.task, data_dir, preset.features, preset.beat, plan.target, folds=plan.options.folds
-    )
+        plan.task, data_dir, preset.features, preset.beat, plan.target, folds=plan.options.folds,
+        test_fraction=plan.options.test_fraction,
+    )  # fmt: skip
     plan.check(data)
     connect(plan.resources)
     check_resources(plan.resources)
