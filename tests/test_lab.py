@@ -81,6 +81,12 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
     rows = [r for r in figures.splitlines() if r.startswith("| ") and "lab-" in r]
     assert len(rows) == len(REFERENCES)
     assert all("demo data (synthetic)" in r for r in rows)
+    # The course's first steps: exploration figures with shapes, and overfit one batch.
+    assert "## Lab: data exploration" in page and "beat-synced (140," in page
+    assert "20 genres before the mapping, 10 classes" in page
+    assert page.count(": passed") == 2, page.split("## Lab: overfit one batch")[-1]
+    for png in ("explore-clips.png", "explore-classes.png", "overfit.png"):
+        assert (report / png).stat().st_size > 0
     # Each course figure names its own split: 575 test clips for genre only.
     for row in rows:
         genre = row.startswith("| genre ")

@@ -28,7 +28,6 @@ from musictune.options import (
 from musictune.tuning.storage import experiment_path, read_sweep_meta, storage_root
 
 COURSE = ("--select-by", "loss", "--set", "batch_size=64", "--scheduler", "fifo")
-
 RECIPES = ("course", "tuned")
 # The course trained one model at lr 1e-4 where it searched nothing; its CNN had no dropout.
 COURSE_CNN = ("--set", "lr=0.0001", "--set", "dropout=0.0")
@@ -38,6 +37,7 @@ AFFECT_TEST_FRACTION = 0.2  # the course's 80/20 train/evaluation split of the m
 COURSE_AFFECT_EPOCHS = 30  # the course evaluated its affect models after 30 epochs
 
 @dataclass(frozen=True)
+
 class Budget:
     samples: int  # random-search trials per experiment
     max_epochs: int
@@ -59,7 +59,6 @@ class LabStep:
     name: str  # the experiment's name in the storage folder
     preset: str
     argv: tuple[str, ...] = ()  # the course's settings for it, as sweep options
-
     single: bool = False  # one model: every searched key fixed, one trial
     affect: bool = False  # on the course's 80/20 split of the multitask set
     epochs: int | None = None  # the course's epochs (a smaller budget's are fewer)
@@ -74,6 +73,7 @@ class LabStep:
 def lab_plan(recipe: str = "course") -> list[LabStep]:
     """The course's experiments, in an order where the transfer's source comes first.
     recipe "course": the course's settings per experiment; "tuned": today's searches (genre
+
     CNN at lr 1e-4, everything else searched), on the same splits."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
@@ -92,11 +92,11 @@ def lab_plan(recipe: str = "course") -> list[LabStep]:
         LabStep("lab-genre-cnn-mel", "cnn_spectrogram", genre_cnn, single=course),
         LabStep("lab-genre-cnn-mel-beat", "cnn_spectrogram_beat", genre_cnn, single=course),
     ]
-    for target in ("valence", "energy", "danceability"):
     one = {"single": course, "affect": True, "epochs": COURSE_AFFECT_EPOCHS if course else None}
-        steps += [
+    for target in ("valence", "energy", "danceability"):
         lstm_argv, cnn_argv = (*affect_lstm, "--target", target), (*fixed_cnn, *affect)
             LabStep(f"lab-{target}-lstm", "lstm_regression", lstm_argv, **one),
+        steps += [
             LabStep(f"lab-{target}-cnn", "cnn_regression", (*cnn_argv, "--target", target), **one),
         ]
     source = ("--from-sweep", "lab-genre-cnn-mel-beat", *COURSE, *affect)
@@ -115,7 +115,6 @@ class LabOptions:
     budget: str = option(
         "quick", "smoke (CI), quick, or full (the course's budgets)", choices=list(BUDGETS)
     )
-    data_dir: str | None = option(
     recipe: str = option(
         "course",
         "course: the course's settings per experiment (one model at lr 1e-4 where it fixed "
@@ -123,6 +122,7 @@ class LabOptions:
         choices=list(RECIPES),
     )
         None, "patreco3-layout data (default: $MUSICTUNE_DATA, else demo data)"
+    data_dir: str | None = option(
     )
     storage: str | None = option(None, "results folder (default ./results)")
     out: str | None = option(None, "report parent folder (default: reports/ beside the storage)")
@@ -214,5 +214,9 @@ def run_lab(options: LabOptions) -> None:
         cpus_per_trial=options.cpus_per_trial,
         gpus_per_trial=options.gpus_per_trial,
         address=options.address,
+    from musictune.data_files import resolve_data_dir
     )
-    build_report(report)
+    from musictune.reporting.lab_checks import lab_checks_section
+    folder = build_report(report)
+    # The course's first steps: the data's exploration figures, then overfit one batch.
+    lab_checks_section(str(resolve_data_dir(options.data_dir, budget.demo)), folder)

@@ -1,0 +1,100 @@
+"""The lab report's first steps, as the course did them before any sweep: look at the data,
+then check that each model can overfit one batch.
+
+Exploration: mel spectrogram and chromagram of one clip of each of two genres, full and
+beat-synced, with their shapes; clips per genre before and per class after the 20 -> 10
+mapping (`reporting.explore`'s figures). Overfit: `musictune train --overfit 1` for the course's
+LSTM and CNN on the beat-synced genre mel view: training loss per epoch on one fixed batch; the
+check passes when it falls near zero. Seconds on demo data; written into the report folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from musictune import layout
+from musictune.data_files import class_mapping, dataset_dir, resolve_data_dir
+from musictune.reporting import explore, plots
+
+OVERFIT_MODELS = ("course_lstm", "course_cnn")
+OVERFIT_EPOCHS = 60
+OVERFIT_BATCH = 8  # clips in the one batch
+NEAR_ZERO = 0.05  # the final training loss that passes the check
+
+
+def exploration(data_dir: str | None, folder: Path) -> list[str]:
+    """The exploration figures in `folder`, and their markdown."""
+    root = resolve_data_dir(data_dir)
+    mapping = class_mapping(root)
+    full, beat = explore._read_views(root, dataset_dir(root, layout.GENRE_TASK, False))
+    clips = explore._clips_to_show(full, beat, mapping, None)
+    explore.clip_figure(clips, folder / "explore-clips.png")
+    genres = {s: full[s]["genres"] for s in explore.SPLITS}
+    _, before, after = explore.class_figure(genres, mapping, folder / "explore-classes.png")
+    lines = ["Two genres' clips (train split), mel (128 bins) and chroma (12), as (bins, frames):"]
+    for label, full_clip, beat_clip in clips:
+        beat_shape = "none" if beat_clip is None else f"{beat_clip.shape}"
+        lines.append(f"- {label}: full {full_clip.shape}, beat-synced {beat_shape}")
+    kept = [c for c in after["train"] if c != "(dropped)"]
+    lines += [
+        "",
+        "![clips](explore-clips.png)",
+        "",
+        f"Clips per genre: {len(before['train'])} genres before the mapping, {len(kept)} "
+        f"classes after it ({after['train'].get('(dropped)', 0)} train clips dropped).",
+        "",
+        "![classes](explore-classes.png)",
+    ]
+    return lines
+
+
+def overfit_losses(data_dir: str | None, model: str) -> list[float]:
+    """Training loss per epoch of `musictune train --overfit 1` (one fixed batch)."""
+    from musictune.data import load_task
+    from musictune.models import get_family
+    from musictune.training import TrainConfig, build_model, fit
+
+    data = load_task("genre", data_dir, "mel", True)
+    family = get_family(model)
+    net = build_model(data, family.name, seed=0, **family.kwargs({**family.defaults}))
+    config = TrainConfig(
+        lr=1e-3, batch_size=OVERFIT_BATCH, max_epochs=OVERFIT_EPOCHS, patience=0,
+        overfit_batches=1, device="cpu",
+    )  # fmt: skip
+    losses: list[float] = []
+    fit(net, data, config, on_epoch=lambda metrics, *_: losses.append(metrics["train_loss"]))
+    return losses
+
+
+def overfit(data_dir: str | None, folder: Path) -> tuple[list[str], dict[str, bool]]:
+    """Both models' overfit curves in one figure, the markdown, and whether each passed."""
+    import matplotlib.pyplot as plt
+
+    curves = {m: overfit_losses(data_dir, m) for m in OVERFIT_MODELS}
+    passed = {m: bool(c) and c[-1] < NEAR_ZERO for m, c in curves.items()}
+    fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
+    for m, c in curves.items():
+        ax.plot(range(1, len(c) + 1), c, label=m)
+    ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="overfit one batch")
+    ax.legend()
+    plots.save(fig, folder / "overfit.png")
+    lines = [
+        f"`musictune train --overfit 1`: one fixed batch of {OVERFIT_BATCH} beat-synced mel "
+        f"genre clips, lr 1e-3, {OVERFIT_EPOCHS} epochs. Passes when the final training loss is "
+        f"below {NEAR_ZERO}.",
+        "",
+    ]
+    for m, c in curves.items():
+        verdict = "passed" if passed[m] else "FAILED: the loss did not fall near zero"
+        lines.append(f"- {m}: training loss {c[0]:.3f} -> {c[-1]:.4f}: {verdict}")
+    return [*lines, "", "![overfit](overfit.png)"], passed
+
+
+def lab_checks_section(data_dir: str | None, folder: Path) -> dict[str, bool]:
+    """Append the exploration and overfit section to the report's index.md."""
+    lines = ["", "## Lab: data exploration", "", *exploration(data_dir, folder)]
+    checks, passed = overfit(data_dir, folder)
+    lines += ["", "## Lab: overfit one batch", "", *checks, ""]
+    index = folder / "index.md"
+    index.write_text(index.read_text() + "\n".join(lines))
+    return passed
