@@ -36,8 +36,8 @@ COURSE_BEST_LSTM = ("--set", "lr=9.1e-05", "--set", "dropout=0.196", "--set", "n
 AFFECT_TEST_FRACTION = 0.2  # the course's 80/20 train/evaluation split of the multitask set
 COURSE_AFFECT_EPOCHS = 30  # the course evaluated its affect models after 30 epochs
 
-@dataclass(frozen=True)
 
+@dataclass(frozen=True)
 class Budget:
     samples: int  # random-search trials per experiment
     max_epochs: int
@@ -72,8 +72,8 @@ class LabStep:
 
 def lab_plan(recipe: str = "course") -> list[LabStep]:
     """The course's experiments, in an order where the transfer's source comes first.
-    recipe "course": the course's settings per experiment; "tuned": today's searches (genre
 
+    recipe "course": the course's settings per experiment; "tuned": today's searches (genre
     CNN at lr 1e-4, everything else searched), on the same splits."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
@@ -95,8 +95,8 @@ def lab_plan(recipe: str = "course") -> list[LabStep]:
     one = {"single": course, "affect": True, "epochs": COURSE_AFFECT_EPOCHS if course else None}
     for target in ("valence", "energy", "danceability"):
         lstm_argv, cnn_argv = (*affect_lstm, "--target", target), (*fixed_cnn, *affect)
-            LabStep(f"lab-{target}-lstm", "lstm_regression", lstm_argv, **one),
         steps += [
+            LabStep(f"lab-{target}-lstm", "lstm_regression", lstm_argv, **one),
             LabStep(f"lab-{target}-cnn", "cnn_regression", (*cnn_argv, "--target", target), **one),
         ]
     source = ("--from-sweep", "lab-genre-cnn-mel-beat", *COURSE, *affect)
@@ -121,8 +121,8 @@ class LabOptions:
         "them); tuned: today's searches, on the same splits",
         choices=list(RECIPES),
     )
-        None, "patreco3-layout data (default: $MUSICTUNE_DATA, else demo data)"
     data_dir: str | None = option(
+        None, "patreco3-layout data (default: $MUSICTUNE_DATA, else demo data)"
     )
     storage: str | None = option(None, "results folder (default ./results)")
     out: str | None = option(None, "report parent folder (default: reports/ beside the storage)")
@@ -199,7 +199,9 @@ def run_steps(options: LabOptions) -> list[str]:
 
 def run_lab(options: LabOptions) -> None:
     """Every step not yet finished, then one report over them all."""
+    from musictune.data_files import resolve_data_dir
     from musictune.reporting.build import build_report
+    from musictune.reporting.lab_checks import lab_checks_section
     from musictune.reporting.options import ReportOptions
 
     run_steps(options)
@@ -214,9 +216,7 @@ def run_lab(options: LabOptions) -> None:
         cpus_per_trial=options.cpus_per_trial,
         gpus_per_trial=options.gpus_per_trial,
         address=options.address,
-    from musictune.data_files import resolve_data_dir
     )
-    from musictune.reporting.lab_checks import lab_checks_section
     folder = build_report(report)
     # The course's first steps: the data's exploration figures, then overfit one batch.
     lab_checks_section(str(resolve_data_dir(options.data_dir, budget.demo)), folder)

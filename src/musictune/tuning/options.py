@@ -131,7 +131,6 @@ class SweepOptions:
         type=non_negative_int,
         metavar="K",
     )
-    patience: int = option(
     test_fraction: float = option(
         MULTITASK_TEST_FRACTION,
         "affect: the share of train held out as test when the multitask test split has no "
@@ -139,6 +138,7 @@ class SweepOptions:
         type=positive_float,
         metavar="F",
     )
+    patience: int = option(
         PATIENCE, "early stopping inside a trial (0 disables)", type=non_negative_int
     )
     checkpoint_every: int = option(5, "epochs between trial checkpoints", type=positive_int)
@@ -216,6 +216,10 @@ class SweepOptions:
                     "--beat and --full contradict each other: give one",
                 ),
                 (
+                    not 0 < self.test_fraction < 1,
+                    f"--test-fraction must lie strictly between 0 and 1, not {self.test_fraction}",
+                ),
+                (
                     self.folds == 1,
                     "--folds 1 is one fold, no cross-validation: use --folds 2 or more, "
                     "or 0 for one train/validation split",
@@ -225,10 +229,6 @@ class SweepOptions:
                     "--batch-size and --checkpoint-every must be >= 1, --patience >= 0",
                 ),
             ]
-                (
-                    not 0 < self.test_fraction < 1,
-                    f"--test-fraction must lie strictly between 0 and 1, not {self.test_fraction}",
-                ),
         )
 
     @property

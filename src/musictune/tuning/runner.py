@@ -213,6 +213,7 @@ def sweep_meta(plan: SweepPlan, data: Dataset, data_dir: str, earlier: dict) -> 
         "targets": list(data.targets),
         "space": describe_space(plan.space),  # what was searched, after --space and --set
         "folds": o.folds,
+        "test_fraction": o.test_fraction,  # of the multitask train set, when it has no labels
         "val_clips": validation_clips(data),
         **plan.meta,
     }
@@ -225,7 +226,6 @@ def run_sweep(options: SweepOptions | SweepPlan, trainable=None):
     earlier = read_sweep_meta(plan.path) if plan.options.resume else {}
     data_dir = sweep_data_dir(plan, earlier)
     preset = plan.preset
-        "test_fraction": o.test_fraction,  # of the multitask train set, when it has no labels
     data = load_task(
         plan.task, data_dir, preset.features, preset.beat, plan.target, folds=plan.options.folds,
         test_fraction=plan.options.test_fraction,
