@@ -1,5 +1,8 @@
 """Turn every finished sweep into one report: plots, best-config reruns, test metrics.
 
+The same command as `musictune report` (musictune.reporting.command), which works from any
+folder and any install; this script is kept for checkouts.
+
     python sweeps/lstm_spectrogram.py --samples 8 --smoke-test
     python analysis/report.py                                   # every finished experiment
     python analysis/report.py --sweep lstm_spectrogram-20261126-120501 --seeds 5
@@ -17,23 +20,15 @@ from __future__ import annotations
 
 import sys
 
-from musictune.options import from_args, parser_for, run_main
+from musictune.options import parser_for, run_main
+from musictune.reporting.command import DESCRIPTION, INTERRUPTED, report
 from musictune.reporting.options import ReportOptions
 
 PROG = "analysis/report.py"
-INTERRUPTED = (
-    "no report written; finished reruns are kept and an unfinished one resumes on the next run"
-)
 
 
 def build_parser():
-    return parser_for(ReportOptions, PROG, __doc__.split("\n\n")[0])
-
-
-def report(args) -> None:
-    from musictune.reporting.build import build_report
-
-    build_report(from_args(ReportOptions, args))
+    return parser_for(ReportOptions, PROG, DESCRIPTION)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -268,7 +268,11 @@ def test_sweep_prints_the_test_table_and_stores_it_in_sweep_json(swept):
         mean, sd = test[key]["mean"]["macro_f1"], test[key]["sd"]["macro_f1"]
         assert line.endswith(f"{mean:.3f}" + ("" if sd is None else f" ± {sd:.3f}"))
     assert printed.index("top 5 of") < printed.index("beside baselines")
-    assert printed.index("beside baselines") < printed.index("python analysis/report.py")
+    # The report's command works from any folder and any install (not only a checkout).
+    report = f"next:  tensorboard --logdir {swept['storage'] / 'genre'}\n" + (
+        f"       musictune report --storage {swept['storage']} --sweep genre\n"
+    )
+    assert printed.index("beside baselines") < printed.index(report)
 
 
 def test_sweep_comparison_without_training_the_default(swept, capsys, tmp_path):

@@ -343,4 +343,4 @@ def test_summary_of_an_object_storage_sweep_says_how_to_copy_it_down(capsys):
     out = capsys.readouterr().out
     assert f"trial table: {root}/lstm-gpu/trials.csv" in out
     assert f"aws s3 sync {root}/lstm-gpu results/lstm-gpu" in out
-    assert "analysis/report.py --storage results --sweep lstm-gpu" in out
+    assert "       musictune report --storage results --sweep lstm-gpu\n" in out

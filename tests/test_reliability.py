@@ -625,6 +625,11 @@ BAD_INPUT = {
     "report-corrupt-sweep-json": Case(R, (SWEEP_FILE, "broken"), "report_input", "report"),
     "report-zero-seeds": Case((*R, "--seeds", "0"), ("--seeds",), runner="report"),
     "report-unknown-option": Case(("--colour",), ("unrecognized arguments",), runner="report"),
+    "report-subcommand-unknown-sweep": Case(
+        ("report", *R, "--sweep", "never-ran"),
+        ("musictune report: error:", "never-ran"),
+        "report_input",
+    ),
     "report-process-unknown-sweep": Case(
         ("analysis/report.py", *R, "--sweep", "never-ran"),
         ("never-ran",),

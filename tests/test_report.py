@@ -880,6 +880,28 @@ def test_render_only_rebuilds_the_same_report_without_ray_or_training(reported, 
     assert {p: p.stat().st_mtime_ns for p in storage.glob(f"*/{RERUN_DIR}/**/*")} == reruns
 
 
+def test_musictune_report_is_the_script_from_any_folder(reported, tmp_path, monkeypatch):
+    """`musictune report` (installed with the package; analysis/ is not) takes exactly the
+    options of analysis/report.py and runs the same code, here from a folder outside the
+    repository."""
+    from musictune.cli import build_parser, main, subcommands
+
+    def flags(parser) -> list[str]:
+        return sorted(flag for action in parser._actions for flag in action.option_strings)
+
+    assert flags(subcommands(build_parser())["report"]) == flags(report_cli().build_parser())
+    monkeypatch.chdir(tmp_path)
+    source, out = reported["extracted"], tmp_path / "out"  # one experiment: the quickest
+    assert main(["report", "--render-only", str(source), "--out", str(out)]) == 0
+    (rebuilt,) = out.iterdir()
+    again, before = files(rebuilt), files(source)
+    assert sorted(again) == sorted(before)
+    pages = ("index.md", "index.html")
+    assert {k: v for k, v in again.items() if k not in pages} == {
+        k: v for k, v in before.items() if k not in pages
+    }
+
+
 @pytest.mark.parametrize(
     "damage, says",
     [

@@ -1,9 +1,10 @@
-"""`musictune` command line: train, demo-data, sweep, lab, extract, export, predict.
+"""`musictune` command line: train, demo-data, sweep, lab, report, extract, export, predict.
 
     musictune train --model lstm --features mel --epochs 2
     musictune demo-data --out demo --size tiny
     musictune sweep lstm_spectrogram --samples 100
     musictune lab --budget quick
+    musictune report --storage results --sweep lstm_spectrogram-20261126-120501
     musictune extract ~/music/genres data/mine --jobs 4
     musictune export results/lstm_spectrogram --out models/genre
     musictune predict models/genre song.mp3 ~/music/new --csv predictions.csv
@@ -23,6 +24,7 @@ from musictune.errors import EXIT_USAGE, UserError
 from musictune.export import add_export_parser
 from musictune.options import ArgumentParser, add_options, from_args, positive_int, run_main
 from musictune.predict import add_predict_parser
+from musictune.reporting.command import add_report_parser
 from musictune.train_command import WRITABLE_FIX, add_train_parser
 
 INTERRUPTED = "no half-written file was left; run it again"
@@ -185,6 +187,7 @@ SUBCOMMANDS = [
     add_demo_parser,
     add_sweep_parser,
     add_lab_parser,
+    add_report_parser,
     add_extract_parser,
     add_export_parser,
     add_predict_parser,
@@ -217,7 +220,7 @@ def run_command(prog: str, build: Callable[[], ArgumentParser], argv: Sequence[s
     command = subcommands(parser)[args.command] if "command" in args else parser
     if unknown:
         command.error(f"unrecognized arguments: {' '.join(unknown)}")
-    return run_main(command.prog, args.handler, args, INTERRUPTED)
+    return run_main(command.prog, args.handler, args, getattr(args, "interrupted", INTERRUPTED))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Turn finished sweeps into a report: plots, best-config reruns, test metrics, one HTML page.
 
-    python analysis/report.py                      # every finished experiment in ./results
-    python analysis/report.py --sweep NAME --seeds 5
+    musictune report                      # every finished experiment in ./results
+    musictune report --sweep NAME --seeds 5   # = python analysis/report.py --sweep NAME ...
 
 Modules, in the order the data flows: `experiments` (read sweeps through Ray's result API),
 `rerun` (best configs retrained with several seeds as Ray Tune trials), `evaluate` (reruns and

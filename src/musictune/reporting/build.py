@@ -118,7 +118,7 @@ def newest_report(root: Path) -> Path:
     ]
     if not found:
         raise UserError(
-            f"no report with {saved.RESULTS_FILE} in {root}: build one with analysis/report.py "
+            f"no report with {saved.RESULTS_FILE} in {root}: build one with musictune report "
             "(without --render-only), or pass the report folder or --out"
         )
 

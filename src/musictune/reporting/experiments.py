@@ -191,13 +191,13 @@ def find_experiments(
     if not root.is_dir():
         raise UserError(
             f"storage {root} does not exist: run a sweep first "
-            "(python sweeps/lstm_spectrogram.py --smoke-test) or pass --storage"
+            "(musictune sweep lstm_spectrogram --smoke-test) or pass --storage"
         )
     found = sorted(p.parent for p in root.glob(f"*/{SWEEP_FILE}"))
     if not found:
         raise UserError(
             f"storage {root} holds no experiment (no */{SWEEP_FILE}): run a sweep first "
-            "(python sweeps/lstm_spectrogram.py --smoke-test) or pass --storage"
+            "(musictune sweep lstm_spectrogram --smoke-test) or pass --storage"
         )
     known = {p.name: p for p in found}
     if names:

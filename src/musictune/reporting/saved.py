@@ -52,7 +52,7 @@ def saved_files(results: ReportResults, folder: Path) -> list[Path]:
 def load(folder: Path) -> ReportResults:
     """Read a report's saved results; a missing, damaged or foreign file is a `UserError`."""
     path = folder / RESULTS_FILE
-    fix = "rebuild it with a full report run (analysis/report.py without --render-only)"
+    fix = "rebuild it with a full report run (musictune report without --render-only)"
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -160,7 +160,7 @@ def print_summary(
             copy = "aws s3 sync" if root.startswith("s3://") else "copy"
             print(f"       {copy} {path} results/{name}")
             root = "results"
-        print(f"       python analysis/report.py --storage {root} --sweep {name}")
+        print(f"       musictune report --storage {root} --sweep {name}")
 
 
 # --------------------------------------------------------------------------- test split

@@ -45,7 +45,7 @@ def genre_sweep_meta(preset: str, sweep: str | None, root: str, genre_presets: l
     if not sweep:
         raise UserError(
             f"{preset} needs --from-sweep NAME, a finished genre CNN sweep in the storage folder "
-            f"(run e.g. `python sweeps/cnn_spectrogram.py --smoke-test` first)"
+            f"(run e.g. `musictune sweep cnn_spectrogram --smoke-test` first)"
         )
     if is_uri(root):
         raise UserError(
