@@ -99,6 +99,33 @@ def demo_tiny() -> Path:
     return ensure_demo("tiny", progress=False)
 
 
+@pytest.fixture(scope="session")
+def genre_sweep(ray_local, tmp_path_factory) -> dict:
+    """One small genre sweep, shared: 2 trials x 2 epochs (ASHA, seed 5) on random data in the
+    real layout, logged to MLflow's default store under its storage folder (--mlflow), with what
+    it printed. test_baselines reports on it; test_mlflow reads its MLflow runs back."""
+    import contextlib
+    import io
+
+    from musictune.data import load_task
+    from musictune.tuning.runner import run_sweep
+
+    tmp = tmp_path_factory.mktemp("baselines")
+    data_dir = write_layout(tmp / "data")
+    storage = tmp / "results"
+    argv = ["--smoke-test", "--samples", "2", "--data-dir", str(data_dir), "--storage",
+            str(storage), "--name", "genre", "--seed", "5", "--mlflow"]  # fmt: skip
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        results = run_sweep(sweep_options("lstm_spectrogram", *argv))
+    return {
+        "data": load_task("genre", data_dir, "mel", False),
+        "storage": storage,
+        "results": results,
+        "printed": printed.getvalue(),
+    }
+
+
 def sweep_options(preset: str, *argv: str):
     """Parse a sweep command line exactly as `musictune sweep` does."""
     from musictune.cli import build_parser, sweep_options_from_args

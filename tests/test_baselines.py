@@ -1,14 +1,13 @@
 """Baselines beside the tuned best: chance rows by hand and against scikit-learn, the untuned
 default, the sweep's end-of-run test table and sweep.json "test", and the report's table.
 
-One module-scoped fixture runs one small genre sweep (2 trials x 2 epochs on random data in the
-real layout) and two reports of it (2 seeds x 2 epochs, and --no-rerun); the rest run without Ray.
+One module-scoped fixture makes two reports (2 seeds x 2 epochs, and --no-rerun) of the session's
+small genre sweep (conftest's `genre_sweep`: 2 trials x 2 epochs on random data in the real
+layout); the rest run without Ray.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -25,10 +24,9 @@ from musictune.data import Dataset, Split, load_task
 from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE
 from musictune.reporting.rerun import DONE_FILE
 from musictune.training import TrainConfig, build_model, fit
-from musictune.tuning.runner import run_sweep
 from musictune.tuning.summary import compare_on_test
 
-from .conftest import new_report, sweep_options, write_layout
+from .conftest import new_report, sweep_options
 
 ROWS = {
     "tuned": "tuned best",
@@ -203,26 +201,13 @@ def test_text_table_is_aligned():
 
 
 @pytest.fixture(scope="module")
-def swept(ray_local, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("baselines")
-    data_dir = write_layout(tmp / "data")
-    storage, out = tmp / "results", tmp / "reports"
-    argv = ["--smoke-test", "--samples", "2", "--data-dir", str(data_dir), "--storage",
-            str(storage), "--name", "genre", "--seed", "5"]  # fmt: skip
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        results = run_sweep(sweep_options("lstm_spectrogram", *argv))
-    args = ["--storage", str(storage), "--out", str(out)]
+def swept(genre_sweep):
+    """The session's small genre sweep (conftest) and two reports of it."""
+    storage = genre_sweep["storage"]
+    args = ["--storage", str(storage), "--out", str(storage.parent / "reports")]
     rerun = new_report(*args, "--seeds", "2", "--rerun-max-epochs", "2")
     no_rerun = new_report(*args, "--no-rerun")
-    return {
-        "data": load_task("genre", data_dir, "mel", False),
-        "storage": storage,
-        "results": results,
-        "printed": printed.getvalue(),
-        "rerun": rerun,
-        "no_rerun": no_rerun,
-    }
+    return {**genre_sweep, "rerun": rerun, "no_rerun": no_rerun}
 
 
 def summary_row(folder: Path) -> dict:

@@ -572,6 +572,10 @@ BAD_INPUT = {
     "sweep-unknown-search": Case((*S, "--search", "grid"), ("invalid choice", "'grid'")),
     "sweep-samples-not-a-number": Case((*S, "--samples", "ten"), ("--samples", "'ten'")),
     "sweep-resume-nothing": Case((*S, "--resume"), ("no experiment of preset", "without --resume")),
+    "sweep-mlflow-store-on-object-storage": Case(
+        ("sweep", "lstm_spectrogram", "--storage", "s3://bucket/results", "--mlflow"),
+        ("--mlflow URI", "not a local folder"),
+    ),
     "sweep-storage-is-a-file": Case(
         ("sweep", "lstm_spectrogram", "--storage", "{tmp}/a_file"), ("not writable",), "a_file"
     ),

@@ -295,6 +295,20 @@ class ExportOptions:
     data_dir: str | None = option(
         None, "where the run's data set is now, if it moved (default: the folder it recorded)"
     )
+    mlflow: str | None = option(
+        None,
+        "also log the model (its folder, figures and config) to MLflow: a tracking URI or a "
+        "folder (default: the store beside the run, <storage>/mlflow; experiment = the sweep)",
+        nargs="?",
+        const="",
+        metavar="URI",
+    )
+
+    def validate(self) -> None:
+        if self.mlflow is not None:
+            from musictune.mlflow_tracking import require_mlflow
+
+            require_mlflow()  # before the export
 
 
 def add_export_parser(sub) -> None:
@@ -316,3 +330,8 @@ def run_export(args) -> None:
         f"{info['features']['clip_seconds']:g}-s clips; test {what}"
     )
     print(f"use it: musictune predict {o.out} AUDIO...")
+    if o.mlflow is not None:
+        from musictune.mlflow_tracking import log_export
+
+        uri, experiment, run_id = log_export(o.mlflow, info, o.out)
+        print(f"mlflow: logged as run {run_id} of experiment {experiment} at {uri}")

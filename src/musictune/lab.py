@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from musictune.mlflow_tracking import require_mlflow
 from musictune.options import (
     non_negative_float,
     non_negative_int,
@@ -154,6 +155,18 @@ class LabOptions:
         type=non_negative_int,
         metavar="K",
     )
+    mlflow: str | None = option(
+        None,
+        "log every sweep's trials to MLflow (as musictune sweep --mlflow; default: "
+        "<storage>/mlflow, one experiment per sweep)",
+        nargs="?",
+        const="",
+        metavar="URI",
+    )
+
+    def validate(self) -> None:
+        if self.mlflow is not None:
+            require_mlflow()  # before any sweep starts
 
 
 def step_argv(step: LabStep, options: LabOptions, budget: Budget, root: str, data: str) -> list:
@@ -170,6 +183,8 @@ def step_argv(step: LabStep, options: LabOptions, budget: Budget, root: str, dat
     argv += ["--amp"] if options.amp else []
     argv += ["--crop", f"{options.crop:g}"] if options.crop else []
     argv += ["--folds", str(options.folds)] if options.folds else []
+    if options.mlflow is not None:  # "": the default store under the storage folder
+        argv += ["--mlflow", options.mlflow] if options.mlflow else ["--mlflow"]
     if read_sweep_meta(experiment_path(root, step.name)):
         argv.append("--resume")
     return argv

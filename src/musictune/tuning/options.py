@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from musictune.data import MULTITASK_TEST_FRACTION
 from musictune.features import VIEWS
 from musictune.layout import AFFECT_TARGETS
+from musictune.mlflow_tracking import INSTALL, require_mlflow
 from musictune.options import (
     first_problem,
     non_negative_float,
@@ -152,6 +153,15 @@ class SweepOptions:
         choices=list(SELECT_BY),
     )
     amp: bool = option(False, "mixed precision on CUDA")
+    mlflow: str | None = option(
+        None,
+        "also log every trial (params, per-epoch metrics) to MLflow: a tracking URI or a "
+        "folder (default: <storage>/mlflow, a SQLite store); experiment = the sweep's name; a "
+        f"--resume logs as the sweep's first run did; needs {INSTALL}",
+        nargs="?",
+        const="",
+        metavar="URI",
+    )
     # After the sweep, train the untuned default once for the test-split comparison.
     baseline_train: bool = option(
         True,
@@ -230,6 +240,8 @@ class SweepOptions:
                 ),
             ]
         )
+        if self.mlflow is not None:
+            require_mlflow()  # before any data is read or Ray starts
 
     @property
     def lr_range(self) -> tuple[float, float]:

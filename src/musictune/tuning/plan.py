@@ -14,6 +14,7 @@ from musictune.data import Dataset
 from musictune.errors import UserError
 from musictune.layout import AFFECT_TARGETS
 from musictune.metrics import PRIMARY_METRIC
+from musictune.mlflow_tracking import store
 from musictune.models import get_family
 from musictune.options import first_problem
 from musictune.trial import TrialSettings
@@ -51,6 +52,7 @@ class SweepPlan:
     source: TransferSource | None = None
     meta: dict = field(default_factory=dict)  # added to sweep.json
     notes: list[str] = field(default_factory=list)  # printed when the sweep starts
+    mlflow: tuple[str, str | None] | None = None  # --mlflow: (tracking URI, artifact location)
 
     @property
     def task(self) -> str:
@@ -221,6 +223,9 @@ def make_plan(options: SweepOptions) -> SweepPlan:
         _loss_weights(options, plan)
     if preset.transfer:
         _transfer(options, plan)
+    if options.mlflow is not None and not options.resume:  # a resumed Tuner keeps its callbacks
+        plan.mlflow = store(options.mlflow, root)
+        plan.meta["mlflow"] = {"uri": plan.mlflow[0], "experiment": plan.name}
     plan.space = apply_user_space(plan.space, known_keys(plan), options.space_file, options.sets)
     return plan
 

@@ -34,7 +34,7 @@ SMALL_VALIDATION = 50
 
 # The experiment's own settings: options repeated with --resume do not change them.
 KEPT_ON_RESUME = ("samples", "search", "scheduler", "max_epochs", "seed", "smoke_test")
-KEPT_ON_RESUME += ("command", "started", "wall_time_s")
+KEPT_ON_RESUME += ("command", "started", "wall_time_s", "mlflow")
 
 
 def build_search(options: SweepOptions, metric: str, slots: int = 2):
@@ -77,9 +77,19 @@ def tuner_plan(plan: SweepPlan) -> TunerPlan:
         search_alg=build_search(options, plan.metric, plan.resources.slots()),
         scheduler=build_scheduler(options),
         max_failures=options.max_failures,
-        callbacks=[SweepProgress(options.samples, plan.metric)],
+        callbacks=[SweepProgress(options.samples, plan.metric), *mlflow_loggers(plan)],
         resume=options.resume,
     )
+
+
+def mlflow_loggers(plan: SweepPlan) -> list:
+    """--mlflow: Ray Tune's MLflow callback, logging every trial into the sweep's experiment."""
+    if plan.mlflow is None:
+        return []
+    from musictune.mlflow_tracking import sweep_logger
+
+    tags = {"musictune.preset": plan.options.preset, "musictune.sweep": plan.path}
+    return [sweep_logger(plan.mlflow[0], plan.name, tags | {"musictune.metric": plan.metric})]
 
 
 # --------------------------------------------------------------------------- messages
@@ -132,6 +142,8 @@ def print_start(plan: SweepPlan, data: Dataset, data_dir: str) -> None:
     for note in plan.notes:
         print(note)
     print(f"experiment: {plan.path}{'  (resumed)' if o.resume else ''}")
+    if plan.mlflow:
+        print(f"mlflow: every trial logged to {plan.mlflow[0]}, experiment {plan.name}")
     print(f"watch live: tensorboard --logdir {plan.path}", flush=True)
 
 
@@ -223,6 +235,10 @@ def sweep_meta(plan: SweepPlan, data: Dataset, data_dir: str, earlier: dict) -> 
 def run_sweep(options: SweepOptions | SweepPlan, trainable=None):
     """Run (or resume) one sweep and return Ray's ResultGrid."""
     plan = options if isinstance(options, SweepPlan) else make_plan(options)
+    if plan.mlflow:  # a bad URI fails here, before the data is read
+        from musictune.mlflow_tracking import ensure_experiment
+
+        ensure_experiment(plan.mlflow[0], plan.name, plan.mlflow[1])
     earlier = read_sweep_meta(plan.path) if plan.options.resume else {}
     data_dir = sweep_data_dir(plan, earlier)
     preset = plan.preset
