@@ -257,3 +257,16 @@ def test_existing_experiment_is_not_overwritten(tmp_path):
     )
     assert_one_line_error(proc, "already exists", "--resume")
     assert (tmp_path / "mine" / "keep.txt").read_text() == "precious"
+
+
+def test_every_package_of_the_library_is_installed():
+    """A plain `pip install` (not editable) copies only the packages pyproject.toml lists: a
+    folder of src/musictune left out would break `musictune` outside a checkout."""
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text()
+    listed = set(re.findall(r'"([\w.]+)"', re.search(r"^packages = \[(.*)\]$", text, re.M)[1]))
+    src = ROOT / "src"
+    inits = src.glob("musictune/**/__init__.py")
+    found = {".".join(init.parent.relative_to(src).parts) for init in inits}
+    assert found and found | {"trainables"} == listed
