@@ -24,7 +24,7 @@ from musictune.tuning.plan import make_plan
 from musictune.tuning.runner import sweep_meta
 from musictune.tuning.transfer import TransferSource
 
-NO_DATA = SimpleNamespace(classes=(), targets=())  # sweep_meta copies these; matching ignores them
+NO_DATA = SimpleNamespace(classes=(), targets=(), folds=None, val=())  # sweep_meta reads these
 
 
 @pytest.fixture(scope="module")
