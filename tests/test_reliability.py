@@ -781,8 +781,9 @@ def test_a_damaged_split_cache_is_rebuilt_not_trusted(fake_root):
     cache = _cache_path(directory, "train")
     cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])  # as a crash could leave
     again = read_split(directory, "genre", "train")
-    assert np.array_equal(again["x"], fresh["x"]) and list(again["ids"]) == list(fresh["ids"])
-    np.load(cache, allow_pickle=False)["x"]  # rewritten whole
+    assert np.array_equal(again["frames"], fresh["frames"])
+    assert list(again["ids"]) == list(fresh["ids"])
+    np.load(cache, allow_pickle=False)["frames"]  # rewritten whole
 
 
 # --------------------------------------------------------------------------- 7. safe loading
@@ -830,5 +831,5 @@ def test_a_split_cache_carrying_code_is_rebuilt_and_never_run(fake_root, tmp_pat
     cache = _cache_path(directory, "train")
     np.savez(cache, x=np.array([Payload(marker)], dtype=object))
     again = read_split(directory, "genre", "train")
-    assert np.array_equal(again["x"], fresh["x"])
+    assert np.array_equal(again["frames"], fresh["frames"])
     assert not marker.exists()
