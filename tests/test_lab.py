@@ -85,6 +85,9 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
     assert "## Lab: data exploration" in page and "beat-synced (140," in page
     assert "20 genres before the mapping, 10 classes" in page
     assert page.count(": passed") == 2, page.split("## Lab: overfit one batch")[-1]
+    html = (report / "index.html").read_text()  # the same sections, images embedded
+    assert "<h2>Lab: data exploration</h2>" in html and html.count(": passed") == 2
+    assert html.count("data:image/png;base64") > 2 and html.endswith("</body></html>\n")
     for png in ("explore-clips.png", "explore-classes.png", "overfit.png"):
         assert (report / png).stat().st_size > 0
     # Each course figure names its own split: 575 test clips for genre only.

@@ -15,6 +15,7 @@ from pathlib import Path
 from musictune import layout
 from musictune.data_files import class_mapping, dataset_dir, resolve_data_dir
 from musictune.reporting import explore, plots
+from musictune.reporting.html import Document
 
 # Per model: (lr, epochs), enough to drive the loss near zero on the tiny demo with room to
 # spare (LSTM 0.003, CNN 0.002 at the end), and no more: the lab's smoke test pays for them.
@@ -23,8 +24,8 @@ OVERFIT_BATCH = 8  # clips in the one batch
 NEAR_ZERO = 0.05  # the final training loss that passes the check
 
 
-def exploration(data_dir: str | None, folder: Path) -> list[str]:
-    """The exploration figures in `folder`, and their markdown."""
+def exploration(data_dir: str | None, folder: Path, doc: Document) -> None:
+    """The exploration figures in `folder`, and their section in `doc`."""
     root = resolve_data_dir(data_dir)
     mapping = class_mapping(root)
     full, beat = explore._read_views(root, dataset_dir(root, layout.GENRE_TASK, False))
@@ -32,21 +33,24 @@ def exploration(data_dir: str | None, folder: Path) -> list[str]:
     explore.clip_figure(clips, folder / "explore-clips.png")
     genres = {s: full[s]["genres"] for s in explore.SPLITS}
     _, before, after = explore.class_figure(genres, mapping, folder / "explore-classes.png")
-    lines = ["Two genres' clips (train split), mel (128 bins) and chroma (12), as (bins, frames):"]
-    for label, full_clip, beat_clip in clips:
-        beat_shape = "none" if beat_clip is None else f"{beat_clip.shape}"
-        lines.append(f"- {label}: full {full_clip.shape}, beat-synced {beat_shape}")
-    kept = [c for c in after["train"] if c != "(dropped)"]
-    lines += [
-        "",
-        "![clips](explore-clips.png)",
-        "",
-        f"Clips per genre: {len(before['train'])} genres before the mapping, {len(kept)} "
-        f"classes after it ({after['train'].get('(dropped)', 0)} train clips dropped).",
-        "",
-        "![classes](explore-classes.png)",
+    doc.heading("Lab: data exploration")
+    shapes = [
+        f"{label}: full {full_clip.shape}, beat-synced "
+        + ("none" if beat_clip is None else f"{beat_clip.shape}")
+        for label, full_clip, beat_clip in clips
     ]
-    return lines
+    doc.text(
+        "Two genres' clips (train split), mel (128 bins) and chroma (12), as (bins, frames): "
+        + "; ".join(shapes)
+        + "."
+    )
+    doc.image("explore-clips.png", "mel and chroma of two genres, full and beat-synced")
+    kept = [c for c in after["train"] if c != "(dropped)"]
+    doc.text(
+        f"Clips per genre: {len(before['train'])} genres before the mapping, {len(kept)} "
+        f"classes after it ({after['train'].get('(dropped)', 0)} train clips dropped)."
+    )
+    doc.image("explore-classes.png", "clips per genre before and per class after the mapping")
 
 
 def overfit_losses(data_dir: str | None, model: str) -> list[float]:
@@ -68,8 +72,9 @@ def overfit_losses(data_dir: str | None, model: str) -> list[float]:
     return losses
 
 
-def overfit(data_dir: str | None, folder: Path) -> tuple[list[str], dict[str, bool]]:
-    """Both models' overfit curves in one figure, the markdown, and whether each passed."""
+def overfit(data_dir: str | None, folder: Path, doc: Document) -> dict[str, bool]:
+    """Both models' overfit curves in one figure, their section in `doc`, and whether each
+    passed."""
     import matplotlib.pyplot as plt
 
     curves = {m: overfit_losses(data_dir, m) for m in OVERFIT}
@@ -80,24 +85,32 @@ def overfit(data_dir: str | None, folder: Path) -> tuple[list[str], dict[str, bo
     ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="overfit one batch")
     ax.legend()
     plots.save(fig, folder / "overfit.png")
-    lines = [
+    doc.heading("Lab: overfit one batch")
+    doc.text(
         f"`musictune train --overfit 1`: one fixed batch of {OVERFIT_BATCH} beat-synced mel "
         "genre clips, "
         + ", ".join(f"{m} lr {lr:g} for {n} epochs" for m, (lr, n) in OVERFIT.items())
-        + f". Passes when the final training loss is below {NEAR_ZERO}.",
-        "",
-    ]
+        + f". Passes when the final training loss is below {NEAR_ZERO}."
+    )
     for m, c in curves.items():
         verdict = "passed" if passed[m] else "FAILED: the loss did not fall near zero"
-        lines.append(f"- {m}: training loss {c[0]:.3f} -> {c[-1]:.4f}: {verdict}")
-    return [*lines, "", "![overfit](overfit.png)"], passed
+        doc.text(f"{m}: training loss {c[0]:.3f} -> {c[-1]:.4f}: {verdict}")
+    doc.image("overfit.png", "training loss on one fixed batch")
+    return passed
 
 
 def lab_checks_section(data_dir: str | None, folder: Path) -> dict[str, bool]:
-    """Append the exploration and overfit section to the report's index.md."""
-    lines = ["", "## Lab: data exploration", "", *exploration(data_dir, folder)]
-    checks, passed = overfit(data_dir, folder)
-    lines += ["", "## Lab: overfit one batch", "", *checks, ""]
+    """Add the exploration and overfit sections to the report's index.md and index.html."""
+    doc = Document("lab checks")
+    exploration(data_dir, folder, doc)
+    passed = overfit(data_dir, folder, doc)
+    markdown = doc.to_markdown().split("\n", 2)[2]  # without the stand-alone title
     index = folder / "index.md"
-    index.write_text(index.read_text() + "\n".join(lines))
+    index.write_text(index.read_text() + "\n" + markdown)
+    page = folder / "index.html"
+    if page.is_file():
+        added = doc.to_html(folder).split("\n<body>\n", 1)[1].split("\n", 1)[1]  # no <h1>
+        text = page.read_text(encoding="utf-8")
+        head, _, _ = text.rpartition("</body></html>")
+        page.write_text(head.rstrip("\n") + "\n" + added, encoding="utf-8")
     return passed
