@@ -210,28 +210,25 @@ def _split_index(
 
 def _group_split(y, ids: np.ndarray, fraction: float, seed: int, stratified: bool):
     """`_split_index` for repeated ids: one fold of (stratified) group K-fold, K = 1/fraction."""
+    splitter = _group_folds(max(2, round(1 / fraction)), stratified, seed)
+    kept, held = next(splitter.split(np.zeros(len(ids)), y if stratified else None, groups=ids))
+    return kept, held
+
+
+def _group_folds(k: int, stratified: bool, seed: int):
+    """scikit-learn's shuffled group K-fold: no track id on both sides, by class if asked."""
     from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
-    k = max(2, round(1 / fraction))
     if stratified:
-        splitter = StratifiedGroupKFold(k, shuffle=True, random_state=seed)
-    else:
-        splitter = GroupKFold(k, shuffle=True, random_state=seed)
-    labels = y if stratified else None
-    kept, held = next(splitter.split(np.zeros(len(ids)), labels, groups=ids))
-    return kept, held
+        return StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+    return GroupKFold(k, shuffle=True, random_state=seed)
 
 
 def fold_ids(y: np.ndarray | None, ids: np.ndarray, k: int, seed: int = SPLIT_SEED) -> np.ndarray:
     """The fold (0..k-1) of each clip: stratified by class for genre, and grouped by track id,
     so no recording has clips (or windows) on both sides of a fold."""
-    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
-
     classify = y is not None and y.ndim == 1
-    if classify:
-        splitter = StratifiedGroupKFold(k, shuffle=True, random_state=seed)
-    else:
-        splitter = GroupKFold(k, shuffle=True, random_state=seed)
+    splitter = _group_folds(k, classify, seed)
     folds = np.full(len(ids), -1, dtype=np.int64)
     parts = splitter.split(np.zeros(len(ids)), y if classify else None, groups=ids)
     for fold, (_, held) in enumerate(parts):
@@ -249,7 +246,7 @@ def check_folds(k: int, y: np.ndarray | None, ids: np.ndarray, task: str) -> Non
     if k > groups:
         raise UserError(f"--folds {k}: train+validation hold only {groups} tracks; lower --folds")
     if y.ndim == 1:
-        classes, counts = np.unique(y, return_counts=True)
+        _, counts = np.unique(y, return_counts=True)
         if counts.min() < k:
             raise UserError(
                 f"--folds {k}: the rarest class has only {counts.min()} clips in train+validation "

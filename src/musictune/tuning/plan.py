@@ -69,8 +69,9 @@ class SweepPlan:
 
     def check(self, data: Dataset) -> None:
         """Crops must fit the clips and a transfer source the data, before minutes of trials."""
-        if largest(self.space.get("crop", 0)):
-            data.check_crop(largest(self.space["crop"]))
+        crop = largest(self.space.get("crop", 0))
+        if crop:
+            data.check_crop(crop)
         if self.source is not None:
             from musictune.affect import check_fits
 
