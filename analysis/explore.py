@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from musictune.cli import ArgumentParser
+from musictune.commands.cli import ArgumentParser
 from musictune.errors import EXIT_USAGE, UserError
 
 PROG = "analysis/explore.py"

@@ -1,6 +1,6 @@
 """Turn every finished sweep into one report: plots, best-config reruns, test metrics.
 
-The same command as `musictune report` (musictune.reporting.command), which works from any
+The same command as `musictune report` (musictune.commands.report), which works from any
 folder and any install; this script is kept for checkouts.
 
     python sweeps/lstm_spectrogram.py --samples 8 --smoke-test
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import sys
 
+from musictune.commands.report import DESCRIPTION, INTERRUPTED, report
 from musictune.options import parser_for, run_main
-from musictune.reporting.command import DESCRIPTION, INTERRUPTED, report
 from musictune.reporting.options import ReportOptions
 
 PROG = "analysis/report.py"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musictune.atomic import write_text_atomic
-from musictune.cli import ArgumentParser
+from musictune.commands.cli import ArgumentParser
 from musictune.errors import EXIT_USAGE, UserError
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -467,8 +467,8 @@ def check_repeats(repeats: int) -> int:
 
 def data_dir(given: str | None) -> Path:
     """--data-dir, else the small demo data set (generated once into the user cache)."""
-    from musictune.data_files import resolve_data_dir
-    from musictune.demo import ensure_demo
+    from musictune.data.demo import ensure_demo
+    from musictune.data.files import resolve_data_dir
 
     if given:
         return resolve_data_dir(given)

@@ -45,9 +45,9 @@ def plain_epochs(data_dir: str, preset: str, threads: int, epochs: int, start_at
     import numpy as np
     import torch
 
-    from musictune.batches import iterate_batches
-    from musictune.data import load_task
-    from musictune.training import _train_epoch, build_model
+    from musictune.data.batches import iterate_batches
+    from musictune.data.dataset import load_task
+    from musictune.training.loop import _train_epoch, build_model
 
     torch.set_num_threads(threads)
     spec = get_preset(preset)

@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from musictune import layout  # noqa: E402
-from musictune.batches import iterate_batches  # noqa: E402
-from musictune.data import Dataset, load_task  # noqa: E402
-from musictune.features import VIEWS  # noqa: E402
+from musictune.audio.features import VIEWS  # noqa: E402
+from musictune.data.batches import iterate_batches  # noqa: E402
+from musictune.data.dataset import Dataset, load_task  # noqa: E402
 from musictune.models import create_model, get_family, model_kwargs  # noqa: E402
-from musictune.training import build_model  # noqa: E402
-from musictune.trial import TrialSettings  # noqa: E402
+from musictune.training.loop import build_model  # noqa: E402
+from musictune.training.trial import TrialSettings  # noqa: E402
 from musictune.tuning.cluster import Resources  # noqa: E402
 from musictune.tuning.presets import get_preset  # noqa: E402
 from musictune.tuning.tuner import bind_trainable  # noqa: E402

@@ -28,9 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from musictune.data import load_task  # noqa: E402
-from musictune.demo import generate_demo  # noqa: E402
-from musictune.training import TrainConfig, build_model, evaluate, fit  # noqa: E402
+from musictune.data.dataset import load_task  # noqa: E402
+from musictune.data.demo import generate_demo  # noqa: E402
+from musictune.training.loop import TrainConfig, build_model, evaluate, fit  # noqa: E402
 from musictune.tuning.runner import run_sweep  # noqa: E402
 
 MIN_CLIPS = 150

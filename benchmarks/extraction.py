@@ -7,7 +7,7 @@ commit before the "Real recordings, few of them" issue's extraction changes and 
 
 BEFORE (below) is exported with `git archive`, as main_job.py does. Each side runs in fresh
 processes with its own `src` first on PYTHONPATH, one per (side, --duration): it imports that
-side's `musictune.extract_audio`, extracts one 5-s file untimed (imports, librosa's numba code
+side's `musictune.audio.extract_audio`, extracts one 5-s file untimed (imports, librosa's numba code
 and CQT filters: the floor every worker stands on), then runs the worker's own step,
 `_compute(path, duration)` (decode, take the middle, `features.extract_features`), on every
 file, timing each, and reads its resident memory before the files and its peak while they
@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import main_job  # noqa: E402
 
+from musictune.audio.extract_sources import AUDIO_EXTENSIONS  # noqa: E402
 from musictune.errors import UserError  # noqa: E402
-from musictune.extract_sources import AUDIO_EXTENSIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "f669c98"  # the last commit before the issue's extraction changes (2f4bc7e)
@@ -80,7 +80,7 @@ def export_before(into: Path) -> Path:
 DRIVER = """
 import json, resource, sys, time, warnings
 import numpy as np
-from musictune import extract_audio
+from musictune.audio import extract_audio
 
 def rss_kib(field):  # the kernel's own count, from /proc/self/status (Linux)
     try:
@@ -146,7 +146,7 @@ def decode_times(paths: list[Path]) -> tuple[float, float]:
     cut (BEFORE's way: librosa.load), and the middle alone (`features.load_middle`)."""
     import librosa
 
-    from musictune import features
+    from musictune.audio import features
 
     features.load_middle(str(paths[0]), 1.0), librosa.load(paths[0], duration=1.0)  # imports
     started = time.perf_counter()

@@ -208,7 +208,7 @@ def require_gpu() -> str:
 
 def amp_check(data) -> dict[str, float]:
     """One epoch of each model family with autocast + GradScaler: the loss must stay finite."""
-    from musictune.training import TrainConfig, build_model, fit
+    from musictune.training.loop import TrainConfig, build_model, fit
 
     losses = {}
     for name in ("lstm", "cnn"):
@@ -247,7 +247,7 @@ def sweep_figures(
 def sweep(
     args: argparse.Namespace, fraction: float, data_dir: Path, storage: str, repeat: int, query
 ) -> dict:
-    from musictune.cli import build_parser, sweep_options_from_args
+    from musictune.commands.cli import build_parser, sweep_options_from_args
     from musictune.tuning.runner import run_sweep
     from trainables import train_trial
 
@@ -309,7 +309,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[str], str]:
     import torch
 
     require_gpu()
-    from musictune.data import load_task
+    from musictune.data.dataset import load_task
     from musictune.tuning.presets import get_preset
 
     data_dir = common.data_dir(args.data_dir)

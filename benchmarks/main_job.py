@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from musictune.errors import UserError  # noqa: E402
-from musictune.metrics import PRIMARY_METRIC  # noqa: E402
+from musictune.training.metrics import PRIMARY_METRIC  # noqa: E402
 from musictune.tuning.presets import get_preset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 The Ray side is `run_sweep` (random search, FIFO, one trial at a time, patience 0), i.e. the
 project's trainable in Ray workers with checkpoints, loggers and the trial table. The Optuna side
 replays exactly those configurations (`enqueue_trial`, then ask/tell) and trains each with
-`musictune.training.fit` in this process, with the trainable's own config translation. Both
+`musictune.training.loop.fit` in this process, with the trainable's own config translation. Both
 sides get every core Ray has: the one trial at a time runs with torch threads = CPUs, so Ray's
 own processes (driver loop, raylet, result logging) compete with training for the cores as they
 do in a real sweep, instead of running on an idle one. Loading the data counts on both sides.
@@ -24,9 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from musictune.data import load_task  # noqa: E402
-from musictune.training import fit  # noqa: E402
-from musictune.trial import TrialSettings, trial_model  # noqa: E402
+from musictune.data.dataset import load_task  # noqa: E402
+from musictune.training.loop import fit  # noqa: E402
+from musictune.training.trial import TrialSettings, trial_model  # noqa: E402
 from musictune.tuning.plan import make_plan  # noqa: E402
 from musictune.tuning.presets import get_preset  # noqa: E402
 from musictune.tuning.runner import run_sweep  # noqa: E402

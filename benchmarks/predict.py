@@ -55,7 +55,7 @@ def musictune(*argv: str) -> float:
     """Run one musictune command to its end; its wall time."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "musictune.cli", *argv],
+        [sys.executable, "-m", "musictune", *argv],
         check=True,
         capture_output=True,
         cwd=ROOT,

@@ -31,7 +31,7 @@ TARGET_S = 3.0  # ray.init's end to the first trial's first line
 def probe(data_dir: str, storage: str, preset: str) -> dict:
     """One sweep in this process, as the command runs it; returns the stamps."""
     sys.path.insert(0, str(ROOT))
-    from musictune.cli import build_parser, sweep_options_from_args
+    from musictune.commands.cli import build_parser, sweep_options_from_args
     from musictune.tuning import runner
     from musictune.tuning.plan import make_plan
     from trainables import train_trial

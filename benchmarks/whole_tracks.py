@@ -8,7 +8,7 @@ Before a12697e every split was zero-padded to its longest clip, so training on w
 every track padded to the longest one; since then clips are stored end to end and a batch pads
 only the clips it holds, and `--crop SECONDS` trains on one random window per clip (evaluation
 averages each clip's consecutive windows). Each repeat times five real `musictune train`
-processes (`python -m musictune.cli train`, CPU, patience 0), each with a fresh split cache
+processes (`python -m musictune train`, CPU, patience 0), each with a fresh split cache
 ($MUSICTUNE_CACHE), in this order (the claim's side first):
 
     this checkout, the whole tracks, --crop 30
@@ -55,12 +55,12 @@ import common  # noqa: E402
 import main_job  # noqa: E402
 
 from musictune import layout, paths  # noqa: E402
+from musictune.audio.features import VIEWS  # noqa: E402
 from musictune.errors import UserError  # noqa: E402
-from musictune.features import VIEWS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "994799e"  # a12697e^: the last commit with splits padded to their longest clip
-FRAMES_PER_SECOND = 22050 / 512  # full-length views (musictune.data.FRAMES_PER_SECOND)
+FRAMES_PER_SECOND = 22050 / 512  # full-length views (musictune.data.dataset.FRAMES_PER_SECOND)
 GENRES = ("Rock", "Electronic", "Hip-Hop", "Classical")  # FMA names that are their own class
 ABOUT = 1.25  # "about what a 30-s clip epoch costs": read as at most 25 % more
 EPOCH_LINE = re.compile(r"^epoch\s+(\d+)\s.*\(\d+(?:\.\d+)?s\)\s*$")
@@ -160,14 +160,15 @@ def export_before(into: Path) -> Path:
 
 
 def train_process(checkout: Path, cache: Path, argv: list[str], log: Path, cpus: int) -> dict:
-    """One `python -m musictune.cli train` from `checkout`, with its own fresh split cache and
+    """One `python -m musictune train` from `checkout`, with its own fresh split cache and
     `cpus` torch threads: wall time, seconds per epoch, peak RSS (GiB) and the crop windows.
 
     Each line of its output is stamped as it arrives (the epoch lines are flushed), so an
     epoch's time is the span between two epoch lines, finer than the 0.1 s they print.
     """
     env = {**main_job.side_env(checkout, cache), "OMP_NUM_THREADS": str(cpus)}
-    command = [sys.executable, "-m", "musictune.cli", "train", *argv]
+    new = (checkout / "src/musictune/__main__.py").exists()  # older checkouts: musictune.cli
+    command = [sys.executable, "-m", "musictune" if new else "musictune.cli", "train", *argv]
     stamped = []
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -221,8 +222,8 @@ def kfold_pair(
     data, epochs and threads (the data loaded once, untimed)."""
     import torch
 
-    from musictune.data import load_dataset
-    from musictune.training import TrainConfig, build_model, fit, fit_folds
+    from musictune.data.dataset import load_dataset
+    from musictune.training.loop import TrainConfig, build_model, fit, fit_folds
 
     data = load_dataset(data_dir, features=features, folds=folds)
     config = TrainConfig(max_epochs=epochs, patience=0, seed=seed, device="cpu")
@@ -410,7 +411,7 @@ def describe(
         f"{low:g}-{high:g} s, median about {middle:g} s, one {outlier:g}-s outlier; "
         f"{FRAMES_PER_SECOND:.2f} frames a second), the first {no_crop_tracks} of them for the "
         f"no-crop runs, and every track's middle {clip_frames} frames; each run `python -m "
-        f"musictune.cli train --model cnn --features {features} --conv-blocks {conv_blocks} "
+        f"musictune train --model cnn --features {features} --conv-blocks {conv_blocks} "
         f"--epochs {epochs} --patience 0 --device cpu` (--crop {crop_s:g} for the crop run) in "
         f"a fresh process with a fresh split cache and {cpus} torch threads, in the order crop, "
         f"clips, no crop, {BEFORE} no crop, {BEFORE} clips; s per epoch over the epochs after "

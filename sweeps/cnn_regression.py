@@ -1,11 +1,11 @@
 """Affect sweep: 2D CNN regressing one target (default energy) on beat-synced mel spectrograms.
 
-    python sweeps/cnn_regression.py --target valence --samples 50
-    python sweeps/cnn_regression.py --target danceability --features fused --full
-    python sweeps/cnn_regression.py --smoke-test          # tiny budget (CI)
+python sweeps/cnn_regression.py --target valence --samples 50
+python sweeps/cnn_regression.py --target danceability --features fused --full
+python sweeps/cnn_regression.py --smoke-test          # tiny budget (CI)
 """
 
-from musictune.cli import sweep_main
+from musictune.commands.cli import sweep_main
 
 if __name__ == "__main__":
     sweep_main("cnn_regression")

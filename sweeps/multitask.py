@@ -1,12 +1,12 @@
 """Affect sweep: one 2D CNN predicting valence, energy and danceability (metric: mean Spearman).
 
-    python sweeps/multitask.py --samples 50                      # equal loss weights
-    python sweeps/multitask.py --loss-weights 1 2 1              # relative weights V E D
-    python sweeps/multitask.py --tune-loss-weights --full        # weights tuned, full-length
-    python sweeps/multitask.py --smoke-test                      # tiny budget (CI)
+python sweeps/multitask.py --samples 50                      # equal loss weights
+python sweeps/multitask.py --loss-weights 1 2 1              # relative weights V E D
+python sweeps/multitask.py --tune-loss-weights --full        # weights tuned, full-length
+python sweeps/multitask.py --smoke-test                      # tiny budget (CI)
 """
 
-from musictune.cli import sweep_main
+from musictune.commands.cli import sweep_main
 
 if __name__ == "__main__":
     sweep_main("multitask")

@@ -6,7 +6,7 @@ Tunes lr, dropout and freeze_backbone (head only vs full fine-tuning).
     python sweeps/transfer_energy.py --from-sweep genre-cnn --smoke-test
 """
 
-from musictune.cli import sweep_main
+from musictune.commands.cli import sweep_main
 
 if __name__ == "__main__":
     sweep_main("transfer_energy")

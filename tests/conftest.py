@@ -94,7 +94,7 @@ def ray_local():
 @pytest.fixture(scope="session")
 def demo_tiny() -> Path:
     """The tiny demo data set, generated once per session into the test cache."""
-    from musictune.demo import ensure_demo
+    from musictune.data.demo import ensure_demo
 
     return ensure_demo("tiny", progress=False)
 
@@ -107,7 +107,7 @@ def genre_sweep(ray_local, tmp_path_factory) -> dict:
     import contextlib
     import io
 
-    from musictune.data import load_task
+    from musictune.data.dataset import load_task
     from musictune.tuning.runner import run_sweep
 
     tmp = tmp_path_factory.mktemp("baselines")
@@ -128,7 +128,7 @@ def genre_sweep(ray_local, tmp_path_factory) -> dict:
 
 def sweep_options(preset: str, *argv: str):
     """Parse a sweep command line exactly as `musictune sweep` does."""
-    from musictune.cli import build_parser, sweep_options_from_args
+    from musictune.commands.cli import build_parser, sweep_options_from_args
 
     return sweep_options_from_args(build_parser().parse_args(["sweep", preset, *argv]))
 

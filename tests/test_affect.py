@@ -12,20 +12,20 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from musictune.affect import (
+from musictune.commands.cli import build_parser, main, sweep_options_from_args
+from musictune.data.dataset import load_task
+from musictune.errors import UserError
+from musictune.layout import AFFECT_TARGETS
+from musictune.models import create_model
+from musictune.training.affect import (
     check_fits,
     load_backbone,
     loss_weights,
     set_loss_weights,
     transfer_model,
 )
-from musictune.checkpoints import load_checkpoint
-from musictune.cli import build_parser, main, sweep_options_from_args
-from musictune.data import load_task
-from musictune.errors import UserError
-from musictune.layout import AFFECT_TARGETS
-from musictune.models import create_model
-from musictune.training import TrainConfig, fit
+from musictune.training.checkpoints import load_checkpoint
+from musictune.training.loop import TrainConfig, fit
 from musictune.tuning.runner import run_sweep
 from musictune.tuning.storage import SWEEP_FILE, TRIALS_FILE
 

@@ -17,13 +17,13 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import accuracy_score, f1_score
 
-from musictune import baselines
-from musictune.baselines import Figures
-from musictune.checkpoints import load_checkpoint
-from musictune.data import Dataset, Split, load_task
+from musictune.data.dataset import Dataset, Split, load_task
 from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE
 from musictune.reporting.rerun import DONE_FILE
-from musictune.training import TrainConfig, build_model, fit
+from musictune.training import baselines
+from musictune.training.baselines import Figures
+from musictune.training.checkpoints import load_checkpoint
+from musictune.training.loop import TrainConfig, build_model, fit
 from musictune.tuning.summary import compare_on_test
 
 from .conftest import new_report, sweep_options
@@ -122,9 +122,9 @@ def test_training_mean_gives_its_mse_and_no_made_up_spearman():
 
 
 def test_untuned_defaults_are_those_of_musictune_train(fake_root):
-    from musictune.cli import build_parser
+    from musictune.commands.cli import build_parser
+    from musictune.commands.train import family_model, train_options
     from musictune.models import list_models
-    from musictune.train_command import family_model, train_options
 
     data = load_task("genre", fake_root, "mel", True)
     for name in list_models():
@@ -156,13 +156,13 @@ def test_trained_default_is_tested_at_its_best_epoch(fake_root, tmp_path):
     """Same figures as `fit` with best.pt written and reloaded (how `musictune train` tests)."""
     import torch
 
-    from musictune.evaluation import evaluate_model
     from musictune.models import model_kwargs
+    from musictune.training.evaluation import evaluate_model
 
     data = load_task("regression", fake_root, "mel", True, target="energy")
     # A high learning rate, so that the best epoch is not the last one (epoch 2 of 6 here).
     from musictune.models import get_family
-    from musictune.trial import TrialSettings
+    from musictune.training.trial import TrialSettings
 
     config = {"lr": 0.05, "dropout": 0.2, "conv_blocks": 2, "seed": 3, "batch_size": 16}
     settings = TrialSettings(get_family("cnn"), max_epochs=6, patience=0)
@@ -223,7 +223,7 @@ def test_sweep_prints_the_test_table_and_stores_it_in_sweep_json(swept):
     # The tuned best: its recorded checkpoint, tested again by hand.
     checkpoint = load_checkpoint(test["tuned"]["checkpoint"])
     assert checkpoint["state"]["epoch"] == test["tuned"]["checkpoint_epoch"]
-    from musictune.evaluation import evaluate_checkpoint
+    from musictune.training.evaluation import evaluate_checkpoint
 
     again = evaluate_checkpoint(test["tuned"]["checkpoint"], data, 5, "genre").metrics
     assert test["tuned"]["values"]["macro_f1"] == pytest.approx([again["macro_f1"]])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from musictune.checkpoints import load_checkpoint, model_from_checkpoint
-from musictune.cli import build_parser, main
-from musictune.data import load_task
-from musictune.training import evaluate
+from musictune.commands.cli import build_parser, main
+from musictune.data.dataset import load_task
+from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
+from musictune.training.loop import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
 def test_train_prints_progress_and_macro_f1(model, demo_tiny):
     proc = run(
         "-m",
-        "musictune.cli",
+        "musictune",
         "train",
         "--model",
         model,
@@ -123,7 +123,7 @@ def test_train_feature_views(extra, demo_tiny, capsys):
 def test_train_overfit_mode(fake_root):
     proc = run(
         "-m",
-        "musictune.cli",
+        "musictune",
         "train",
         "--data-dir",
         str(fake_root),
@@ -228,9 +228,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, needles, tmp_path, demo_tiny, ca
 
 def test_preset_script_rejects_unknown_option_without_traceback():
     proc = run("sweeps/lstm_spectrogram.py", "--sample", "3")
-    assert_one_line_error(
-        proc, "python sweeps/lstm_spectrogram.py: error:", "--sample", "--help)"
-    )
+    assert_one_line_error(proc, "python sweeps/lstm_spectrogram.py: error:", "--sample", "--help)")
 
 
 def test_preset_script_help_names_the_script_and_takes_no_preset():
@@ -246,7 +244,7 @@ def test_existing_experiment_is_not_overwritten(tmp_path):
     (tmp_path / "mine" / "keep.txt").write_text("precious")
     proc = run(
         "-m",
-        "musictune.cli",
+        "musictune",
         "sweep",
         "lstm_spectrogram",
         "--storage",
@@ -265,7 +263,7 @@ def test_every_package_of_the_library_is_installed():
     import re
 
     text = (ROOT / "pyproject.toml").read_text()
-    listed = set(re.findall(r'"([\w.]+)"', re.search(r"^packages = \[(.*)\]$", text, re.M)[1]))
+    listed = set(re.findall(r'"([\w.]+)"', re.search(r"^packages = \[(.*?)\]", text, re.M | re.S)[1]))
     src = ROOT / "src"
     inits = src.glob("musictune/**/__init__.py")
     found = {".".join(init.parent.relative_to(src).parts) for init in inits}

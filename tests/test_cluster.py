@@ -225,7 +225,7 @@ def test_address_where_nothing_listens_fails_in_one_line_fast(tmp_path, fake_roo
     storage = tmp_path / "results"
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "musictune.cli", "sweep", "lstm_spectrogram_beat", "--smoke-test",
+        [sys.executable, "-m", "musictune", "sweep", "lstm_spectrogram_beat", "--smoke-test",
          "--data-dir", str(fake_root), "--storage", str(storage), "--address", address],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -294,8 +294,8 @@ def test_batches_from_a_device_copy_match_the_array_path(fake_root):
     import numpy as np
     import torch
 
-    from musictune.batches import DeviceSplit, iterate_batches, to_device
-    from musictune.data import load_task
+    from musictune.data.batches import DeviceSplit, iterate_batches, to_device
+    from musictune.data.dataset import load_task
 
     split = load_task("genre", fake_root, "mel", False).train
     assert to_device(split, torch.device("cpu")) is None  # CPU: batches come from the arrays
@@ -315,9 +315,9 @@ def test_evaluation_from_a_device_copy_matches_the_array_path(fake_root):
     import numpy as np
     import torch
 
-    from musictune.batches import DeviceSplit
-    from musictune.data import load_task
-    from musictune.training import build_model, evaluate
+    from musictune.data.batches import DeviceSplit
+    from musictune.data.dataset import load_task
+    from musictune.training.loop import build_model, evaluate
 
     data = load_task("genre", fake_root, "mel", False)
     split = data.val

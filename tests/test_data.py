@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from musictune import layout
-from musictune.data import load_dataset, load_task
-from musictune.data_files import read_split
+from musictune.data.dataset import load_dataset, load_task
+from musictune.data.files import read_split
 from musictune.errors import UserError
 from musictune.genres import FMA_CLASS_MAPPING, FMA_CLASSES
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musictune import demo, features, layout, paths, synth
+from musictune import layout, paths
+from musictune.audio import features, synth
+from musictune.data import demo
 from musictune.errors import UserError
 from musictune.genres import FMA_CLASS_MAPPING, FMA_GENRES
 

@@ -21,14 +21,14 @@ import soundfile
 import torch
 
 import musictune
-from musictune import features
-from musictune.checkpoints import load_checkpoint, model_from_checkpoint
-from musictune.cli import main
-from musictune.data import Split, load_task
-from musictune.extract_index import INDEX
-from musictune.predict import MODEL_FILE, WEIGHTS_FILE
-from musictune.synth import draw_clip, render
-from musictune.training import predict
+from musictune.audio import features
+from musictune.audio.extract_index import INDEX
+from musictune.audio.synth import draw_clip, render
+from musictune.commands.cli import main
+from musictune.data.dataset import Split, load_task
+from musictune.serving.predict import MODEL_FILE, WEIGHTS_FILE
+from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
+from musictune.training.loop import predict
 
 from .conftest import sweep_options, write_layout
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musictune import extract_audio, features, layout
-from musictune.cli import main
-from musictune.data import load_dataset, load_task
-from musictune.extract import extract
-from musictune.extract_index import PENDING, assign_splits
+from musictune import layout
+from musictune.audio import extract_audio, features
+from musictune.audio.extract import extract
+from musictune.audio.extract_index import PENDING, assign_splits
+from musictune.commands.cli import main
+from musictune.data.dataset import load_dataset, load_task
 
 # A few seconds of each of five licensed recordings (tests/data/audio/README.md says which);
 # tests/data/audio/make_excerpts.py made them.
@@ -246,7 +247,14 @@ def test_arrays_are_the_feature_code_on_the_middle_of_the_file(extracted):
 
 def test_musictune_train_trains_on_the_extracted_data(extracted):
     proc = subprocess.run(
-        [sys.executable, "-m", "musictune.cli", "train", "--data-dir", str(extracted["out"])]
+        [
+            sys.executable,
+            "-m",
+            "musictune",
+            "train",
+            "--data-dir",
+            str(extracted["out"]),
+        ]
         + ["--epochs", "1"],
         capture_output=True,
         text=True,
@@ -431,7 +439,7 @@ def test_features_are_librosa_s_bytes_on_clips_and_on_pieced_signals(monkeypatch
     pieces) computes what librosa's calls on the whole signal do, bit for bit: a 3-s demo clip,
     a real 6-s excerpt, and 12 s of music cut into 3-s pieces (PIECE and MASK_BLOCK shrunk so
     that seams are crossed; the real pieces are 47.5 s)."""
-    from musictune import synth
+    from musictune.audio import synth
 
     rng = np.random.default_rng(3)
     demo_clip = synth.render(synth.draw_clip("Rock", rng), 3.0, rng)

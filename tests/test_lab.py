@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from musictune.lab import BUDGETS, LabOptions, lab_plan, step_argv
+from musictune.commands.lab import BUDGETS, LabOptions, lab_plan, step_argv
 
 
 def sweep_options(step, recipe: str, budget: str = "full"):
-    from musictune.cli import build_parser, sweep_options_from_args
+    from musictune.commands.cli import build_parser, sweep_options_from_args
 
     options = LabOptions(budget=budget, recipe=recipe)
     argv = step_argv(step, options, BUDGETS[budget], "/tmp/results", "/tmp/data")
@@ -52,7 +52,7 @@ def test_the_tuned_recipe_searches_every_experiment_on_the_course_splits():
 
 @pytest.mark.slow
 def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_tiny, tmp_path):
-    from musictune.cli import main
+    from musictune.commands.cli import main
 
     results, reports = tmp_path / "results", tmp_path / "reports"
     argv = ["lab", "--budget", "smoke", "--data-dir", str(demo_tiny), "--storage", str(results)]
@@ -99,7 +99,7 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
     assert all(re.match(r"-?\d+\.\d+", m.strip()) for m in measured), measured  # a number
     # Run again: every experiment is kept, none trained again (the report is not rebuilt here:
     # that would repeat the part above).
-    from musictune.lab import LabOptions, run_steps
+    from musictune.commands.lab import LabOptions, run_steps
 
     before = {p: p.stat().st_mtime for p in results.glob("*/sweep.json")}
     again = LabOptions(budget="smoke", data_dir=str(demo_tiny), storage=str(results))
@@ -114,8 +114,8 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
 
 
 def test_lab_passes_resources_and_cluster_options_to_every_sweep():
-    from musictune.cli import build_parser, sweep_options_from_args
-    from musictune.lab import LabOptions, step_argv
+    from musictune.commands.cli import build_parser, sweep_options_from_args
+    from musictune.commands.lab import LabOptions, step_argv
 
     options = LabOptions(
         budget="smoke", gpus_per_trial=0.25, max_concurrent=3, address="127.0.0.1:6379", amp=True,

@@ -29,9 +29,9 @@ import torch
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import accuracy_score, f1_score
 
-from musictune.data import Dataset, load_task
+from musictune.data.dataset import Dataset, load_task
 from musictune.models import MusicModel
-from musictune.training import TrainConfig, build_model, evaluate, fit
+from musictune.training.loop import TrainConfig, build_model, evaluate, fit
 
 SEEDS = (0, 1, 2)
 SHUFFLE_SEED = 0

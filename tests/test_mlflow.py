@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from musictune.cli import build_parser, main, sweep_options_from_args
+from musictune.commands.cli import build_parser, main, sweep_options_from_args
+from musictune.commands.lab import BUDGETS, LabOptions, lab_plan, step_argv
 from musictune.errors import UserError
-from musictune.lab import BUDGETS, LabOptions, lab_plan, step_argv
-from musictune.mlflow_tracking import INSTALL, store
-from musictune.predict import MODEL_FILE
+from musictune.serving.predict import MODEL_FILE
+from musictune.tuning.mlflow_tracking import INSTALL, store
 from musictune.tuning.storage import SWEEP_FILE, TRIALS_FILE
 
 
@@ -76,7 +76,7 @@ def test_export_logs_the_model_with_its_figures(genre_sweep, tmp_path, capsys):
     assert float(run.data.params["lr"]) == pytest.approx(info["provenance"]["config"]["lr"])
     assert run.data.params["family"] == "lstm" and run.data.params["view"] == "mel"
     assert run.data.tags["musictune.source.trial"] == source["trial"]
-    assert run.data.tags["musictune.export"] == str(out)
+    assert run.data.tags["musictune.serving.export"] == str(out)
     logged = sorted(a.path for a in client.list_artifacts(run_id, "model"))
     assert logged == sorted(f"model/{p.name}" for p in out.iterdir())
     copy = Path(client.download_artifacts(run_id, f"model/{MODEL_FILE}", str(tmp_path)))

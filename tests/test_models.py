@@ -188,9 +188,9 @@ def test_course_lstm_padded_equals_unpadded(layers):
 
 
 def test_course_families_knobs_and_train_flags():
-    from musictune.cli import build_parser
+    from musictune.commands.cli import build_parser
+    from musictune.commands.train import train_options
     from musictune.models import get_family
-    from musictune.train_command import train_options
 
     lstm_family = get_family("course_lstm")
     assert [(k.name, k.flag, k.sweep) for k in lstm_family.knobs] == [

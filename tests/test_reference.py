@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from musictune.cli import build_parser, sweep_options_from_args
-from musictune.lab import lab_plan
+from musictune.commands.cli import build_parser, sweep_options_from_args
+from musictune.commands.lab import lab_plan
 from musictune.reporting import reference
 from musictune.reporting.reference import MODEL_KIND, REFERENCES, Measured, matches, pairs
 from musictune.tuning import plan as plan_module

@@ -23,15 +23,16 @@ import pandas as pd
 import pytest
 import torch
 
-from musictune import features, layout
-from musictune.checkpoints import load_checkpoint, save_checkpoint
-from musictune.cli import main as musictune_main
-from musictune.data import load_dataset
-from musictune.data_files import _cache_path, _save_npz_atomic, read_split
-from musictune.demo import generate_demo
+from musictune import layout
+from musictune.audio import features
+from musictune.commands.cli import main as musictune_main
+from musictune.data.dataset import load_dataset
+from musictune.data.demo import generate_demo
+from musictune.data.files import _cache_path, _save_npz_atomic, read_split
 from musictune.errors import UserError
 from musictune.models import create_model
-from musictune.training import TrainState
+from musictune.training.checkpoints import load_checkpoint, save_checkpoint
+from musictune.training.loop import TrainState
 from musictune.tuning.runner import resume_command, run_sweep
 from musictune.tuning.storage import (
     SWEEP_FILE,
@@ -695,7 +696,7 @@ def test_the_unbroken_layout_trains(pristine, tmp_path):
 def test_killed_demo_generation_leaves_nothing_a_later_command_trusts(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     logs = tmp_path / "logs"
-    argv = ["-m", "musictune.cli", "demo-data", "--out", str(out), "--size", "tiny"]
+    argv = ["-m", "musictune", "demo-data", "--out", str(out), "--size", "tiny"]
     # Also where the musictune cache cannot be made (/proc takes no folders, even from root):
     # that only turns off librosa's filter cache, which lives there; arrays are still written.
     no_cache = {"MUSICTUNE_CACHE": "/proc/musictune-cache", "LIBROSA_CACHE_DIR": None}

@@ -29,14 +29,14 @@ from scipy.stats import spearmanr
 from sklearn.metrics import f1_score
 
 from musictune import layout
-from musictune.checkpoints import load_checkpoint, model_from_checkpoint
-from musictune.data import load_task
-from musictune.evaluation import format_mean_sd
+from musictune.data.dataset import load_task
 from musictune.genres import FMA_CLASS_MAPPING
 from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE, TRIALS_FILE
 from musictune.reporting.reference import REFERENCES
 from musictune.reporting.rerun import DONE_FILE
-from musictune.training import predict
+from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
+from musictune.training.evaluation import format_mean_sd
+from musictune.training.loop import predict
 from musictune.tuning.presets import PRESETS, Preset
 from musictune.tuning.runner import run_sweep
 
@@ -799,7 +799,7 @@ try:
 except SystemExit as exc:
     code = exc.code
 took = time.perf_counter() - started
-heavy = ("ray", "torch", "sklearn", "musictune.training", "musictune.reporting.rerun")
+heavy = ("ray", "torch", "sklearn", "musictune.training.loop", "musictune.reporting.rerun")
 loaded = [m for m in heavy if m in sys.modules]
 print(f"probe: {took:.2f} s, loaded {loaded}")
 sys.exit(code)
@@ -884,7 +884,7 @@ def test_musictune_report_is_the_script_from_any_folder(reported, tmp_path, monk
     """`musictune report` (installed with the package; analysis/ is not) takes exactly the
     options of analysis/report.py and runs the same code, here from a folder outside the
     repository."""
-    from musictune.cli import build_parser, main, subcommands
+    from musictune.commands.cli import build_parser, main, subcommands
 
     def flags(parser) -> list[str]:
         return sorted(flag for action in parser._actions for flag in action.option_strings)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from musictune import layout
-from musictune.batches import iterate_batches, iterate_windows, windows
-from musictune.data import Split, load_dataset, load_task
-from musictune.training import TrainConfig, build_model, fit, fit_folds, predict
+from musictune.data.batches import iterate_batches, iterate_windows, windows
+from musictune.data.dataset import Split, load_dataset, load_task
+from musictune.training.loop import TrainConfig, build_model, fit, fit_folds, predict
 
 from .conftest import write_layout
 
@@ -120,7 +120,7 @@ def test_k_fold_trial_is_the_mean_of_k_separate_fits(fake_root):
 def test_k_fold_trial_resumes_from_its_checkpoint_as_if_never_stopped(fake_root, tmp_path):
     """A crashed K-fold trial restarts from save_folds' file: every fold's weights and
     optimiser come back, and the next epochs equal an uninterrupted run's."""
-    from musictune.checkpoints import load_checkpoint, save_folds
+    from musictune.training.checkpoints import load_checkpoint, save_folds
 
     data = load_task("genre", fake_root, "mel", folds=2)
     config = TrainConfig(lr=3e-3, max_epochs=3, patience=0, batch_size=8, seed=1)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from musictune import features
-from musictune.checkpoints import load_checkpoint
+from musictune.audio import features
 from musictune.reporting.experiments import find_experiments
-from musictune.selection import rank_order
+from musictune.training.checkpoints import load_checkpoint
+from musictune.training.selection import rank_order
 from musictune.tuning.plan import GENRE_CNN_PRESETS, make_plan
 from musictune.tuning.presets import PRESETS
 from musictune.tuning.runner import build_scheduler, run_sweep
@@ -45,9 +45,9 @@ SWEPT_PRESETS = ["cnn_spectrogram_beat", "lstm_fused"]
 def test_every_preset_trial_config_trains_on_its_view(preset, demo_tiny, tmp_path):
     from ray.tune.search.sample import Domain
 
-    from musictune.data import load_task
-    from musictune.training import fit
-    from musictune.trial import trial_model
+    from musictune.data.dataset import load_task
+    from musictune.training.loop import fit
+    from musictune.training.trial import trial_model
 
     spec = PRESETS[preset]
     options = sweep_options(preset, "--smoke-test", "--max-epochs", "1", "--storage", str(tmp_path))
@@ -271,9 +271,9 @@ def scripted(epochs: list):
 
         from ray import tune
 
-        from musictune.checkpoints import CHECKPOINT_FILE, save_checkpoint
-        from musictune.training import TrainState
-        from musictune.trial import trial_model
+        from musictune.training.checkpoints import CHECKPOINT_FILE, save_checkpoint
+        from musictune.training.loop import TrainState
+        from musictune.training.trial import trial_model
 
         index = int(tune.get_context().get_trial_id().rsplit("_", 1)[1])
         model, state = trial_model(config, data, settings), TrainState()

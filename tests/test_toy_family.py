@@ -36,7 +36,7 @@ def test_the_registry_refuses_a_second_family_of_the_same_name(toy):
 
 @pytest.mark.slow
 def test_a_toy_family_sweeps_trains_and_reports(toy, ray_local, fake_root, tmp_path, capsys):
-    from musictune.cli import main
+    from musictune.commands.cli import main
 
     results = tmp_path / "results"
     options = sweep_options(

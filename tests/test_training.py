@@ -8,10 +8,10 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import f1_score
 
-from musictune.checkpoints import load_checkpoint
-from musictune.data import load_dataset, load_task
-from musictune.metrics import classification_metrics, multitask_metrics, spearman
-from musictune.training import TrainConfig, build_model, fit, predict
+from musictune.data.dataset import load_dataset, load_task
+from musictune.training.checkpoints import load_checkpoint
+from musictune.training.loop import TrainConfig, build_model, fit, predict
+from musictune.training.metrics import classification_metrics, multitask_metrics, spearman
 
 
 @pytest.fixture

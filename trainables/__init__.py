@@ -1,4 +1,4 @@
-"""Ray Tune function trainables: thin adapters from a trial config to `musictune.training`."""
+"""Ray Tune function trainables: thin adapters from a trial config to `musictune.training.loop`."""
 
 from trainables.supervised import train_trial
 

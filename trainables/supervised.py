@@ -2,7 +2,7 @@
 
 The sweep binds the data set, the run's fixed settings and (transfer) the genre weights with
 `tune.with_parameters`, so they are read once by the driver and shared through the object
-store; the config holds only the trial's hyperparameters (see `musictune.trial`).
+store; the config holds only the trial's hyperparameters (see `musictune.training.trial`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,15 @@ import ray
 import torch
 from ray import tune
 
-from musictune.checkpoints import CHECKPOINT_FILE, load_checkpoint, save_checkpoint, save_folds
-from musictune.data import Dataset
-from musictune.training import fit, fit_folds
-from musictune.trial import TrialSettings, trial_model
+from musictune.data.dataset import Dataset
+from musictune.training.checkpoints import (
+    CHECKPOINT_FILE,
+    load_checkpoint,
+    save_checkpoint,
+    save_folds,
+)
+from musictune.training.loop import fit, fit_folds
+from musictune.training.trial import TrialSettings, trial_model
 
 
 def trial_device() -> str:

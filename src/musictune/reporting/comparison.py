@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from musictune import baselines
-from musictune.baselines import Figures
 from musictune.reporting.experiments import Experiment
 from musictune.reporting.html import Document
 from musictune.reporting.noise import paragraph
 from musictune.reporting.results import Comparison, ExperimentResult, ReportResults
 from musictune.reporting.seeds import describe_rerun, save_seed_metrics
+from musictune.training import baselines
+from musictune.training.baselines import Figures
 
 BASELINES_CSV = "baselines.csv"  # per experiment: every comparison row's figures, per seed
 

@@ -16,17 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musictune import baselines
-from musictune.baselines import Figures
-from musictune.data import MULTITASK_TEST_FRACTION, Dataset, load_task
-from musictune.evaluation import (
-    TEST_METRIC,
-    Evaluation,
-    classification_details,
-    evaluate_checkpoint,
-    mean_sd,
-    regression_pairs,
-)
+from musictune.data.dataset import MULTITASK_TEST_FRACTION, Dataset, load_task
 from musictune.layout import MANIFEST
 from musictune.reporting.anytime import anytime_curve
 from musictune.reporting.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
@@ -49,6 +39,16 @@ from musictune.reporting.results import (
     TestedConfig,
 )
 from musictune.reporting.saved import VERSION
+from musictune.training import baselines
+from musictune.training.baselines import Figures
+from musictune.training.evaluation import (
+    TEST_METRIC,
+    Evaluation,
+    classification_details,
+    evaluate_checkpoint,
+    mean_sd,
+    regression_pairs,
+)
 
 DEFAULT_LABEL = "default"  # the untuned default's rerun and file names
 TOP_CURVES = 5  # learning curves of this many best trials

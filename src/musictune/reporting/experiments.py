@@ -19,7 +19,7 @@ import pandas as pd
 
 from musictune import paths
 from musictune.errors import UserError
-from musictune.selection import rank_order
+from musictune.training.selection import rank_order
 
 SWEEP_FILE = "sweep.json"  # the names run_sweep writes (musictune.tuning.runner)
 TRIALS_FILE = "trials.csv"
@@ -76,7 +76,7 @@ class Experiment:
     @property
     def finished_trials(self) -> pd.DataFrame:
         """Trials that ended normally and reported the metric, best first by the one tie-break
-        (`musictune.selection.rank_key`: a trials.csv without its columns ranks by the metric,
+        (`training.selection.rank_key`: a trials.csv without its columns ranks by the metric,
         then the trial id)."""
         done = self.trials[
             (self.trials["status"] == "TERMINATED") & self.trials[self.best_column].notna()

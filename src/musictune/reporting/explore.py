@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from musictune import layout, paths
-from musictune.data_files import class_mapping, dataset_dir, read_split, resolve_data_dir
+from musictune.audio.features import HOP_LENGTH, N_MELS, SAMPLE_RATE
+from musictune.data.files import class_mapping, dataset_dir, read_split, resolve_data_dir
 from musictune.errors import UserError
-from musictune.features import HOP_LENGTH, N_MELS, SAMPLE_RATE
 from musictune.reporting import plots
 
 SPLITS = ("train", "test")

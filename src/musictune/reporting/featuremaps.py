@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musictune.data import Dataset, Split
+from musictune.data.dataset import Dataset, Split
 from musictune.reporting.results import FeatureMaps
 
 CNN_FAMILIES = ("cnn", "course_cnn")
@@ -78,7 +78,7 @@ def one_clip(model, split: Split, index: int) -> list[np.ndarray]:
 
 def capture(checkpoint: str, seed: int, data: Dataset) -> FeatureMaps | None:
     """The feature maps of a checkpoint's CNN on a few test clips (None: not a conv backbone)."""
-    from musictune.checkpoints import load_checkpoint, model_from_checkpoint
+    from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
 
     model = model_from_checkpoint(load_checkpoint(Path(checkpoint)))
     blocks = getattr(model.backbone, "blocks", None)

@@ -5,9 +5,9 @@ opening the page."""
 
 from __future__ import annotations
 
-from musictune.evaluation import format_mean_sd
 from musictune.reporting.noise import headline, val_headline
 from musictune.reporting.results import ReportResults
+from musictune.training.evaluation import format_mean_sd
 
 
 def top_lines(results: ReportResults) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from musictune import layout
-from musictune.data_files import class_mapping, dataset_dir, resolve_data_dir
+from musictune.data.files import class_mapping, dataset_dir, resolve_data_dir
 from musictune.reporting import explore, plots
 from musictune.reporting.html import Document
 
@@ -55,9 +55,9 @@ def exploration(data_dir: str | None, folder: Path, doc: Document) -> None:
 
 def overfit_losses(data_dir: str | None, model: str) -> list[float]:
     """Training loss per epoch of `musictune train --overfit 1` (one fixed batch)."""
-    from musictune.data import load_task
+    from musictune.data.dataset import load_task
     from musictune.models import get_family
-    from musictune.training import TrainConfig, build_model, fit
+    from musictune.training.loop import TrainConfig, build_model, fit
 
     data = load_task("genre", data_dir, "mel", True)
     family = get_family(model)

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musictune.evaluation import format_mean_sd
 from musictune.reporting import sweep_plots
 from musictune.reporting.experiments import Experiment
 from musictune.reporting.html import Document
 from musictune.reporting.results import ExperimentResult
+from musictune.training.evaluation import format_mean_sd
 
 IMPORTANCE = "importance"  # file stems: <experiment>/importance.png and .csv
 PARALLEL = "parallel"

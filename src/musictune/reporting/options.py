@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from musictune.errors import UserError
 from musictune.options import non_negative_int, option, positive_float, positive_int
-from musictune.selection import PATIENCE
+from musictune.training.selection import PATIENCE
 
 
 @dataclass

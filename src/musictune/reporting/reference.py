@@ -18,8 +18,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from musictune.evaluation import mean_sd
 from musictune.genres import FMA_CLASSES
+from musictune.training.evaluation import mean_sd
 
 SOURCE = "course lab (patreco3), real FMA data"
 COURSE_TEST_CLIPS = 575  # the course's genre test split, as its report states

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from musictune import baselines
-from musictune.evaluation import format_mean_sd
 from musictune.reporting import reference
 from musictune.reporting.html import Document
 from musictune.reporting.noise import RULE
 from musictune.reporting.results import ReportResults
 from musictune.reporting.sections import describe_experiment
 from musictune.reporting.views import describe_anytime_by_task, describe_views
+from musictune.training import baselines
+from musictune.training.evaluation import format_mean_sd
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"

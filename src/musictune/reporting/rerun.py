@@ -22,13 +22,13 @@ from pathlib import Path
 import pandas as pd
 from ray import tune
 
-from musictune.baselines import config_digest
-from musictune.data import Dataset
+from musictune.data.dataset import Dataset
 from musictune.models import get_family
 from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
-from musictune.selection import selection
-from musictune.trial import TrialSettings
+from musictune.training.baselines import config_digest
+from musictune.training.selection import selection
+from musictune.training.trial import TrialSettings
 from musictune.tuning.cluster import Resources, check_resources, connect
 from musictune.tuning.progress import RerunProgress
 from musictune.tuning.storage import write_json_atomic

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from musictune.baselines import Figures
 from musictune.reporting.options import RerunSettings
+from musictune.training.baselines import Figures
 
 History = dict[str, list[float]]  # column -> per-epoch values (training_iteration, metric, losses)
 

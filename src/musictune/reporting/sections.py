@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musictune.evaluation import format_mean_sd, summary_table
 from musictune.reporting import plots
 from musictune.reporting.comparison import describe_comparison
 from musictune.reporting.experiments import Experiment
@@ -21,6 +20,7 @@ from musictune.reporting.mattered import describe_what_mattered
 from musictune.reporting.noise import selection_text, val_warning
 from musictune.reporting.results import ExperimentResult, ReportResults, TestedConfig
 from musictune.reporting.seeds import describe_rerun, save_seed_metrics
+from musictune.training.evaluation import format_mean_sd, summary_table
 
 FEATURE_MAPS_PNG = "feature-maps.png"
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musictune.evaluation import format_mean_sd, mean_sd
 from musictune.reporting import sweep_plots
 from musictune.reporting.html import Document
 from musictune.reporting.results import ExperimentResult, ReportResults
+from musictune.training.evaluation import format_mean_sd, mean_sd
 
 VIEWS_CSV = "views.csv"
 VIEWS_PNG = "views.png"

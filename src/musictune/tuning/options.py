@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from musictune.data import MULTITASK_TEST_FRACTION
-from musictune.features import VIEWS
+from musictune.audio.features import VIEWS
+from musictune.data.dataset import MULTITASK_TEST_FRACTION
 from musictune.layout import AFFECT_TARGETS
-from musictune.mlflow_tracking import INSTALL, require_mlflow
 from musictune.options import (
     first_problem,
     non_negative_float,
@@ -20,7 +19,8 @@ from musictune.options import (
     positive_float,
     positive_int,
 )
-from musictune.selection import PATIENCE, SELECT_BY
+from musictune.training.selection import PATIENCE, SELECT_BY
+from musictune.tuning.mlflow_tracking import INSTALL, require_mlflow
 from musictune.tuning.presets import PRESETS
 from musictune.tuning.space import DROPOUT_RANGE, LR_RANGE
 

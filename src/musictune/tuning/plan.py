@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-from musictune.data import Dataset
+from musictune.data.dataset import Dataset
 from musictune.errors import UserError
 from musictune.layout import AFFECT_TARGETS
-from musictune.metrics import PRIMARY_METRIC
-from musictune.mlflow_tracking import store
 from musictune.models import get_family
 from musictune.options import first_problem
-from musictune.trial import TrialSettings
+from musictune.training.metrics import PRIMARY_METRIC
+from musictune.training.trial import TrialSettings
 from musictune.tuning.cluster import Resources, check_address
+from musictune.tuning.mlflow_tracking import store
 from musictune.tuning.options import SweepOptions
 from musictune.tuning.presets import PRESETS, Preset, get_preset
 from musictune.tuning.space import (
@@ -73,7 +73,7 @@ class SweepPlan:
         if crop:
             data.check_crop(crop)
         if self.source is not None:
-            from musictune.affect import check_fits
+            from musictune.training.affect import check_fits
 
             check_fits(self.source.weights, data.n_features, self.source.label)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from musictune import paths
-from musictune.data import Dataset, load_task
-from musictune.data_files import resolve_data_dir
+from musictune.data.dataset import Dataset, load_task
+from musictune.data.files import resolve_data_dir
 from musictune.tuning.cluster import check_resources, connect
 from musictune.tuning.options import SweepOptions
 from musictune.tuning.plan import SweepPlan, make_plan
@@ -86,7 +86,7 @@ def mlflow_loggers(plan: SweepPlan) -> list:
     """--mlflow: Ray Tune's MLflow callback, logging every trial into the sweep's experiment."""
     if plan.mlflow is None:
         return []
-    from musictune.mlflow_tracking import sweep_logger
+    from musictune.tuning.mlflow_tracking import sweep_logger
 
     tags = {"musictune.preset": plan.options.preset, "musictune.sweep": plan.path}
     return [sweep_logger(plan.mlflow[0], plan.name, tags | {"musictune.metric": plan.metric})]
@@ -236,7 +236,7 @@ def run_sweep(options: SweepOptions | SweepPlan, trainable=None):
     """Run (or resume) one sweep and return Ray's ResultGrid."""
     plan = options if isinstance(options, SweepPlan) else make_plan(options)
     if plan.mlflow:  # a bad URI fails here, before the data is read
-        from musictune.mlflow_tracking import ensure_experiment
+        from musictune.tuning.mlflow_tracking import ensure_experiment
 
         ensure_experiment(plan.mlflow[0], plan.name, plan.mlflow[1])
     earlier = read_sweep_meta(plan.path) if plan.options.resume else {}

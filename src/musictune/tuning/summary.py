@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from musictune.data import Dataset
-from musictune.selection import best_epoch_figures, rank_order, selection
+from musictune.data.dataset import Dataset
+from musictune.training.selection import best_epoch_figures, rank_order, selection
 from musictune.tuning.storage import TRIALS_FILE, is_uri
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def rank_figures(result, metric: str, select_by: str) -> dict:
 
 def ranked_results(results, metric: str, select_by: str = "metric") -> list:
     """The trials that ended without an error, best first by the one tie-break (see
-    `musictune.selection`): what the tuned best, a report and a transfer all choose from."""
+    `training.selection`): what the tuned best, a report and a transfer all choose from."""
     rows = [rank_figures(r, metric, select_by) for r in results]
     order = rank_order(rows, metric, select_by)
     return [results[i] for i in order if results[i].error is None]
@@ -186,9 +186,13 @@ def best_checkpoint(
 
 def test_tuned_best(results, data: Dataset, metric: str, seed: int, select_by: str):
     """The tuned best's best checkpoint tested once: (Figures, what sweep.json records) or None."""
-    from musictune import baselines
-    from musictune.checkpoints import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint
-    from musictune.evaluation import evaluate_model
+    from musictune.training import baselines
+    from musictune.training.checkpoints import (
+        CHECKPOINT_FILE,
+        load_checkpoint,
+        model_from_checkpoint,
+    )
+    from musictune.training.evaluation import evaluate_model
 
     found = best_checkpoint(results, metric, select_by)
     if found is None:
@@ -210,7 +214,7 @@ def retrain_tuned_best(results, data: Dataset, plan: SweepPlan):
     """K-fold sweeps: a trial's K models each saw part of train+val, so the tuned best config
     is trained once more on the train/validation split (early stopping on validation, as the
     report's reruns do) and that model is tested: (Figures, what sweep.json records, config)."""
-    from musictune import baselines
+    from musictune.training import baselines
 
     ranked = ranked_results(results, plan.metric, plan.settings.select_by)
     if not ranked:
@@ -228,7 +232,7 @@ def retrain_tuned_best(results, data: Dataset, plan: SweepPlan):
 
 def train_untuned_default(data: Dataset, plan: SweepPlan, meta: dict, config: dict, seed: int):
     """The untuned default trained once here, or a row that says why not."""
-    from musictune import baselines
+    from musictune.training import baselines
 
     default = baselines.Figures("default", "untuned default", note="not trained")
     if not plan.options.baseline_train:
@@ -264,7 +268,7 @@ def compare_on_test(results, data: Dataset, plan: SweepPlan, meta: dict) -> dict
     with the sweep's seed, epoch budget and patience, unless --no-baseline-train; stratified
     guessing is averaged over the seeds a report's reruns use.
     """
-    from musictune import baselines
+    from musictune.training import baselines
 
     metrics = baselines.shown_metrics(data)
     select_by = plan.settings.select_by

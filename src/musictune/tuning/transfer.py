@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from musictune.affect import TRANSFER_FAMILIES
-from musictune.checkpoints import CHECKPOINT_FILE, load_checkpoint
 from musictune.errors import UserError
-from musictune.selection import selection
+from musictune.training.affect import TRANSFER_FAMILIES
+from musictune.training.checkpoints import CHECKPOINT_FILE, load_checkpoint
+from musictune.training.selection import selection
 from musictune.tuning.storage import SWEEP_FILE, is_uri
 
 

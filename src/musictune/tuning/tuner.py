@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from ray import tune
 
-from musictune.data import Dataset
-from musictune.trial import TrialSettings
+from musictune.data.dataset import Dataset
+from musictune.training.trial import TrialSettings
 from musictune.tuning.cluster import Resources
 from musictune.tuning.progress import HideRayResumeNotes, InterruptWatch, SweepInterrupted
 from musictune.tuning.storage import experiment_path

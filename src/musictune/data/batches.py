@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from musictune.data import Split, pad_frames
+from musictune.data.dataset import Split, pad_frames
 
 # A split is copied to the GPU whole when it needs at most this share of the free GPU memory:
 # trials packed on one GPU (--gpus-per-trial 0.25) each hold their own copy.

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from musictune.affect import set_loss_weights, transfer_model
-from musictune.data import Dataset
+from musictune.data.dataset import Dataset
 from musictune.models import ModelFamily, MusicModel
-from musictune.selection import PATIENCE, selection
-from musictune.training import TrainConfig, build_model, start_at_train_mean
+from musictune.training.affect import set_loss_weights, transfer_model
+from musictune.training.loop import TrainConfig, build_model, start_at_train_mean
+from musictune.training.selection import PATIENCE, selection
 
 
 @dataclass(frozen=True)

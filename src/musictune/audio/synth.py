@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from musictune import features
+from musictune.audio import features
 from musictune.genres import FMA_GENRES
 
 SR = features.SAMPLE_RATE

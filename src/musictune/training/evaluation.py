@@ -5,7 +5,7 @@ deviation over the seeds. Classification pools the seeds' predictions for scikit
 classification report and the normalised confusion matrix; regression gives Spearman's rho per
 target and their mean.
 
-A library module under reports and sweep summaries alike (`musictune.baselines`,
+A library module under reports and sweep summaries alike (`musictune.training.baselines`,
 `musictune.tuning.summary`, `musictune.reporting`); it depends on none of them. Torch and the
 models are imported only by the functions that score a model, so the summary helpers stay cheap.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from musictune.data import Dataset
+    from musictune.data.dataset import Dataset
     from musictune.models import MusicModel
 
 # The test counterpart of each primary validation metric.
@@ -47,7 +47,7 @@ def evaluate_checkpoint(
     checkpoint: str | os.PathLike, data: Dataset, seed: int, task: str
 ) -> Evaluation:
     """Rebuild the model from a checkpoint (weights_only) and score it on `data.test`."""
-    from musictune.checkpoints import load_checkpoint, model_from_checkpoint
+    from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
 
     model = model_from_checkpoint(load_checkpoint(Path(checkpoint)))
     return evaluate_model(model, data, seed, task, str(checkpoint))
@@ -59,8 +59,8 @@ def evaluate_model(
     """Score a model on `data.test`: the task's metrics, MSE for affect, per-class F1 for genre."""
     from sklearn.metrics import f1_score
 
-    from musictune.metrics import evaluation_metrics
-    from musictune.training import predict
+    from musictune.training.loop import predict
+    from musictune.training.metrics import evaluation_metrics
 
     outputs = predict(model, data.test)
     metrics = evaluation_metrics(task, data.test.y, outputs, data.targets)

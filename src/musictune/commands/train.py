@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musictune.atomic import ensure_writable
+from musictune.audio.features import VIEWS
 from musictune.errors import UserError
-from musictune.features import VIEWS
 from musictune.layout import AFFECT_TARGETS
 from musictune.models import SHARED_DEFAULTS, families, get_family
 from musictune.options import (
@@ -29,8 +29,8 @@ from musictune.options import (
     positive_float,
     positive_int,
 )
-from musictune.selection import PATIENCE, SELECT_BY
 from musictune.tasks import TASKS
+from musictune.training.selection import PATIENCE, SELECT_BY
 
 WRITABLE_FIX = "choose a folder you can write"
 
@@ -126,9 +126,9 @@ def train_options(args: argparse.Namespace) -> TrainOptions:
 
 def run_train(args: argparse.Namespace) -> dict | None:
     """Train one configuration, then test its best epoch's weights (returned for callers)."""
-    from musictune.checkpoints import load_checkpoint
-    from musictune.data import load_task
-    from musictune.training import TrainConfig, fit
+    from musictune.data.dataset import load_task
+    from musictune.training.checkpoints import load_checkpoint
+    from musictune.training.loop import TrainConfig, fit
 
     options = train_options(args)
     config = TrainConfig(
@@ -147,7 +147,7 @@ def run_train(args: argparse.Namespace) -> dict | None:
     resume = load_checkpoint(options.resume) if options.resume else None
     data = load_task(options.task, options.data_dir, options.features, options.beat, options.target)
     if options.checkpoint_dir:
-        from musictune.export_sources import record_train_run
+        from musictune.serving.export_sources import record_train_run
 
         record_train_run(options)  # run.json beside best.pt: what `musictune export` reads
     print(
@@ -171,7 +171,7 @@ def run_train(args: argparse.Namespace) -> dict | None:
 
 def family_model(options: TrainOptions, data):
     from musictune.models import get_family
-    from musictune.training import build_model
+    from musictune.training.loop import build_model
 
     family = get_family(options.model)
     values = {**family.defaults, "dropout": options.dropout, **(options.knobs or {})}
@@ -180,7 +180,7 @@ def family_model(options: TrainOptions, data):
 
 
 def describe_crop(data, seconds: float) -> str:
-    from musictune.batches import windows
+    from musictune.data.batches import windows
 
     frames = data.crop_frames(seconds)
     unit = "beats" if data.beat else "frames"
@@ -212,8 +212,8 @@ def epoch_printer():
 
 def test_best_epoch(model, data, state, options: TrainOptions) -> dict | None:
     """Load the best epoch's weights (or say why the last is tested) and test on val and test."""
-    from musictune.metrics import PRIMARY_METRIC
-    from musictune.training import evaluate
+    from musictune.training.loop import evaluate
+    from musictune.training.metrics import PRIMARY_METRIC
 
     metric = PRIMARY_METRIC[model.head.task]
     print(f"best epoch {state.best_epoch} of {state.epoch}: {metric} {state.best_metric:.4f}")
@@ -257,7 +257,7 @@ def test_best_epoch(model, data, state, options: TrainOptions) -> dict | None:
 def best_weights(state, options: TrainOptions) -> tuple[dict | None, str]:
     """The best epoch's weights and where they came from: fit's in-memory copy or, for a run
     resumed after its best epoch, the best.pt of --checkpoint-dir or beside --resume."""
-    from musictune.checkpoints import load_checkpoint
+    from musictune.training.checkpoints import load_checkpoint
 
     if state.best_weights is not None:
         return state.best_weights, "kept in memory"

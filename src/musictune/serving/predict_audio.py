@@ -14,9 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from musictune import features
+from musictune.audio import features
+from musictune.audio.extract_sources import AUDIO_EXTENSIONS
 from musictune.errors import UserError
-from musictune.extract_sources import AUDIO_EXTENSIONS
 
 CLIP_SLACK = 0.05  # a file at most this much longer than a clip is scored as one window
 SILENCE = 1e-4  # peak amplitude (-80 dBFS) below which a window counts as silent
@@ -68,7 +68,7 @@ def spans(n: int, clip: int) -> list[tuple[int, int]]:
     """(start, length) in samples of a file's windows: the whole file when clip is 0 or the file
     is at most CLIP_SLACK longer than a clip; else consecutive clips from its start plus one
     ending at its end (`batches.windows`, the rule a model trained on crops is scored by)."""
-    from musictune.batches import windows
+    from musictune.data.batches import windows
 
     if not clip or n <= clip * (1 + CLIP_SLACK):
         return [(0, n)]
@@ -78,7 +78,7 @@ def spans(n: int, clip: int) -> list[tuple[int, int]]:
 
 def file_windows(job: Job) -> tuple[int, list[Window] | str, float]:
     """(job index, the file's windows or why it cannot be used, its seconds): a worker's part."""
-    from musictune.extract_audio import _quiet_fd2  # decoders' own chatter on stderr
+    from musictune.audio.extract_audio import _quiet_fd2  # decoders' own chatter on stderr
 
     if not os.path.isfile(job.path):
         return job.index, "file not found", 0.0

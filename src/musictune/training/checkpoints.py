@@ -17,7 +17,7 @@ from musictune.errors import UserError
 from musictune.models import MusicModel, create_model
 
 if TYPE_CHECKING:
-    from musictune.training import TrainState
+    from musictune.training.loop import TrainState
 
 CHECKPOINT_FILE = "checkpoint.pt"  # the file in a checkpoint folder (a Ray Tune checkpoint)
 

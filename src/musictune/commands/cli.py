@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from musictune.atomic import ensure_writable
+from musictune.commands.report import add_report_parser
+from musictune.commands.train import WRITABLE_FIX, add_train_parser
 from musictune.errors import EXIT_USAGE, UserError
-from musictune.export import add_export_parser
 from musictune.options import ArgumentParser, add_options, from_args, positive_int, run_main
-from musictune.predict import add_predict_parser
-from musictune.reporting.command import add_report_parser
-from musictune.train_command import WRITABLE_FIX, add_train_parser
+from musictune.serving.export import add_export_parser
+from musictune.serving.predict import add_predict_parser
 
 INTERRUPTED = "no half-written file was left; run it again"
 
@@ -46,7 +46,7 @@ def add_demo_parser(sub) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> None:
-    from musictune.demo import ensure_demo, generate_demo
+    from musictune.data.demo import ensure_demo, generate_demo
 
     if args.out is None:
         path = ensure_demo(args.size, seed=args.seed)
@@ -137,7 +137,7 @@ def add_extract_parser(sub) -> None:
 
 
 def run_extract(args: argparse.Namespace) -> None:
-    from musictune.extract import extract
+    from musictune.audio.extract import extract
 
     s = extract(
         args.audio_root,
@@ -167,7 +167,7 @@ def run_extract(args: argparse.Namespace) -> None:
 
 
 def add_lab_parser(sub) -> None:
-    from musictune.lab import LabOptions
+    from musictune.commands.lab import LabOptions
 
     p = sub.add_parser("lab", help="the course lab's whole plan: every sweep, then one report")
     add_options(p, LabOptions)
@@ -175,7 +175,7 @@ def add_lab_parser(sub) -> None:
 
 
 def run_lab_command(args: argparse.Namespace) -> None:
-    from musictune.lab import LabOptions, run_lab
+    from musictune.commands.lab import LabOptions, run_lab
 
     run_lab(from_args(LabOptions, args))
 

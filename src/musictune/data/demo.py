@@ -1,6 +1,6 @@
 """The synthetic demo data set: `synth`'s music per FMA genre, written in the real layout.
 
-Nothing is downloaded. Each clip is synthesized (`musictune.synth`), passed through the one
+Nothing is downloaded. Each clip is synthesized (`musictune.audio.synth`), passed through the one
 feature extraction (`features.extract_features`) and saved into the four data sets with its
 genre and affect targets. The result is deterministic for a seed, whatever the number of
 worker processes.
@@ -17,11 +17,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from musictune import features, layout, paths
+from musictune import layout, paths
+from musictune.audio import features
+from musictune.audio.pool import run_pool
+from musictune.audio.synth import RECIPES, affect_targets, draw_clip, render
 from musictune.errors import UserError
 from musictune.genres import FMA_CLASS_MAPPING, FMA_GENRES
-from musictune.pool import run_pool
-from musictune.synth import RECIPES, affect_targets, draw_clip, render
 
 # Demo sizes: (train clips, test clips, seconds per clip). Clips are far shorter than the real
 # 30 s so that generating the data and training on it stay quick on a laptop CPU.

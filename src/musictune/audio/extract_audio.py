@@ -16,9 +16,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from musictune import features, layout
+from musictune import layout
+from musictune.audio import features
+from musictune.audio.pool import run_pool
 from musictune.errors import UserError
-from musictune.pool import run_pool
 
 
 class Job(NamedTuple):

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from musictune import layout
-from musictune.data_files import class_mapping, dataset_dir, read_split, resolve_data_dir
+from musictune.audio.features import HOP_LENGTH, SAMPLE_RATE, VIEWS
+from musictune.data.files import class_mapping, dataset_dir, read_split, resolve_data_dir
 from musictune.errors import UserError
-from musictune.features import HOP_LENGTH, SAMPLE_RATE, VIEWS
 from musictune.tasks import TASKS
 
 VAL_FRACTION = 0.2
@@ -29,7 +29,7 @@ BEATS_PER_SECOND = 2.0  # beat-synced views crop in beats: 120 BPM
 @dataclass
 class Split:
     """One split's clips stored end to end, never padded: a whole track costs its own frames,
-    not the longest clip's. Batches pad only the clips they hold (`musictune.batches`)."""
+    not the longest clip's. Batches pad only the clips they hold (`musictune.data.batches`)."""
 
     frames: np.ndarray  # (sum of lengths, F) float32: clip i is frames[starts[i]:][:lengths[i]]
     lengths: np.ndarray  # (N,) int64 true lengths

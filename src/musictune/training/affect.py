@@ -14,7 +14,7 @@ from torch import nn
 
 from musictune.errors import UserError
 from musictune.models import MusicModel, create_model
-from musictune.training import seed_everything
+from musictune.training.loop import seed_everything
 
 BACKBONE_PREFIX = "backbone."
 # Genre models whose backbone transfer reuses: the 2D CNNs (the project's and the course's).

@@ -123,7 +123,7 @@ def log_export(given: str, info: dict, out: Path) -> tuple[str, str, str]:
         for k, v in source.items()
         if v is not None and not isinstance(v, dict)
     }
-    tags["musictune.export"] = str(out.absolute())
+    tags["musictune.serving.export"] = str(out.absolute())
     client = MlflowClient(tracking_uri=uri)
     run = client.create_run(experiment, run_name=f"export {out.name}", tags=tags)
     params = {

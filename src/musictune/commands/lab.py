@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from musictune.mlflow_tracking import require_mlflow
 from musictune.options import (
     non_negative_float,
     non_negative_int,
@@ -26,6 +25,7 @@ from musictune.options import (
     positive_float,
     positive_int,
 )
+from musictune.tuning.mlflow_tracking import require_mlflow
 from musictune.tuning.storage import experiment_path, read_sweep_meta, storage_root
 
 COURSE = ("--select-by", "loss", "--set", "batch_size=64", "--scheduler", "fifo")
@@ -192,8 +192,8 @@ def step_argv(step: LabStep, options: LabOptions, budget: Budget, root: str, dat
 
 def run_steps(options: LabOptions) -> list[str]:
     """Run every step of the plan not finished yet; return the names of those it ran."""
-    from musictune.cli import build_parser, sweep_options_from_args
-    from musictune.data_files import resolve_data_dir
+    from musictune.commands.cli import build_parser, sweep_options_from_args
+    from musictune.data.files import resolve_data_dir
     from musictune.tuning.runner import run_sweep
 
     budget = BUDGETS[options.budget]
@@ -214,7 +214,7 @@ def run_steps(options: LabOptions) -> list[str]:
 
 def run_lab(options: LabOptions) -> None:
     """Every step not yet finished, then one report over them all."""
-    from musictune.data_files import resolve_data_dir
+    from musictune.data.files import resolve_data_dir
     from musictune.reporting.build import build_report
     from musictune.reporting.lab_checks import lab_checks_section
     from musictune.reporting.options import ReportOptions

@@ -5,8 +5,8 @@ that epoch's best.pt / last.pt are written; `state.finished` marks the run's las
 trainables report to Tune this way (saving a checkpoint of their own with the report when they
 want one), and `musictune train` prints its progress. Shuffling and dropout are seeded from
 (seed, epoch), so a run resumed from an epoch-k checkpoint repeats the epochs an uninterrupted
-run would have done. Batches come from `musictune.batches`, checkpoint files from
-`musictune.checkpoints`.
+run would have done. Batches come from `musictune.data.batches`, checkpoint files from
+`musictune.training.checkpoints`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from musictune.batches import DeviceSplit, iterate_batches, iterate_windows, to_device
-from musictune.checkpoints import save_checkpoint
-from musictune.data import Dataset, Split
+from musictune.data.batches import DeviceSplit, iterate_batches, iterate_windows, to_device
+from musictune.data.dataset import Dataset, Split
 from musictune.errors import UserError
-from musictune.metrics import PRIMARY_METRIC, WORST_VALUE, task_metrics
 from musictune.models import MusicModel, create_model, get_family
-from musictune.selection import PATIENCE, SELECT_BY, selection_score
+from musictune.training.checkpoints import save_checkpoint
+from musictune.training.metrics import PRIMARY_METRIC, WORST_VALUE, task_metrics
+from musictune.training.selection import PATIENCE, SELECT_BY, selection_score
 
 
 @dataclass

@@ -17,8 +17,8 @@ import numpy as np
 
 from musictune import layout, paths
 from musictune.atomic import atomic_path
+from musictune.audio.features import N_FUSED
 from musictune.errors import UserError
-from musictune.features import N_FUSED
 from musictune.genres import FMA_CLASS_MAPPING
 
 CACHE_VERSION = 2  # 2: clips stored end to end (frames), not padded
@@ -32,7 +32,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, demo_size: str = "small
     first use)."""
     chosen = data_dir or os.environ.get(paths.DATA_ENV)
     if not chosen:
-        from musictune.demo import ensure_demo
+        from musictune.data.demo import ensure_demo
 
         return ensure_demo(demo_size)
     root = Path(chosen).expanduser()

@@ -97,8 +97,8 @@ def _from_meta(meta: dict, checkpoint: dict, provenance: dict) -> Source:
 
 def sweep_source(path: Path, trial: str | None) -> Source:
     """The best trial's best-epoch checkpoint (or `trial`'s), as the sweep tested it."""
-    from musictune.checkpoints import load_checkpoint
-    from musictune.selection import selection
+    from musictune.training.checkpoints import load_checkpoint
+    from musictune.training.selection import selection
     from musictune.tuning.summary import best_checkpoint, result_trial_id
 
     exp = _experiment(path.absolute())
@@ -150,8 +150,8 @@ def _best_trial_id(exp) -> str | None:
 
 def rerun_source(path: Path, seed: int | None) -> Source:
     """A report's rerun: the best-epoch checkpoint Ray kept of seed `seed`."""
-    from musictune.checkpoints import load_checkpoint
     from musictune.reporting.rerun import DONE_FILE, read_rerun
+    from musictune.training.checkpoints import load_checkpoint
 
     path = path.absolute()
     if not (path / DONE_FILE).is_file():
@@ -197,7 +197,7 @@ def read_sweep_of(path: Path):
 
 
 def train_source(path: Path) -> Source:
-    from musictune.checkpoints import load_checkpoint
+    from musictune.training.checkpoints import load_checkpoint
 
     best = path / "best.pt"
     if not best.is_file():
@@ -225,7 +225,7 @@ def train_source(path: Path) -> Source:
 
 def record_train_run(options) -> None:
     """run.json beside best.pt: what `export` needs to load the run's data set again."""
-    from musictune.data_files import resolve_data_dir
+    from musictune.data.files import resolve_data_dir
 
     data_dir = str(resolve_data_dir(options.data_dir).absolute())
     run = {

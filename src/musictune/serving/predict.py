@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from musictune import features
+from musictune.audio import features
 from musictune.errors import UserError
 from musictune.options import add_options, from_args, option, positive_int
-from musictune.predict_audio import Job, Window, audio_files, cores, file_windows
+from musictune.serving.predict_audio import Job, Window, audio_files, cores, file_windows
 
 FORMAT = "musictune-model"
 FORMAT_VERSION = 1  # bumped when a reader of the old version could not read the new
@@ -139,8 +139,8 @@ class Model:
     def score(self, arrays: list[np.ndarray]) -> np.ndarray:
         """Outputs for clips of the model's view ((T, F) each, as extracted, not standardised):
         class probabilities (N, classes), or affect values (N,) / (N, targets)."""
-        from musictune.data import Split
-        from musictune.training import predict
+        from musictune.data.dataset import Split
+        from musictune.training.loop import predict
 
         standard = self.info["standardisation"]
         mean = np.asarray(standard["mean"], dtype=np.float32)
@@ -177,8 +177,8 @@ class Model:
         and listed in `frame.attrs["skipped"]` as (path, reason)."""
         import torch
 
-        from musictune.pool import run_pool
-        from musictune.training import pick_device
+        from musictune.audio.pool import run_pool
+        from musictune.training.loop import pick_device
 
         if top is not None and top < 1:
             raise UserError(f"top must be 1 or more, not {top}")

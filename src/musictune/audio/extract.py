@@ -37,9 +37,8 @@ import numpy as np
 
 from musictune import layout
 from musictune.atomic import write_text_atomic
-from musictune.errors import UserError
-from musictune.extract_audio import Job, run_jobs
-from musictune.extract_index import (
+from musictune.audio.extract_audio import Job, run_jobs
+from musictune.audio.extract_index import (
     PENDING,
     array_paths,
     assign_splits,
@@ -49,7 +48,8 @@ from musictune.extract_index import (
     settings_for,
     write_index,
 )
-from musictune.extract_sources import Source, list_sources, read_mapping
+from musictune.audio.extract_sources import Source, list_sources, read_mapping
+from musictune.errors import UserError
 
 # Seconds kept from the middle of each file: whole songs (training crops windows of them), but
 # a worker's time and memory per file stay bounded (chroma_cqt's grow with the signal) and one

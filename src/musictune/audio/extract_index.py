@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from musictune import features, layout
+from musictune import layout
 from musictune.atomic import write_text_atomic
+from musictune.audio import features
 from musictune.errors import UserError
 
 INDEX = "extract_index.json"

@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from musictune import features, layout
+from musictune import layout
+from musictune.audio import features
 from musictune.errors import UserError
-from musictune.export_sources import RUN_KINDS, Source, find_source
 from musictune.options import add_options, from_args, option
-from musictune.predict import FORMAT, FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, sha256
+from musictune.serving.export_sources import RUN_KINDS, Source, find_source
+from musictune.serving.predict import FORMAT, FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, sha256
 
 DOCUMENTED_CLIP = 30.0  # seconds: the course's FMA clips
 VERSIONS = ("musictune", "torch", "numpy", "librosa", "soundfile", "scikit-learn", "ray")
@@ -43,7 +44,7 @@ VERSIONS = ("musictune", "torch", "numpy", "librosa", "soundfile", "scikit-learn
 
 def load_data(source: Source, override: str | None):
     """The run's data set, loaded as the run loaded it: (its folder, the Dataset)."""
-    from musictune.data import load_task
+    from musictune.data.dataset import load_task
 
     chosen = str(override or source.data_dir)
     if not chosen or not Path(chosen).expanduser().is_dir():
@@ -100,7 +101,7 @@ def clip_settings(root: Path, data) -> dict:
 def measured_clip(root: Path, data) -> tuple[float, str]:
     """Seconds of the data set's median full-length clip (30 s for the course's data, 3 s for
     the demo data), or the documented 30 s when there are no full-length arrays to measure."""
-    from musictune.data_files import dataset_dir, read_split
+    from musictune.data.files import dataset_dir, read_split
 
     if data.beat:
         task = layout.GENRE_TASK if data.task == "genre" else layout.MULTITASK_TASK
@@ -116,7 +117,7 @@ def measured_clip(root: Path, data) -> tuple[float, str]:
 
 
 def feature_settings(root: Path, data, window: int) -> dict:
-    from musictune.data import BEATS_PER_SECOND, FRAMES_PER_SECOND
+    from musictune.data.dataset import BEATS_PER_SECOND, FRAMES_PER_SECOND
 
     view = features.VIEWS[data.features]
     rate = BEATS_PER_SECOND if data.beat else FRAMES_PER_SECOND
@@ -146,8 +147,8 @@ def feature_settings(root: Path, data, window: int) -> dict:
 
 def figures(model, data) -> dict:
     """The model's metrics on the run's validation and test splits, measured at export."""
-    from musictune.metrics import evaluation_metrics
-    from musictune.training import predict
+    from musictune.training.loop import predict
+    from musictune.training.metrics import evaluation_metrics
 
     out = {}
     for name, split in (("validation", data.val), ("test", data.test)):
@@ -266,7 +267,7 @@ def export(
     data_dir: str | None = None,
 ) -> dict:
     """Write the model folder `out` from RUN (see the module docstring); returns model.json."""
-    from musictune.checkpoints import model_from_checkpoint
+    from musictune.training.checkpoints import model_from_checkpoint
 
     out = Path(out).expanduser()
     check_out(out)
@@ -306,7 +307,7 @@ class ExportOptions:
 
     def validate(self) -> None:
         if self.mlflow is not None:
-            from musictune.mlflow_tracking import require_mlflow
+            from musictune.tuning.mlflow_tracking import require_mlflow
 
             require_mlflow()  # before the export
 
@@ -331,7 +332,7 @@ def run_export(args) -> None:
     )
     print(f"use it: musictune predict {o.out} AUDIO...")
     if o.mlflow is not None:
-        from musictune.mlflow_tracking import log_export
+        from musictune.tuning.mlflow_tracking import log_export
 
         uri, experiment, run_id = log_export(o.mlflow, info, o.out)
         print(f"mlflow: logged as run {run_id} of experiment {experiment} at {uri}")

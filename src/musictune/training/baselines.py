@@ -5,7 +5,7 @@ trained without any search. So every report and every sweep summary puts these r
 tuned best:
 
 - **chance**: scikit-learn's dummy estimators fitted on the *training* labels only, scored with
-  the project's own metric functions (`musictune.metrics`) on the test split. Genre: the
+  the project's own metric functions (`musictune.training.metrics`) on the test split. Genre: the
   majority class, and stratified random guessing (averaged over seeds). Affect: predicting the
   training mean, whose Spearman's rho is undefined (a constant prediction) and shown as such;
   its MSE is the comparable figure.
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from musictune.data import Dataset
-    from musictune.trial import TrialSettings
+    from musictune.data.dataset import Dataset
+    from musictune.training.trial import TrialSettings
 
 # torch, scikit-learn and the model registry (torch) are imported by the functions that use them:
 # a --render-only report needs `Figures` and the labels here, and would wait seconds for them.
@@ -201,7 +201,7 @@ def _no_features(n: int) -> np.ndarray:
 
 def _scores(data: Dataset, predictions: np.ndarray) -> dict[str, float | None]:
     """The project's test metrics of class predictions (as one-hot scores) or affect values."""
-    from musictune.metrics import evaluation_metrics
+    from musictune.training.metrics import evaluation_metrics
 
     task = data.task
     outputs = np.eye(len(data.classes))[predictions] if task == "genre" else predictions
@@ -282,14 +282,14 @@ def train_default(
     """Train `config` in this process as a sweep trial would, and test its best epoch's weights.
 
     The model and training settings are built exactly as the trainable builds them
-    (`musictune.trial`; `source`: the genre weights of a transfer sweep); the best epoch's
+    (`musictune.training.trial`; `source`: the genre weights of a transfer sweep); the best epoch's
     weights, which `fit` keeps in memory, are the ones tested.
     """
     import torch
 
-    from musictune.evaluation import evaluate_model
-    from musictune.training import fit
-    from musictune.trial import trial_model
+    from musictune.training.evaluation import evaluate_model
+    from musictune.training.loop import fit
+    from musictune.training.trial import trial_model
 
     seed = int(config.get("seed", 0))
     before = torch.get_num_threads()

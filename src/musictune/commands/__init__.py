@@ -1,0 +1,1 @@
+"""The `musictune` command: `cli` (the parser and dispatch), `train`, `lab` and `report`."""
