@@ -263,7 +263,8 @@ def test_every_package_of_the_library_is_installed():
     import re
 
     text = (ROOT / "pyproject.toml").read_text()
-    listed = set(re.findall(r'"([\w.]+)"', re.search(r"^packages = \[(.*?)\]", text, re.M | re.S)[1]))
+    block = re.search(r"^packages = \[(.*?)\]", text, re.M | re.S)[1]
+    listed = set(re.findall(r'"([\w.]+)"', block))
     src = ROOT / "src"
     inits = src.glob("musictune/**/__init__.py")
     found = {".".join(init.parent.relative_to(src).parts) for init in inits}
