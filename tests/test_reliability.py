@@ -175,22 +175,61 @@ def slow_root(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_killed_driver_resumes_without_losing_or_rerunning_a_trial(ray_local, slow_root, tmp_path):
-    argv = ["--data-dir", str(slow_root), "--storage", str(tmp_path), "--name", "killed"]
-    experiment = tmp_path / "killed"
+def test_ctrl_c_then_a_killed_driver_each_resume_without_losing_or_rerunning_a_trial(
+    ray_local, slow_root, tmp_path
+):
+    """One sweep stopped twice, as a user might: Ctrl-C first (a clean stop that prints the
+    resume command), then that command run and SIGKILLed mid-trial (nothing saved on the way
+    out), then resumed to the end. Every finished trial is kept as it was; every cut trial goes
+    on from its last checkpoint."""
+    argv = ["--data-dir", str(slow_root), "--storage", str(tmp_path), "--name", "stopped"]
+    experiment = tmp_path / "stopped"
     logs = tmp_path / "logs"
     with driver(["sweeps/lstm_spectrogram.py", *argv, *SLOW_SWEEP], logs) as proc:
         wait_for(lambda: one_finished_one_halfway(experiment), proc, logs)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        code = proc.wait(timeout=60)
+    err = read_log(logs, "stderr")
+    assert code == 130, err
+    assert not our_tracebacks(err) and "Tuner.restore" not in err, err
+    # One line says so (Ray may still flush a worker's log line after it).
+    (note,) = [line for line in err.splitlines() if "interrupted" in line and "tune.py" not in line]
+    assert note.startswith("python sweeps/lstm_spectrogram.py: interrupted: "), note
+    assert "of 3 trials ended and are kept in" in note
+    command = shlex.split(note.split("resume with: ", 1)[1])
+    assert command[:2] == ["python", "sweeps/lstm_spectrogram.py"]
+    table = pd.read_csv(experiment / TRIALS_FILE)
+    finished = table[table["status"] == "TERMINATED"]
+    assert 1 <= len(finished) < 3, table[["trial_id", "status", "epochs"]]
+    assert (finished["epochs"] == EPOCHS).all()
+    assert (table["status"] != "TERMINATED").any()  # the trial Ctrl-C stopped, not "finished"
+    assert json.loads((experiment / SWEEP_FILE).read_text())["status"] == "interrupted"
+    at_ctrl_c = {t["id"]: t["iteration"] for t in experiment_state(experiment)}
+
+    # The printed command resumes it; SIGKILL it once a trial has gone 2 epochs further.
+    def moved_on() -> list[dict] | None:
+        trials = experiment_state(experiment)
+        return (
+            trials
+            if any(
+                t["status"] == "RUNNING" and t["iteration"] >= at_ctrl_c.get(t["id"], 0) + 2
+                for t in trials
+            )
+            else None
+        )
+
+    with driver(command[1:], tmp_path / "logs2") as proc:
+        wait_for(moved_on, proc, tmp_path / "logs2")
         kill_session(proc.pid)  # SIGKILL: no handler runs, nothing is saved on the way out
     at_kill = experiment_state(experiment)  # the driver's last snapshot, a second old at most
-    finished = {t["id"] for t in at_kill if t["status"] == "TERMINATED"}
+    done = {t["id"] for t in at_kill if t["status"] == "TERMINATED"}
     cut = [t for t in at_kill if t["status"] == "RUNNING" and t["iteration"] >= 2]
-    assert finished and cut, at_kill
+    assert done >= set(finished["trial_id"]) and cut, at_kill
     dirs = trial_dirs(experiment)
-    logs_before = {i: (dirs[i] / "progress.csv").read_text() for i in finished}
+    logs_before = {i: (dirs[i] / "progress.csv").read_text() for i in done}
     rows_before = {t["id"]: len(progress(dirs[t["id"]])) for t in cut}
 
-    results = run_sweep(sweep_options("lstm_spectrogram", *argv, *SLOW_SWEEP, "--resume"))
+    results = run_sweep(sweep_options("lstm_spectrogram", *command[2:]))
 
     assert len(results) == 3 and not results.errors
     assert all(r.metrics["training_iteration"] == EPOCHS for r in results)
@@ -320,42 +359,6 @@ def our_tracebacks(err: str) -> list[str]:
     Ctrl-C may print one from Ray's SIGTERM handler as it exits ("Exception ignored in ...")."""
     blocks = re.split(r"(?=Traceback \(most recent call last\):)", err)[1:]
     return [b for b in blocks if "sigterm_handler" not in b]
-
-
-@pytest.mark.slow
-def test_ctrl_c_stops_cleanly_keeps_finished_trials_and_prints_the_resume_command(
-    ray_local, slow_root, tmp_path
-):
-    argv = ["--data-dir", str(slow_root), "--storage", str(tmp_path), "--name", "ctrlc"]
-    experiment = tmp_path / "ctrlc"
-    logs = tmp_path / "logs"
-    with driver(["sweeps/lstm_spectrogram.py", *argv, *SLOW_SWEEP], logs) as proc:
-        wait_for(lambda: one_finished_one_halfway(experiment), proc, logs)
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
-        code = proc.wait(timeout=60)
-    err = read_log(logs, "stderr")
-    assert code == 130, err
-    assert not our_tracebacks(err) and "Tuner.restore" not in err, err
-    # One line says so (Ray may still flush a worker's log line after it).
-    (note,) = [line for line in err.splitlines() if "interrupted" in line and "tune.py" not in line]
-    assert note.startswith("python sweeps/lstm_spectrogram.py: interrupted: "), note
-    assert "of 3 trials ended and are kept in" in note
-    command = shlex.split(note.split("resume with: ", 1)[1])
-    assert command[:2] == ["python", "sweeps/lstm_spectrogram.py"]
-
-    table = pd.read_csv(experiment / TRIALS_FILE)
-    finished = table[table["status"] == "TERMINATED"]
-    assert 1 <= len(finished) < 3, table[["trial_id", "status", "epochs"]]
-    assert (finished["epochs"] == EPOCHS).all()
-    assert (table["status"] != "TERMINATED").any()  # the trial Ctrl-C stopped, not "finished"
-    assert json.loads((experiment / SWEEP_FILE).read_text())["status"] == "interrupted"
-    kept = {p: p.read_text() for p in (Path(d) / "progress.csv" for d in finished["path"])}
-
-    # The printed command resumes it: the rest runs, the finished trials are not run again.
-    results = run_sweep(sweep_options("lstm_spectrogram", *command[2:]))
-    assert len(results) == 3 and not results.errors
-    assert all(path.read_text() == text for path, text in kept.items())
-    assert json.loads((experiment / SWEEP_FILE).read_text())["status"] == "finished"
 
 
 @pytest.mark.parametrize(
