@@ -30,7 +30,8 @@ import common  # noqa: E402
 
 from musictune.data.dataset import load_task  # noqa: E402
 from musictune.data.demo import generate_demo  # noqa: E402
-from musictune.training.loop import TrainConfig, build_model, evaluate, fit  # noqa: E402
+from musictune.training.loop import TrainConfig, build_model, fit  # noqa: E402
+from musictune.training.scoring import evaluate  # noqa: E402
 from musictune.tuning.runner import run_sweep  # noqa: E402
 
 MIN_CLIPS = 150

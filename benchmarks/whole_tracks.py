@@ -223,7 +223,8 @@ def kfold_pair(
     import torch
 
     from musictune.data.dataset import load_dataset
-    from musictune.training.loop import TrainConfig, build_model, fit, fit_folds
+    from musictune.training.folds import fit_folds
+    from musictune.training.loop import TrainConfig, build_model, fit
 
     data = load_dataset(data_dir, features=features, folds=folds)
     config = TrainConfig(max_epochs=epochs, patience=0, seed=seed, device="cpu")

@@ -12,7 +12,7 @@ import pytest
 from musictune.commands.cli import build_parser, main
 from musictune.data.dataset import load_task
 from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
-from musictune.training.loop import evaluate
+from musictune.training.scoring import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -317,7 +317,8 @@ def test_evaluation_from_a_device_copy_matches_the_array_path(fake_root):
 
     from musictune.data.batches import DeviceSplit
     from musictune.data.dataset import load_task
-    from musictune.training.loop import build_model, evaluate
+    from musictune.training.loop import build_model
+    from musictune.training.scoring import evaluate
 
     data = load_task("genre", fake_root, "mel", False)
     split = data.val

@@ -28,7 +28,7 @@ from musictune.commands.cli import main
 from musictune.data.dataset import Split, load_task
 from musictune.serving.predict import MODEL_FILE, WEIGHTS_FILE
 from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
-from musictune.training.loop import predict
+from musictune.training.scoring import predict
 
 from .conftest import sweep_options, write_layout
 

@@ -31,7 +31,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from musictune.data.dataset import Dataset, load_task
 from musictune.models import MusicModel
-from musictune.training.loop import TrainConfig, build_model, evaluate, fit
+from musictune.training.loop import TrainConfig, build_model, fit
+from musictune.training.scoring import evaluate
 
 SEEDS = (0, 1, 2)
 SHUFFLE_SEED = 0

@@ -36,7 +36,7 @@ from musictune.reporting.reference import REFERENCES
 from musictune.reporting.rerun import DONE_FILE
 from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
 from musictune.training.evaluation import format_mean_sd
-from musictune.training.loop import predict
+from musictune.training.scoring import predict
 from musictune.tuning.presets import PRESETS, Preset
 from musictune.tuning.runner import run_sweep
 

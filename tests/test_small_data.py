@@ -11,7 +11,9 @@ import torch
 from musictune import layout
 from musictune.data.batches import iterate_batches, iterate_windows, windows
 from musictune.data.dataset import Split, load_dataset, load_task
-from musictune.training.loop import TrainConfig, build_model, fit, fit_folds, predict
+from musictune.training.folds import fit_folds
+from musictune.training.loop import TrainConfig, build_model, fit
+from musictune.training.scoring import predict
 
 from .conftest import write_layout
 

@@ -10,8 +10,9 @@ from sklearn.metrics import f1_score
 
 from musictune.data.dataset import load_dataset, load_task
 from musictune.training.checkpoints import load_checkpoint
-from musictune.training.loop import TrainConfig, build_model, fit, predict
+from musictune.training.loop import TrainConfig, build_model, fit
 from musictune.training.metrics import classification_metrics, multitask_metrics, spearman
+from musictune.training.scoring import predict
 
 
 @pytest.fixture

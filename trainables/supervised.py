@@ -22,7 +22,8 @@ from musictune.training.checkpoints import (
     save_checkpoint,
     save_folds,
 )
-from musictune.training.loop import fit, fit_folds
+from musictune.training.folds import fit_folds
+from musictune.training.loop import fit
 from musictune.training.trial import TrialSettings, trial_model
 
 

@@ -212,8 +212,8 @@ def epoch_printer():
 
 def test_best_epoch(model, data, state, options: TrainOptions) -> dict | None:
     """Load the best epoch's weights (or say why the last is tested) and test on val and test."""
-    from musictune.training.loop import evaluate
     from musictune.training.metrics import PRIMARY_METRIC
+    from musictune.training.scoring import evaluate
 
     metric = PRIMARY_METRIC[model.head.task]
     print(f"best epoch {state.best_epoch} of {state.epoch}: {metric} {state.best_metric:.4f}")

@@ -63,7 +63,7 @@ class MusicModel(nn.Module):
     """Backbone (B, T, F) + lengths -> features -> head outputs.
 
     `window` (frames, 0 = whole clips) is the crop the model was trained on: it then scores a
-    clip on its consecutive windows, averaged (`training.loop.predict`). A checkpoint keeps it.
+    clip on its consecutive windows, averaged (`training.scoring.predict`). A checkpoint keeps it.
     """
 
     window: int = 0

@@ -147,8 +147,8 @@ def feature_settings(root: Path, data, window: int) -> dict:
 
 def figures(model, data) -> dict:
     """The model's metrics on the run's validation and test splits, measured at export."""
-    from musictune.training.loop import predict
     from musictune.training.metrics import evaluation_metrics
+    from musictune.training.scoring import predict
 
     out = {}
     for name, split in (("validation", data.val), ("test", data.test)):

@@ -140,7 +140,7 @@ class Model:
         """Outputs for clips of the model's view ((T, F) each, as extracted, not standardised):
         class probabilities (N, classes), or affect values (N,) / (N, targets)."""
         from musictune.data.dataset import Split
-        from musictune.training.loop import predict
+        from musictune.training.scoring import predict
 
         standard = self.info["standardisation"]
         mean = np.asarray(standard["mean"], dtype=np.float32)

@@ -59,8 +59,8 @@ def evaluate_model(
     """Score a model on `data.test`: the task's metrics, MSE for affect, per-class F1 for genre."""
     from sklearn.metrics import f1_score
 
-    from musictune.training.loop import predict
     from musictune.training.metrics import evaluation_metrics
+    from musictune.training.scoring import predict
 
     outputs = predict(model, data.test)
     metrics = evaluation_metrics(task, data.test.y, outputs, data.targets)

@@ -6,7 +6,9 @@ trainables report to Tune this way (saving a checkpoint of their own with the re
 want one), and `musictune train` prints its progress. Shuffling and dropout are seeded from
 (seed, epoch), so a run resumed from an epoch-k checkpoint repeats the epochs an uninterrupted
 run would have done. Batches come from `musictune.data.batches`, checkpoint files from
-`musictune.training.checkpoints`.
+`musictune.training.checkpoints`, validation scores from `musictune.training.scoring`; K-fold
+training in lockstep (`fit_folds`) is in `musictune.training.folds` and takes the same epoch
+step (`start_run`, `run_epoch`, `record_epoch`, `should_stop`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from musictune.data.batches import DeviceSplit, iterate_batches, iterate_windows, to_device
+from musictune.data.batches import DeviceSplit, iterate_batches, to_device
 from musictune.data.dataset import Dataset, Split
 from musictune.errors import UserError
 from musictune.models import MusicModel, create_model, get_family
 from musictune.training.checkpoints import save_checkpoint
-from musictune.training.metrics import PRIMARY_METRIC, WORST_VALUE, task_metrics
+from musictune.training.metrics import PRIMARY_METRIC, WORST_VALUE
+from musictune.training.scoring import evaluate
 from musictune.training.selection import PATIENCE, SELECT_BY, selection_score
 
 
@@ -114,85 +117,6 @@ def pick_device(name: str = "auto") -> torch.device:
 def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-def predict(
-    model: MusicModel,
-    split: Split,
-    batch_size: int = 64,
-    device=None,
-    on_device: DeviceSplit | None = None,
-) -> np.ndarray:
-    """Model outputs (logits or values) for a whole split, in split order, one row per clip."""
-    return _outputs(model, split, batch_size, device, on_device).cpu().numpy()
-
-
-def _outputs(
-    model: MusicModel,
-    split: Split,
-    batch_size: int = 64,
-    device=None,
-    on_device: DeviceSplit | None = None,
-    index: np.ndarray | None = None,
-) -> torch.Tensor:
-    """One output per clip (of `index`, sorted; default all) as one tensor on the model's
-    device: copied to the host once, not per batch. A model trained on crops (`model.window`)
-    scores each clip on its windows and averages them (`average_windows`)."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    with torch.no_grad():
-        if not model.window:
-            batches = iterate_batches(split, batch_size, index, on_device)
-            return torch.cat([model(x.to(device), n).float() for x, n, _ in batches])
-        batches, clips = iterate_windows(split, batch_size, model.window, index, on_device)
-        outs = torch.cat([model(x.to(device), n).float() for x, n, _ in batches])
-    count = len(split) if index is None else len(index)
-    return average_windows(outs, clips, count, classify=model.head.task == "genre")
-
-
-def average_windows(
-    outputs: torch.Tensor, clips: np.ndarray, count: int, classify: bool
-) -> torch.Tensor:
-    """Per-clip means of window outputs: class probabilities (returned as their log, which
-    softmax, argmax and cross-entropy read as logits) or regression values."""
-    values = outputs.softmax(-1) if classify else outputs
-    index = torch.from_numpy(clips).to(values.device)
-    total = torch.zeros((count, *values.shape[1:]), dtype=values.dtype, device=values.device)
-    total.index_add_(0, index, values)
-    windows = torch.bincount(index, minlength=count).to(values.dtype)
-    mean = total / windows.reshape(-1, *[1] * (values.dim() - 1))
-    return mean.clamp_min(1e-30).log() if classify else mean
-
-
-def evaluate(
-    model: MusicModel,
-    split: Split,
-    targets: tuple[str, ...] = (),
-    batch_size: int = 64,
-    on_device: DeviceSplit | None = None,
-    index: np.ndarray | None = None,
-) -> dict[str, float]:
-    """The model's loss and the task's metrics (scikit-learn's) on a split, or on the clips of
-    `index` (a K-fold's validation fold), one score per clip."""
-    index = None if index is None else np.sort(index)
-    outputs = _outputs(model, split, batch_size, index=index, on_device=on_device)
-    # The loss on the device, against targets already there when the split is; the outputs go to
-    # the host once, for scikit-learn's metrics.
-    y_host = split.y if index is None else split.y[index]
-    y = None
-    if on_device is not None and on_device.y is not None:
-        y = on_device.y
-        if index is not None:
-            y = y[torch.from_numpy(index).to(outputs.device)]
-    if y is None:
-        y = torch.tensor(y_host, device=outputs.device)
-    with torch.no_grad():
-        loss = model.loss(outputs, y)
-    host = outputs.cpu().numpy()
-    return {"loss": float(loss), **task_metrics(model.head.task, y_host, host, targets)}
 
 
 # --------------------------------------------------------------------------- fit
@@ -326,7 +250,7 @@ def _epoch_metrics(
 
 
 @dataclass
-class _Run:
+class Run:
     """One model's training on one train/validation pair (`*_index`: its clips of a shared
     split, for a K-fold's folds): what an epoch step needs."""
 
@@ -344,7 +268,7 @@ class _Run:
     val_on_device: DeviceSplit | None = None
 
 
-def _start(
+def start_run(
     model: MusicModel,
     config: TrainConfig,
     train: Split,
@@ -352,7 +276,9 @@ def _start(
     resume: dict | None = None,
     train_index: np.ndarray | None = None,
     val_index: np.ndarray | None = None,
-) -> _Run:
+) -> Run:
+    """Model and data on the device, a fresh Adam (or the checkpoint's), the AMP scaler: one
+    run ready for `run_epoch`, shared by `fit` and each fold of `folds.fit_folds`."""
     device = pick_device(config.device)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -363,13 +289,13 @@ def _start(
     # share one copy.
     train_on_device = to_device(train, device)
     val_on_device = train_on_device if val is train else to_device(val, device)
-    return _Run(
+    return Run(
         model, optimizer, scaler, state, device, use_amp, train, val,
         train_index, val_index, train_on_device, val_on_device,
     )  # fmt: skip
 
 
-def _step(run: _Run, epoch: int, config: TrainConfig, targets: tuple[str, ...]) -> dict:
+def run_epoch(run: Run, epoch: int, config: TrainConfig, targets: tuple[str, ...]) -> dict:
     """Train one epoch and validate. Shuffling, dropout and crops are seeded from (seed, epoch),
     so each fold of a K-fold trial draws what a separate fit with the same seed would."""
     torch.manual_seed(config.seed * 100_003 + epoch)
@@ -390,7 +316,7 @@ def _step(run: _Run, epoch: int, config: TrainConfig, targets: tuple[str, ...]) 
     )
 
 
-def _record_epoch(
+def record_epoch(
     state: TrainState, metrics: dict, metric: str, weights: Callable[[], object], select_by: str
 ) -> bool:
     """Track the best epoch (keeping `weights()`) and the epochs since; True if it improved."""
@@ -443,18 +369,18 @@ def fit(
     metric = PRIMARY_METRIC[model.head.task]
     seed_everything(config.seed)
     train, val = _fit_splits(data, config)
-    run = _start(model, config, train, val, resume)
+    run = start_run(model, config, train, val, resume)
     state = run.state
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else None
 
     while state.epoch < config.max_epochs:
         epoch = state.epoch + 1
-        metrics = _step(run, epoch, config, data.targets)
+        metrics = run_epoch(run, epoch, config, data.targets)
         state.epoch = epoch
-        improved = _record_epoch(
+        improved = record_epoch(
             state, metrics, metric, lambda: cpu_weights(model), config.select_by
         )
-        stop = _should_stop(state, metrics, config)
+        stop = should_stop(state, metrics, config)
         if ckpt_dir is not None:
             _save_checkpoints(ckpt_dir, model, run.optimizer, state, config, improved, stop)
         if on_epoch is not None:
@@ -464,78 +390,10 @@ def fit(
     return state
 
 
-def _should_stop(state: TrainState, metrics: dict, config: TrainConfig) -> bool:
+def should_stop(state: TrainState, metrics: dict, config: TrainConfig) -> bool:
     """Diverged, or `patience` epochs without a better best; marks the run's last epoch."""
     stop = bool(metrics["diverged"]) or bool(
         config.patience and state.bad_epochs >= config.patience
     )
     state.finished = stop or state.epoch == config.max_epochs
     return stop
-
-
-# on_epoch(metrics, state, models, optimizers) of a K-fold run: one model per fold.
-FoldsCallback = Callable[[dict, TrainState, list, list], None]
-
-
-def fit_folds(
-    models: list[MusicModel],
-    data: Dataset,
-    config: TrainConfig,
-    on_epoch: FoldsCallback | None = None,
-    resume: dict | None = None,
-) -> TrainState:
-    """K-fold training in lockstep: model k trains on every fold but k of train+validation
-    (`data.folds`) and validates on fold k; each epoch reports the folds' mean and sd of every
-    metric (`fold_mean`), and the best epoch and early stopping follow the mean.
-
-    One process, the data shared once: fold k's steps are what `fit` on fold k alone would take
-    with the same seed. `resume` is a checkpoint of `checkpoints.save_folds`; the state's
-    `best_weights` is then the list of the folds' weights at the best mean epoch.
-    """
-    metric = PRIMARY_METRIC[models[0].head.task]
-    seed_everything(config.seed)
-    pool, folds = data.pool(), data.folds
-    saved = [None] * len(models) if resume is None else resume["folds"]
-    runs = [
-        _start(
-            model,
-            config,
-            pool,
-            pool,
-            None if saved[k] is None else {**saved[k], "state": resume["state"]},
-            np.flatnonzero(folds != k),
-            np.flatnonzero(folds == k),
-        )
-        for k, model in enumerate(models)
-    ]
-    state = runs[0].state
-    if state.best_weights is not None:  # resumed from the best epoch itself: every fold's
-        state.best_weights = [cpu_weights(run.model) for run in runs]
-    while state.epoch < config.max_epochs:
-        epoch = state.epoch + 1
-        metrics = fold_mean([_step(run, epoch, config, data.targets) for run in runs])
-        state.epoch = epoch
-        weights = lambda: [cpu_weights(run.model) for run in runs]  # noqa: E731
-        _record_epoch(state, metrics, metric, weights, config.select_by)
-        stop = _should_stop(state, metrics, config)
-        if on_epoch is not None:
-            on_epoch(metrics, state, models, [run.optimizer for run in runs])
-        if stop:
-            break
-    return state
-
-
-def fold_mean(per_fold: list[dict]) -> dict:
-    """One epoch's report of K folds: each metric's mean and sample sd (`<name>_sd`) over the
-    folds; a diverged fold makes the epoch diverged (worst value, no validation)."""
-    diverged = [m for m in per_fold if m["diverged"]]
-    if diverged:
-        return diverged[0]
-    out = {"epoch": per_fold[0]["epoch"]}
-    for key in per_fold[0]:
-        if key in ("epoch", "diverged"):
-            continue
-        values = np.array([m[key] for m in per_fold], dtype=float)
-        out[key] = float(values.mean())
-        out[f"{key}_sd"] = float(values.std(ddof=1))
-    return out | {"folds": len(per_fold), "diverged": 0}
