@@ -1,25 +1,33 @@
-"""GPU check: one short sweep at 1, 0.5 and 0.25 GPUs per trial, trials per hour side by side.
+"""GPU check: the lab's smoke budget on a GPU, fractional packing, a full-length course-CNN epoch.
 
-    python benchmarks/gpu_check.py                       # small demo data, 8 trials x 10 epochs
-    python benchmarks/gpu_check.py --fractions 1,0.25 --amp --no-save
+    python benchmarks/gpu_check.py                   # all three parts, about 8 minutes on one GPU
+    python benchmarks/gpu_check.py --parts epoch     # one part (lab, packing, epoch)
+    python benchmarks/gpu_check.py --cpu-timing      # the epoch timing on the CPU, a few batches
 
-Every fraction runs the same trial configurations (one seed, FIFO, no early stopping), so the
-only difference is how many trials share the GPU at once. Each repeat runs every fraction, and
-the order rotates from one repeat to the next (with two fractions: alternates), so no fraction
-always runs first on a cold machine. Each sweep's once-per-sweep start (from the sweep's start
-to the first trial's first line: data loading, Tune and worker start-up) is reported apart from
-its training throughput (trials per hour from the first trial's first line to the last trial's
-end). GPU utilisation and memory are sampled every 0.5 s while each sweep runs (pynvml when
-installed, else nvidia-smi). Each trial must report that it trained on CUDA, and a direct
-mixed-precision check (autocast + GradScaler through the packed LSTM and the CNN) runs first.
-The table is printed and, with the date, command, commit and machine, appended to
-benchmarks/RESULTS.md. Needs an NVIDIA GPU and a CUDA build of torch: without one it exits with
-one line and status 2.
+On a machine with an NVIDIA GPU (and a CUDA build of torch) it runs, in this order:
+
+(c) epoch: one training step (forward, backward, Adam: the training loop's own `_train_epoch`)
+    of `course_cnn` and `course_lstm` on batches of 64 full-length mel clips (1293 frames x 128
+    bins, random values: the cost does not depend on them), AMP off and on; seconds per batch,
+    and per epoch of the real data set's train split (`--train-clips`, an assumption: see
+    ASSUMED_TRAIN_CLIPS). AMP must keep the loss finite.
+(a) lab: `musictune lab --budget smoke --gpus-per-trial 1` in a subprocess, with its own storage
+    in a temp dir (its own Ray): wall time, experiments finished, devices the trials reported.
+(b) packing: the same 4 trial configurations (one seed, FIFO, no early stopping) at 1 GPU per
+    trial and at 0.25 (4 at once), side by side, in rotating order; each sweep's once-per-sweep
+    start apart from its training throughput, GPU utilisation sampled every 0.5 s (pynvml, else
+    nvidia-smi). Repeats run while the whole check stays within `--budget-s` (8 minutes); at
+    least one always runs, and the table says how many did.
+
+The tables are printed and, with the date, command, commit and machine, appended to
+benchmarks/RESULTS.md. With no GPU it prints one line saying what it would run and exits 0;
+`--cpu-timing` then measures part (c) on the CPU with a few batches (AMP off).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -36,42 +44,68 @@ import common  # noqa: E402
 
 from musictune.errors import EXIT_USAGE, UserError  # noqa: E402
 
-TITLE = "GPU check: fractional GPUs per trial"
+TITLE = "GPU check: lab smoke, fractional GPUs per trial, full-length epoch"
+CPU_TITLE = "Full-length course model epoch on the CPU"
+PARTS = ("epoch", "lab", "packing")
 SMI_QUERY = [
     "nvidia-smi",
     "--query-gpu=utilization.gpu,memory.used",
     "--format=csv,noheader,nounits",
 ]
 SAMPLE_EVERY_S = 0.5
+FULL_FRAMES = 1293  # a full 30 s clip's mel frames (22050 Hz, hop 512)
+MEL_BINS = 128
+# The real genre set's train file size is not recorded in this repository: the course states
+# only its 575 test clips. Assumed: train ~ 4x test (an 80/20 split, 2300 clips), less the 20 %
+# the loader holds out for validation (data.dataset.VAL_FRACTION): 1840 clips a training epoch.
+ASSUMED_TRAIN_CLIPS = 1840
+TIMED_MODELS = {"course_cnn": {}, "course_lstm": {"num_layers": 2}}  # lstm: the larger of 1, 2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = common.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default=common.DEFAULT_PRESET, help="sweep preset")
-    p.add_argument("--fractions", default="1,0.5,0.25", help="GPUs per trial, comma-separated")
-    p.add_argument("--samples", type=int, default=8, help="trials per sweep")
-    p.add_argument("--max-epochs", type=int, default=10, help="epochs per trial")
+    p.add_argument("--parts", default=",".join(PARTS), help="which parts, comma-separated")
+    p.add_argument("--cpu-timing", action="store_true", help="part (c) only, on the CPU")
+    p.add_argument("--budget-s", type=float, default=480, help="the whole check's time budget")
+    p.add_argument("--preset", default=common.DEFAULT_PRESET, help="packing sweeps' preset")
+    p.add_argument("--fractions", default="1,0.25", help="GPUs per trial, comma-separated")
+    p.add_argument("--samples", type=int, default=4, help="trials per packing sweep")
+    p.add_argument("--max-epochs", type=int, default=6, help="epochs per packing trial")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument(
         "--repeats",
         type=int,
         default=common.DEFAULT_REPEATS,
-        help=f"sweeps per fraction (default {common.DEFAULT_REPEATS}; 1 only for smoke tests)",
+        help=f"packing repeats at most (default {common.DEFAULT_REPEATS}; 1 only for smoke tests)",
     )
-    p.add_argument("--amp", action="store_true", help="mixed precision in the sweeps too")
+    p.add_argument("--amp", action="store_true", help="mixed precision in the packing sweeps")
+    p.add_argument("--train-clips", type=int, default=ASSUMED_TRAIN_CLIPS, help="clips an epoch")
+    p.add_argument("--batch-size", type=int, default=64, help="the lab's batch (64)")
+    p.add_argument("--frames", type=int, default=FULL_FRAMES, help="frames per timed clip")
+    p.add_argument("--models", default=",".join(TIMED_MODELS), help="timed models")
+    p.add_argument("--batches", type=int, help="timed batches (GPU: 20 x 3 repeats; CPU: 2)")
     p.add_argument("--data-dir", help="patreco3-layout data (default: the small demo data)")
     p.add_argument("--storage", help="keep the sweeps and their logs here (default: a temp dir)")
     p.add_argument("--results", default=str(common.RESULTS), help="markdown file to append to")
-    p.add_argument("--no-save", action="store_true", help="print the table only")
+    p.add_argument("--no-save", action="store_true", help="print the tables only")
     args = p.parse_args(argv)
     try:
         args.fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
     except ValueError:
-        p.error(f"--fractions {args.fractions!r}: give numbers such as 1,0.5,0.25")
+        p.error(f"--fractions {args.fractions!r}: give numbers such as 1,0.25")
     if not args.fractions or any(not 0 < f <= 1 for f in args.fractions):
-        p.error("--fractions must lie in (0, 1], e.g. 1,0.5,0.25")
-    if args.samples < 1 or args.max_epochs < 1:
-        p.error("--samples and --max-epochs must be at least 1")
+        p.error("--fractions must lie in (0, 1], e.g. 1,0.25")
+    args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    if not args.parts or any(x not in PARTS for x in args.parts):
+        p.error(f"--parts {','.join(args.parts)!r}: choose from {', '.join(PARTS)}")
+    args.models = [x.strip() for x in args.models.split(",") if x.strip()]
+    if not args.models or any(x not in TIMED_MODELS for x in args.models):
+        p.error(f"--models: choose from {', '.join(TIMED_MODELS)}")
+    small = {"--samples": args.samples, "--max-epochs": args.max_epochs, "--frames": args.frames}
+    small |= {"--train-clips": args.train_clips, "--batch-size": args.batch_size}
+    for flag, value in [*small.items(), ("--batches", args.batches or 1)]:
+        if value < 1:
+            p.error(f"{flag} must be at least 1")
     return args
 
 
@@ -192,33 +226,169 @@ class UtilisationSampler:
         }
 
 
-# --------------------------------------------------------------------------- checks and sweeps
+# --------------------------------------------------------------------------- (c) epoch timing
 
 
-def require_gpu() -> str:
+def step_seconds(
+    model_name: str,
+    device: str,
+    amp: bool,
+    batches: int,
+    repeats: int,
+    warmup: int,
+    frames: int = FULL_FRAMES,
+    batch_size: int = 64,
+    n_features: int = MEL_BINS,
+) -> dict:
+    """Seconds per training step (forward, backward, Adam) on one batch of random clips:
+    `repeats` timings of `batches` steps each, after `warmup` untimed steps. The step is the
+    training loop's own, so AMP, the scaler and the loss are what a trial runs."""
     import torch
 
-    if not torch.cuda.is_available():
-        raise UserError(
-            f"no CUDA GPU visible to torch {torch.__version__}: run this on a machine with an "
-            "NVIDIA GPU and a CUDA build of torch"
-        )
-    return torch.cuda.get_device_name(0)
+    from musictune.models import create_model
+    from musictune.training.loop import _train_epoch
+
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    kwargs = TIMED_MODELS[model_name] | ({"frames": frames} if model_name == "course_cnn" else {})
+    model = create_model(model_name, n_features, head="classifier", n_outputs=10, **kwargs)
+    model.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    use_amp = amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    x = torch.randn(batch_size, frames, n_features, device=dev)
+    batch = (x, torch.full((batch_size,), frames), torch.randint(0, 10, (batch_size,), device=dev))
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    losses = []
+    if warmup:
+        losses.append(_train_epoch(model, optimizer, scaler, [batch] * warmup, dev, use_amp))
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        # _train_epoch reads its summed loss back once at the end: the device has finished.
+        losses.append(_train_epoch(model, optimizer, scaler, [batch] * batches, dev, use_amp))
+        seconds.append((time.perf_counter() - started) / batches)
+    if not all(math.isfinite(v) for v in losses):
+        raise RuntimeError(f"{model_name} on {device} (AMP {use_amp}): train loss {losses}")
+    peak = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else rss_gib()
+    return {"per_batch": seconds, "losses": losses, "peak_gib": peak}
 
 
-def amp_check(data) -> dict[str, float]:
-    """One epoch of each model family with autocast + GradScaler: the loss must stay finite."""
-    from musictune.training.loop import TrainConfig, build_model, fit
+def rss_gib() -> float:
+    """This process's peak resident memory so far, GiB."""
+    import resource
 
-    losses = {}
-    for name in ("lstm", "cnn"):
-        model = build_model(data, name, seed=0)
-        state = fit(model, data, TrainConfig(max_epochs=1, amp=True, device="cuda", patience=0))
-        loss = state.history[-1]["train_loss"]
-        if not math.isfinite(loss):
-            raise RuntimeError(f"--amp: {name} train loss is {loss} after one epoch")
-        losses[name] = loss
-    return losses
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / (2**30 if sys.platform == "darwin" else 2**20)
+
+
+def epoch_rows(args: argparse.Namespace, device: str) -> list[dict]:
+    """Every timed model with AMP off (and on, on a GPU): one row of figures each."""
+    gpu = device == "cuda"
+    batches, repeats = (args.batches or 20, 3) if gpu else (1, args.batches or 2)
+    rows = []
+    for name in args.models:
+        for amp in (False, True) if gpu else (False,):
+            timing = step_seconds(
+                name, device, amp, batches, repeats, 3 if gpu else 1, args.frames, args.batch_size
+            )
+            rows.append({"model": name, "device": device, "amp": amp, **timing})
+            print(
+                f"{name} on {device}, AMP {'on' if amp else 'off'}: "
+                f"{common.median(timing['per_batch']):.3f} s per batch",
+                flush=True,
+            )
+    return rows
+
+
+def epoch_table(rows: list[dict], train_clips: int, batch_size: int) -> str:
+    """Seconds per batch (median, min – max over the timings) and per epoch of `train_clips`."""
+    per_epoch = math.ceil(train_clips / batch_size)
+    lines = [
+        f"| model | device | AMP | s per batch of {batch_size} (fwd + bwd + Adam) | "
+        f"s per epoch ({per_epoch} batches = {train_clips} clips) | peak memory GiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        epoch = [s * per_epoch for s in r["per_batch"]]
+        cells = [r["model"], r["device"], "on" if r["amp"] else "off"]
+        cells += [common.median_range(r["per_batch"]), common.median_range(epoch)]
+        lines.append("| " + " | ".join([*cells, f"{r['peak_gib']:.1f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def epoch_settings(args: argparse.Namespace, device: str, rows: list[dict]) -> str:
+    import torch
+
+    gpu = device == "cuda"
+    timed = "3 timings of 20 batches after 3 warm-up" if gpu else "single batches after 1 warm-up"
+    if args.batches:
+        timed = f"{'3 timings of ' if gpu else ''}{args.batches} batch(es), after warm-up"
+    models = ", ".join(f"{r['model']}" for r in rows if not r["amp"])
+    return (
+        f"{models}; random clips of {args.frames} frames x {MEL_BINS} mel bins, batch "
+        f"{args.batch_size}, 10 classes; {timed}; torch threads {torch.get_num_threads()}; "
+        f"epoch = per-batch time x ceil({args.train_clips} / {args.batch_size}) "
+        f"({'given' if args.train_clips != ASSUMED_TRAIN_CLIPS else 'assumed'} train clips, "
+        "validation pass not included)"
+    )
+
+
+# --------------------------------------------------------------------------- (a) lab smoke
+
+
+def lab_outcome(results: Path) -> dict:
+    """What a lab run left in its storage: experiments, how many finished, trials, and the
+    devices and nodes the trials reported."""
+    metas = [json.loads(p.read_text()) for p in sorted(results.glob("*/sweep.json"))]
+    devices, nodes, trials = set(), set(), 0
+    for result in sorted(results.glob("*/*/result.json")):
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        trials += 1
+        devices |= {r["device"] for r in rows if "device" in r}
+        nodes |= {r["node_id"] for r in rows if "node_id" in r}
+    return {
+        "experiments": len(metas),
+        "finished": sum(m.get("status") == "finished" for m in metas),
+        "trials": trials,
+        "devices": sorted(devices),
+        "nodes": sorted(nodes),
+    }
+
+
+def lab_smoke(scratch: Path, data_dir: Path, gpus_per_trial: float = 1.0) -> dict:
+    """`musictune lab --budget smoke` in its own process (its own Ray), storage in `scratch`."""
+    results = scratch / "lab-results"
+    argv = [
+        sys.executable, "-m", "musictune", "lab", "--budget", "smoke", "--data-dir", str(data_dir),
+        "--storage", str(results), "--out", str(scratch / "lab-reports"),
+        "--gpus-per-trial", f"{gpus_per_trial:g}",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a Ray of its own
+    log = scratch / "lab.log"
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=420)
+    wall = time.perf_counter() - started
+    if code.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise RuntimeError(f"the lab smoke exited {code.returncode} ({log}): {tail[0]}")
+    return {"wall_s": wall, **lab_outcome(results), "command": " ".join(argv[2:])}
+
+
+def lab_table(lab: dict) -> str:
+    rows = {
+        "wall time, s (its own Ray start included)": f"{lab['wall_s']:.0f}",
+        "experiments finished": f"{lab['finished']} of {lab['experiments']}",
+        "trials": str(lab["trials"]),
+        "devices the trials reported": ", ".join(lab["devices"]) or "none",
+    }
+    lines = ["| lab smoke | value |", "|---|---|"]
+    return "\n".join([*lines, *(f"| {k} | {v} |" for k, v in rows.items())]) + "\n"
+
+
+# --------------------------------------------------------------------------- (b) packing
 
 
 def sweep_figures(
@@ -303,79 +473,144 @@ def table(fractions: list[float], runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace) -> tuple[str, list[str], str]:
-    """All sweeps; returns the table, header lines and settings."""
+def require_gpu() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError(
+            f"no CUDA GPU visible to torch {torch.__version__}: run this on a machine with an "
+            "NVIDIA GPU and a CUDA build of torch"
+        )
+    return torch.cuda.get_device_name(0)
+
+
+def no_gpu_line(args: argparse.Namespace) -> str:
+    """What the check would run on a GPU machine, in one line."""
+    import torch
+
+    plans = {
+        "epoch": f"a full-length ({args.frames}-frame) {'/'.join(args.models)} epoch timing "
+        "with AMP off and on",
+        "lab": "the lab's smoke budget at 1 GPU per trial",
+        "packing": f"{args.samples} trials at "
+        + " against ".join(f"{f:g} GPU" for f in sorted(args.fractions))
+        + f" per trial (up to {args.repeats} repeats)",
+    }
+    return (
+        f"gpu_check.py: no GPU (torch {torch.__version__} sees no CUDA device): nothing run; on "
+        f"a GPU machine it runs {'; '.join(plans[p] for p in PARTS if p in args.parts)}, within "
+        f"{args.budget_s:g} s (--cpu-timing times the epoch on this CPU)"
+    )
+
+
+def packing(args: argparse.Namespace, data_dir: Path, storage: str, started: float):
+    """The packing sweeps, repeats while the budget lasts; (runs, orders, sampler name)."""
     import ray
     import torch
 
-    require_gpu()
-    from musictune.data.dataset import load_task
-    from musictune.tuning.presets import get_preset
-
-    data_dir = common.data_dir(args.data_dir)
-    preset = get_preset(args.preset)
-    started = time.perf_counter()
-    amp_losses = amp_check(load_task(preset.task, data_dir, preset.features, preset.beat))
-    amp_s = time.perf_counter() - started
     sampler_name, query = default_query()
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ray.init(
+        address="local",
         num_cpus=os.cpu_count() or 1,
         num_gpus=torch.cuda.device_count(),
         include_dashboard=False,
         logging_level=logging.WARNING,
         log_to_driver=False,
     )
-    runs, orders = [], []
+    runs, orders, took = [], [], 0.0
     try:
-        with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
-            storage = str(Path(args.storage).resolve()) if args.storage else scratch
-            for repeat in range(args.repeats):
-                order = run_order(args.fractions, repeat)
-                orders.append("/".join(f"{f:g}" for f in order))
-                for fraction in order:
-                    runs.append(sweep(args, fraction, data_dir, storage, repeat, query))
-                    print(
-                        f"repeat {repeat + 1}, {fraction:g} GPU per trial: "
-                        f"{runs[-1]['trials_per_hour_training']:.0f} trials/h training, "
-                        f"start {runs[-1]['start_s']:.1f} s",
-                        flush=True,
-                    )
+        for repeat in range(args.repeats):
+            if repeat and time.perf_counter() - started + took > args.budget_s:
+                break  # the next repeat would pass the budget
+            begun = time.perf_counter()
+            order = run_order(args.fractions, repeat)
+            orders.append("/".join(f"{f:g}" for f in order))
+            for fraction in order:
+                runs.append(sweep(args, fraction, data_dir, storage, repeat, query))
+                print(
+                    f"repeat {repeat + 1}, {fraction:g} GPU per trial: "
+                    f"{runs[-1]['trials_per_hour_training']:.0f} trials/h training, "
+                    f"start {runs[-1]['start_s']:.1f} s",
+                    flush=True,
+                )
+            took = time.perf_counter() - begun
     finally:
         ray.shutdown()
-    extra = [
-        f"order of the fractions per repeat: {', '.join(orders)}",
-        f"GPU utilisation sampled every {SAMPLE_EVERY_S:g} s with {sampler_name}"
-        + (" (not measured: neither pynvml nor nvidia-smi answered)" if query is None else ""),
-        f"mixed-precision check (`--amp`, one epoch each, {amp_s:.0f} s): train loss "
-        + ", ".join(f"{k} {v:.3f}" for k, v in amp_losses.items())
-        + " (finite)",
-    ]
-    settings = (
-        f"preset {args.preset}, data {data_dir}, {args.samples} trials x {args.max_epochs} epochs "
-        "per sweep (FIFO, patience 0, seed 0: the same configs in every column and repeat), "
-        f"{args.cpus_per_trial:g} CPU per trial, {'mixed precision' if args.amp else 'float32'}; "
-        "every trial reported device cuda"
-    )
-    return table(args.fractions, runs), extra, settings
+    return runs, orders, sampler_name if query is not None else None
+
+
+def run(args: argparse.Namespace) -> tuple[str, list[str], str, int]:
+    """The chosen parts on the GPU: (tables, header lines, settings, packing repeats done)."""
+    from musictune.data.demo import ensure_demo
+
+    started = time.perf_counter()
+    require_gpu()
+    tables, extra, settings, done = {}, [], [], 1
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
+        storage = Path(args.storage).resolve() if args.storage else Path(scratch)
+        storage.mkdir(parents=True, exist_ok=True)
+        if "epoch" in args.parts:
+            rows = epoch_rows(args, "cuda")
+            tables["(c) full-length epoch"] = epoch_table(rows, args.train_clips, args.batch_size)
+            settings.append("(c) " + epoch_settings(args, "cuda", rows))
+        if "lab" in args.parts:
+            lab_data = Path(args.data_dir) if args.data_dir else ensure_demo("tiny", progress=False)
+            lab = lab_smoke(storage, lab_data)
+            tables["(a) lab smoke budget, 1 GPU per trial"] = lab_table(lab)
+            settings.append(f"(a) `musictune {lab['command']}`")
+        if "packing" in args.parts:
+            data_dir = common.data_dir(args.data_dir)
+            runs, orders, sampler = packing(args, data_dir, str(storage), started)
+            done = len(orders)
+            tables["(b) fractional packing"] = table(args.fractions, runs)
+            extra += [
+                f"packing repeats: {done} of {args.repeats} (budget {args.budget_s:g} s); order "
+                f"of the fractions per repeat: {', '.join(orders)}",
+                f"GPU utilisation sampled every {SAMPLE_EVERY_S:g} s with "
+                + (sampler or "nothing (neither pynvml nor nvidia-smi answered)"),
+            ]
+            settings.append(
+                f"(b) preset {args.preset}, data {data_dir}, {args.samples} trials x "
+                f"{args.max_epochs} epochs per sweep (FIFO, patience 0, seed 0: the same configs "
+                f"in every column and repeat), {args.cpus_per_trial:g} CPU per trial, "
+                f"{'mixed precision' if args.amp else 'float32'}; every trial reported cuda"
+            )
+    extra.append(f"whole check: {time.perf_counter() - started:.0f} s of {args.budget_s:g}")
+    text = "\n".join(f"**{name}**\n\n{body}" for name, body in sorted(tables.items()))
+    return text, extra, "; ".join(settings), done
+
+
+def cpu_timing(args: argparse.Namespace) -> tuple[str, list[str], str, int]:
+    """Part (c) on the CPU, AMP off: a few single batches."""
+    rows = epoch_rows(args, "cpu")
+    text = epoch_table(rows, args.train_clips, args.batch_size)
+    return text, [], epoch_settings(args, "cpu", rows), args.batches or 2
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    import torch
+
     try:
         common.check_repeats(args.repeats)
-        require_gpu()  # before the load is read and anything is loaded: one line, status 2
-        before, (text, extra, settings), wall, load_after = common.measured(lambda: run(args))
+        if not args.cpu_timing and not torch.cuda.is_available():
+            print(no_gpu_line(args))
+            return 0
+        work = cpu_timing if args.cpu_timing else run
+        before, (text, extra, settings, repeats), wall, load_after = common.measured(
+            lambda: work(args)
+        )
     except UserError as exc:
         print(f"{Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     section = common.section(
         [],
-        TITLE + (" (--amp)" if args.amp else ""),
+        CPU_TITLE if args.cpu_timing else TITLE + (" (--amp)" if args.amp else ""),
         settings,
         before,
-        args.repeats,
-        seeds="seed 0 in every sweep (the same configurations)",
+        repeats,
+        seeds="seed 0 everywhere (the same configurations and batches)",
         wall_s=wall,
         load_after=load_after,
         extra=extra,
