@@ -14,7 +14,10 @@ falls on the side whose claim is being tested; every repeat uses the same seed.
 
 A fourth measurement, without Ray, gives the ceiling for this machine and model: the same
 training epochs in two plain processes at once (1 thread each) against one process with 2
-threads. No scheduler can beat what the cores give two independent processes.
+threads. The ceiling is the two processes' combined throughput (the sum of their epochs per
+second) over the one process's, not the slower process's pace counted twice: two processes rarely
+finish together, and the faster one's epochs count. No scheduler can beat what the cores give two
+independent processes, so the target is a share of this ceiling.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from musictune.tuning.plan import make_plan  # noqa: E402
 from musictune.tuning.presets import get_preset  # noqa: E402
 from musictune.tuning.runner import run_sweep  # noqa: E402
 
-TARGET = 1.8
+TARGET = 0.9  # share of the ceiling: Ray's 2-at-once / 1-at-a-time over the plain processes'
 PLAIN_EPOCHS = 6
 
 
@@ -70,8 +73,8 @@ def plain_epochs(data_dir: str, preset: str, threads: int, epochs: int, start_at
 
 
 def plain_ceiling(data_dir: Path, preset: str, cpus: int) -> float:
-    """Epochs per second of `cpus` plain processes at once (1 thread each) over one process
-    with `cpus` threads: the best ratio this machine gives the model, with no Ray at all."""
+    """Epochs per second of `cpus` plain processes at once (1 thread each), summed, over one
+    process with `cpus` threads: the best ratio this machine gives the model, with no Ray."""
 
     def start(threads: int, n: int) -> list[float]:
         start_at = time.time() + 8.0  # after every process has imported and warmed up
@@ -87,7 +90,13 @@ def plain_ceiling(data_dir: Path, preset: str, cpus: int) -> float:
 
     (one,) = start(cpus, 1)
     many = start(1, cpus)
-    return cpus * one / max(many)
+    return combined(one, many)
+
+
+def combined(one: float, many: list[float]) -> float:
+    """Combined throughput of processes at once (`many`: seconds per epoch of each) over one
+    process's (`one`): the sum of their epoch rates, each counted at its own pace."""
+    return sum(one / m for m in many)
 
 
 def trials_per_minute(options: SweepOptions, pinned: dict, log: Path) -> float:
@@ -163,13 +172,15 @@ def run(
     fair = common.median(values("fair"))
     model = ", ".join(f"{k}={v}" for k, v in pinned.items())
     ceiling = common.median(values("ceiling"))
+    shares = [r["fair"] / r["ceiling"] for r in results]
+    share = common.median(shares)
     note = f"{trials} trials x {epochs} epochs each run; {model}"
-    if not common.at_least(TARGET)(fair):
-        note += (
-            f"; {TARGET - fair:.2f} short of the target: {cpus} cores give "
+    if not common.at_least(TARGET)(share):
+        note = (
+            f"{TARGET - share:.2f} short of the target: Ray's ratio {fair:.2f} against the "
+            f"plain processes' {ceiling:.2f}; {cpus} cores give "
             f"{common.median(values('scaling')) / cpus:.0%} of perfect scaling, and {cpus} torch "
-            f"threads make one trial {common.median(values('threads')):.2f}x as fast as 1; "
-            f"without Ray this machine gives at most {ceiling:.2f} (row below)"
+            f"threads make one trial {common.median(values('threads')):.2f}x as fast as 1"
         )
     return [
         common.Row(
@@ -188,21 +199,23 @@ def run(
             "concurrency",
             f"throughput ratio {cpus} at once / 1 at a time ({cpus} threads)",
             values("fair"),
-            f">= {TARGET:g}",
-            common.at_least(TARGET),
-            note,
+            note=f"{trials} trials x {epochs} epochs each run; {model}",
         ),
         common.Row(
             "concurrency",
-            f"ceiling without Ray: {cpus} plain processes (1 thread) / 1 with {cpus} threads",
+            f"ceiling without Ray: {cpus} plain processes (1 thread), combined / 1 with {cpus} "
+            "threads",
             values("ceiling"),
-            note=f"epochs per second of the same model, {PLAIN_EPOCHS} timed epochs per process "
-            "after a warm-up, started together: what the cores and torch allow",
+            note=f"the sum of the processes' epochs per second, same model, {PLAIN_EPOCHS} timed "
+            "epochs per process after a warm-up, started together: what the cores and torch allow",
         ),
         common.Row(
             "concurrency",
             "share of that ceiling reached through Ray",
-            [r["fair"] / r["ceiling"] for r in results],
+            shares,
+            f">= {TARGET:g}",
+            common.at_least(TARGET),
+            note,
         ),
         common.Row(
             "concurrency",

@@ -27,6 +27,7 @@ import data_path  # noqa: E402
 import extraction  # noqa: E402
 import gpu_check  # noqa: E402
 import main_job  # noqa: E402
+import optuna_peer  # noqa: E402
 import overhead  # noqa: E402
 import run_all  # noqa: E402
 import search_efficiency  # noqa: E402
@@ -198,6 +199,14 @@ def test_concurrency_ceiling_trains_the_pinned_model_without_ray(tmp_path):
     assert 0 < seconds < 30
 
 
+def test_concurrency_ceiling_is_the_processes_combined_throughput():
+    """One process with 2 threads: 2 s an epoch; two 1-thread processes at 3 s and 4 s: together
+    1/3 + 1/4 epochs a second, 7/6 of the one's 1/2, not 2 x 2 / 4 = 1 (the slower one twice)."""
+    assert concurrency.combined(2.0, [3.0, 4.0]) == pytest.approx(7 / 6)
+    assert concurrency.combined(2.0, [4.0, 4.0]) == pytest.approx(1.0)
+    assert concurrency.TARGET == 0.9  # a share of that ceiling, not an absolute ratio
+
+
 def test_all_benchmarks_say_where_the_gpu_figure_stands():
     row = run_all.gpu_row()
     assert row.target == ">= 2.5" and row.met is None and "gpu_check.py" in row.value
@@ -223,6 +232,37 @@ def test_search_efficiency_sides_share_trials_seed_patience_and_all_cores():
     assert Resources(course.cpus_per_trial).threads == 2
     assert Resources(project.cpus_per_trial).threads == 1 and project.cpus_per_trial == 1
     assert "1, 2" not in search_efficiency.seeds(0, 3) and "0..2" in search_efficiency.seeds(0, 3)
+
+
+def test_search_efficiency_optuna_peers_draw_from_the_harness_space_and_budget(tmp_path):
+    """The plain-Optuna workers build the project's own plan from their options: the same
+    searched keys and ranges, fixed values, epochs, patience, trials and one thread each."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    from musictune.tuning.plan import make_plan
+
+    base = {"preset": "lstm_spectrogram", "samples": 6, "max_epochs": 4, "seed": 7}
+    base |= {"storage": str(tmp_path)}
+    sides = search_efficiency.side_options(base, cpus=2, repeat=0)
+    project = make_plan(sides["project"])
+    for name in search_efficiency.PEERS:
+        peer = make_plan(common.sweep_options(**sides[name]))  # what each worker builds
+        space, fixed = optuna_peer.distributions(peer.space)
+        searched = {k: v for k, v in project.space.items() if k not in fixed}
+        assert space == OptunaSearch.convert_search_space(searched) and space
+        assert fixed == {k: v for k, v in project.space.items() if k not in space}
+        assert fixed["seed"] == 7 and peer.options.samples == project.options.samples == 6
+        assert peer.settings == project.settings  # epochs, patience, threads, family
+    assert project.settings.threads == 1 and project.settings.max_epochs == 4
+    for name in ("tpe_asha", "asha_r2", "course"):
+        plan = make_plan(sides[name])
+        assert plan.options.samples == 6 and plan.settings.max_epochs == 4
+        assert plan.settings.patience == project.settings.patience
+        assert plan.space.keys() == project.space.keys()
+    hyperband = optuna_peer.make_pruner("hyperband", 4)
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner)
+    assert (hyperband._min_resource, hyperband._max_resource) == (1, 4)
 
 
 def test_concurrency_compares_runs_using_the_same_cores():
@@ -390,9 +430,10 @@ def test_best_so_far_curves_are_plotted_to_a_png(tmp_path):
     assert curve["best"].tolist() == [0.3, 0.35, 0.35, 0.35, 0.4]
     held = search_efficiency.until(curve, 9.0)  # to the sweep's end
     assert held.iloc[-1].tolist() == [9.0, 0.4] and len(held) == len(curve) + 1
+    empty = search_efficiency.best_so_far([], 100.0)
     repeats = [
-        {"curves": {"course": curve, "project": search_efficiency.best_so_far([b], 100.0)}},
-        {"curves": {"course": curve, "project": search_efficiency.best_so_far([], 100.0)}},
+        {"sides": {"course": {"curve": curve}, "optuna_median": {"curve": curve}}},
+        {"sides": {"course": {"curve": curve}, "optuna_median": {"curve": empty}}},
     ]
     png = search_efficiency.plot_curves(repeats, tmp_path / "plots" / "search.png", "t")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
