@@ -214,6 +214,25 @@ def test_all_benchmarks_say_where_the_gpu_figure_stands():
     assert run_all.BENCHMARKS["whole_tracks"] is whole_tracks
 
 
+def test_all_benchmarks_quick_says_up_front_how_long_from_the_last_recorded_run(tmp_path):
+    quick = run_all.chosen(None, quick=True)
+    assert quick == ["startup", "data_path", "overhead", "concurrency", "search_efficiency"]
+    assert run_all.chosen(["main_job"], quick=True) == ["main_job"]
+    assert run_all.chosen(None, quick=False) == list(run_all.BENCHMARKS)
+    results = tmp_path / "R.md"
+    assert "no recorded run" in run_all.estimate(quick, True, 3, results)
+    old = "- repeats: 3; each\n- time per benchmark: startup 30 s, data_path 12 s, overhead 60 s"
+    results.write_text(
+        "# R\n\n## All benchmarks (--quick) (2026-01-01 10:00 UTC)\n\n" + old + ", "
+        "concurrency 90 s, search_efficiency 168 s\n\n## All benchmarks (2026-01-02 10:00 UTC)"
+        "\n\n- repeats: 3\n- time per benchmark: startup 999 s\n"
+    )
+    said = run_all.estimate(quick, True, 1, results)
+    assert "about 2 min (120 s), from the run of 2026-01-01 10:00 UTC" in said
+    assert "about 50 min (2997 s)" in run_all.estimate(["startup"], False, 9, results)
+    assert "no recorded run" in run_all.estimate(["startup", "overhead"], False, 3, results)
+
+
 # --------------------------------------------------------------------------- fairness
 
 
