@@ -19,12 +19,13 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from musictune.data.dataset import Dataset, Split, load_task
 from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE
+from musictune.reporting.html import UNDEFINED, figures_cell
 from musictune.reporting.rerun import DONE_FILE
 from musictune.training import baselines
 from musictune.training.baselines import Figures
 from musictune.training.checkpoints import load_checkpoint
 from musictune.training.loop import TrainConfig, build_model, fit
-from musictune.tuning.summary import compare_on_test
+from musictune.tuning.summary import compare_on_test, text_table
 
 from .conftest import new_report, sweep_options
 
@@ -68,7 +69,7 @@ def test_majority_class_against_a_hand_count():
     f1_a = 2 * precision * recall / (precision + recall)
     assert row.runs[0]["accuracy"] == pytest.approx(2 / 5)
     assert row.runs[0]["macro_f1"] == pytest.approx(f1_a / 3)
-    assert row.cell("accuracy") == "0.400"
+    assert figures_cell(row, "accuracy") == "0.400"
 
 
 def test_stratified_guessing_matches_scikit_learn_seed_by_seed(fake_root):
@@ -92,7 +93,7 @@ def test_stratified_guessing_matches_scikit_learn_seed_by_seed(fake_root):
     f1s = [f for _, f in expected]
     mean, sd = row.mean_sd("macro_f1")
     assert mean == pytest.approx(np.mean(f1s)) and sd == pytest.approx(np.std(f1s, ddof=1))
-    assert row.cell("macro_f1") == f"{np.mean(f1s):.3f} ± {np.std(f1s, ddof=1):.3f}"
+    assert figures_cell(row, "macro_f1") == f"{np.mean(f1s):.3f} ± {np.std(f1s, ddof=1):.3f}"
 
 
 def test_training_mean_gives_its_mse_and_no_made_up_spearman():
@@ -101,7 +102,7 @@ def test_training_mean_gives_its_mse_and_no_made_up_spearman():
     assert row.key == "train_mean" and len(row.runs) == 1
     assert row.runs[0]["mse"] == pytest.approx(((0.2 - 0.3) ** 2 + (0.6 - 0.3) ** 2) / 2)
     assert row.runs[0]["spearman"] is None  # undefined for a constant prediction
-    assert row.cell("spearman") == baselines.UNDEFINED
+    assert figures_cell(row, "spearman") == UNDEFINED
     assert row.as_json(["spearman", "mse"])["mean"]["spearman"] is None
     # Two targets: per-target and overall MSE from the per-target training means (0.2, 0.6).
     two = affect_data([[0.1, 0.5], [0.3, 0.7]], [[0.2, 0.6], [0.4, 0.4]], ("valence", "energy"))
@@ -190,7 +191,7 @@ def test_text_table_is_aligned():
         Figures("default", "untuned default", note="not trained: --no-baseline-train"),
         Figures("stratified", "stratified random", [{"accuracy": 0.1, "macro_f1": 0.05}] * 2),
     ]
-    lines = baselines.text_table(rows, ["accuracy", "macro_f1"]).splitlines()
+    lines = text_table(rows, ["accuracy", "macro_f1"]).splitlines()
     assert lines[0].split() == ["accuracy", "macro", "F1"]
     assert lines[2].startswith("untuned default (not trained: --no-baseline-train)")
     assert lines[2].endswith(" -") and lines[3].endswith("0.050 ± 0.000")
@@ -302,7 +303,7 @@ def test_report_table_agrees_with_per_seed_csvs_and_summary(swept):
         cells = [c.strip() for c in line.strip("|").split("|")]
         for metric, cell in zip(("accuracy", "macro_f1"), cells[2:]):
             figures = Figures(key, label, [{metric: v} for v in row[f"{key}_test_{metric}_values"]])
-            assert cell == figures.cell(metric), (key, metric)
+            assert cell == figures_cell(figures, metric), (key, metric)
     assert "| untuned default" in (folder / "index.html").read_text().replace("<td >", "| ")
     # The cross-sweep table carries the default and chance beside the tuned best.
     assert f"{row['default_test_macro_f1']:.3f} ± " in markdown.split("## Course")[0]

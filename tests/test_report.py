@@ -32,10 +32,10 @@ from musictune import layout
 from musictune.data.dataset import load_task
 from musictune.genres import FMA_CLASS_MAPPING
 from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE, TRIALS_FILE
+from musictune.reporting.html import format_mean_sd
 from musictune.reporting.reference import REFERENCES
 from musictune.reporting.rerun import DONE_FILE
 from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
-from musictune.training.evaluation import format_mean_sd
 from musictune.training.scoring import predict
 from musictune.tuning.presets import PRESETS, Preset
 from musictune.tuning.runner import run_sweep
@@ -332,9 +332,8 @@ def test_few_validation_clips_are_warned_of(reported):
 def test_results_saved_before_the_paired_difference_say_so(reported, tmp_path):
     """A rerun report's section (rendered in full by the older-results test below)."""
     from musictune.reporting import saved
-    from musictune.reporting.comparison import describe_comparison
     from musictune.reporting.html import Document
-    from musictune.reporting.sections import experiment_view
+    from musictune.reporting.sections import describe_comparison, experiment_view
 
     folder = reported["first"]
     results = saved.load(folder)

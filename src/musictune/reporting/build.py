@@ -1,10 +1,8 @@
-"""Assemble one report: evaluate the experiments, save the results, render the pages.
+"""One report, one way: experiments -> evaluate -> results (saved) -> render.
 
-A report is built in a hidden temporary folder beside its destination and renamed to a new
-dated folder (`reports/2026-11-26_120512`) only when complete, so a report folder is always
-whole and an earlier one is never overwritten. A `--render-only` run does the same from an
-existing report's saved results (`results.json`): a new dated folder with freshly rendered pages
-and the same results, the source report left as it was.
+A report is built in a hidden temporary folder and renamed to a new dated folder
+(`reports/2026-11-26_120512`) only when complete, never over an earlier one. `--render-only`
+renders an existing report's saved results into a new dated folder the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from musictune.atomic import ensure_writable
 from musictune.errors import UserError
 from musictune.reporting import saved
 from musictune.reporting.experiments import find_experiments
-from musictune.reporting.headlines import top_lines
+from musictune.reporting.noise import top_lines
 from musictune.reporting.options import ReportOptions
 from musictune.reporting.results import ReportResults
 
@@ -44,12 +42,6 @@ def default_root(options: ReportOptions) -> Path:
     if options.out:
         return Path(options.out).expanduser()
     return storage_of(options).resolve().parent / "reports"
-
-
-def report_root(options: ReportOptions) -> Path:
-    out = default_root(options)
-    ensure_writable(out, "report folder", "pass --out")
-    return out
 
 
 def publish(tmp: Path, out: Path) -> Path:
@@ -95,7 +87,8 @@ def build_report(options: ReportOptions) -> Path:
         return render_saved_report(options)
     storage = storage_of(options)
     experiments, skipped = find_experiments(storage, options.sweeps)
-    out = report_root(options)
+    out = default_root(options)
+    ensure_writable(out, "report folder", "pass --out")
     from musictune.reporting.evaluate import evaluate_report  # Ray, torch, sklearn
     from musictune.reporting.render import render_report  # matplotlib
 
@@ -130,8 +123,8 @@ def newest_report(root: Path) -> Path:
 
 
 def render_saved_report(options: ReportOptions) -> Path:
-    """Rebuild a report's pages from its saved results into a new dated folder (in --out, else
-    beside the source); no Ray, no data, no training. Returns the new folder."""
+    """A report's pages again from its saved results, into a new dated folder (in --out, else
+    beside the source); no Ray, no data, no training."""
     if options.render_only:
         source = Path(options.render_only).expanduser()
         if not source.is_dir():

@@ -1,10 +1,5 @@
-"""The evaluation step of a report: reruns, test metrics and baseline figures, as typed results.
-
-Everything that needs the sweeps' Ray state, the data or training happens here, once per report;
-what it returns (`results`) is all the page, the PNGs and the summary files are made from.
-Imported only once the experiments are known to be reportable: it pulls in Ray, torch and
-scikit-learn.
-"""
+"""The evaluation step: reruns, test metrics and baselines, once per report, as `results`
+(all that the pages are made from). Imports Ray, torch and scikit-learn."""
 
 from __future__ import annotations
 
@@ -18,10 +13,9 @@ import pandas as pd
 
 from musictune.data.dataset import MULTITASK_TEST_FRACTION, Dataset, load_task
 from musictune.layout import MANIFEST
-from musictune.reporting.anytime import anytime_curve
 from musictune.reporting.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
 from musictune.reporting.featuremaps import CNN_FAMILIES, capture
-from musictune.reporting.importance import hyperparameter_importance
+from musictune.reporting.importance import anytime_curve, hyperparameter_importance
 from musictune.reporting.noise import judged, paired_difference
 from musictune.reporting.options import ReportOptions
 from musictune.reporting.rerun import DONE_FILE, Rerun, rerun_done, run_rerun, selection_of
@@ -37,18 +31,17 @@ from musictune.reporting.results import (
     SeedTest,
     SeedTraining,
     TestedConfig,
-)
+)  # fmt: skip
 from musictune.reporting.saved import VERSION
 from musictune.training import baselines
 from musictune.training.baselines import Figures
 from musictune.training.evaluation import (
     TEST_METRIC,
-    Evaluation,
     classification_details,
     evaluate_checkpoint,
     mean_sd,
     regression_pairs,
-)
+)  # fmt: skip
 
 DEFAULT_LABEL = "default"  # the untuned default's rerun and file names
 TOP_CURVES = 5  # learning curves of this many best trials
@@ -115,12 +108,9 @@ def evaluate_experiment(
         origin=data_origin(data_dir),
     )
     tested = []
-    for trial_id in exp.best_trials(options.top)["trial_id"]:
+    for trial_id in exp.finished_trials.head(options.top)["trial_id"]:
         config = shown(exp.result_of(trial_id).config)
-        if options.rerun:
-            tested.append(test_rerun(exp, trial_id, data, options, config=config))
-        else:
-            tested.append(test_sweep_checkpoint(exp, trial_id, data, config))
+        tested.append(test_config(exp, trial_id, data, options, config))
     best = chosen(tested)
     comparison = compare_with_baselines(exp, data, best, options)
     histories = exp.histories()
@@ -155,12 +145,10 @@ def data_origin(data_dir: str) -> str:
 
 
 def feature_maps(exp: Experiment, best: TestedConfig, data: Dataset) -> FeatureMaps | None:
-    """A CNN experiment's first conv blocks on a few test clips, from the tested config's first
-    checkpoint (the first seed's)."""
+    """A CNN's first conv blocks on a few test clips, from the tested config's first seed."""
     if exp.meta.get("model") not in CNN_FAMILIES or not best.runs:
         return None
-    first = best.runs[0]
-    return capture(first.checkpoint, first.seed, data)
+    return capture(best.runs[0].checkpoint, best.runs[0].seed, data)
 
 
 def shown(config: dict) -> dict:
@@ -171,8 +159,7 @@ def shown(config: dict) -> dict:
 
 def history(frame: pd.DataFrame, metric: str) -> History:
     """The columns a learning curve plots, as plain lists."""
-    columns = [c for c in (*CURVE_COLUMNS, metric) if c in frame]
-    return {c: frame[c].tolist() for c in columns}
+    return {c: frame[c].tolist() for c in (*CURVE_COLUMNS, metric) if c in frame}
 
 
 def top_curves(exp: Experiment, histories: dict[str, pd.DataFrame]) -> dict[str, History]:
@@ -183,65 +170,41 @@ def top_curves(exp: Experiment, histories: dict[str, pd.DataFrame]) -> dict[str,
 # --------------------------------------------------------------------------- tested configs
 
 
-def test_rerun(
+def test_config(
     exp: Experiment,
     trial_id: str,
     data: Dataset,
     options: ReportOptions,
     config: dict,
     retrain: dict | None = None,
-    figures: bool = True,
 ) -> TestedConfig:
-    """Rerun a config with K seeds (`retrain`: this config instead of the trial's) and test
-    every seed's best checkpoint."""
-    rerun = run_rerun(exp, trial_id, data, options.settings, retrain)
-    runs = [
-        evaluate_checkpoint(r.checkpoint, data, r.seed, exp.head_task)
-        for r in rerun.runs
-        if r.checkpoint
-    ]
-    source = f"rerun, {len(runs)} seed(s)" + (" (reused)" if rerun.reused else "")
-    tested = tested_config(exp, data, trial_id, source, config, runs, figures)
-    tested.rerun = summarise_rerun(rerun, exp.metric)
-    return tested
-
-
-def test_sweep_checkpoint(
-    exp: Experiment, trial_id: str, data: Dataset, config: dict
-) -> TestedConfig:
-    """No rerun: test the best checkpoint the sweep kept for the trial (its best epoch by what
-    the sweep selected epochs with)."""
-    result = exp.result_of(trial_id)
-    checkpoint = result.get_best_checkpoint(*selection_of(exp.meta))
-    runs = []
-    if checkpoint is not None:
-        seed = int(result.config.get("seed", 0))
-        runs = [evaluate_checkpoint(checkpoint.path, data, seed, exp.head_task)]
-    source = "sweep checkpoint (no rerun)"
-    return tested_config(exp, data, trial_id, source, config, runs, figures=True)
-
-
-def tested_config(
-    exp: Experiment,
-    data: Dataset,
-    trial_id: str,
-    source: str,
-    config: dict,
-    runs: list[Evaluation],
-    figures: bool,
-) -> TestedConfig:
-    """Per-seed metrics, and (`figures`) what the confusion matrix or scatter plots need."""
-    tested = TestedConfig(
-        trial_id, source, config, [SeedTest(r.seed, r.checkpoint, r.metrics) for r in runs]
-    )
-    if not (figures and runs):
+    """Rerun a config with K seeds and test each seed's best checkpoint (`retrain`: this config
+    in place of the trial's, no figures); or, without reruns, test the sweep's own checkpoint."""
+    rerun, tests = None, []
+    if options.rerun:
+        rerun = run_rerun(exp, trial_id, data, options.settings, retrain)
+        done = [(r.checkpoint, r.seed) for r in rerun.runs if r.checkpoint]
+        source = f"rerun, {len(done)} seed(s)" + (" (reused)" if rerun.reused else "")
+    else:
+        result = exp.result_of(trial_id)
+        checkpoint = result.get_best_checkpoint(*selection_of(exp.meta))
+        done = (
+            [(checkpoint.path, int(result.config.get("seed", 0)))] if checkpoint is not None else []
+        )
+        source = "sweep checkpoint (no rerun)"
+    runs = [evaluate_checkpoint(path, data, seed, exp.task) for path, seed in done]
+    tests = [SeedTest(seed=r.seed, checkpoint=r.checkpoint, metrics=r.metrics) for r in runs]
+    tested = TestedConfig(trial_id=trial_id, source=source, config=config, runs=tests)
+    if rerun is not None:
+        tested.rerun = summarise_rerun(rerun, exp.metric)
+    if retrain is not None or not runs:
         return tested
-    if exp.head_task == "genre":
+    if exp.task == "genre":
         details = classification_details(runs, data.classes)
         tested.report, tested.confusion = details["report"], details["confusion"]
     else:
         pairs = regression_pairs(runs, data.targets)
-        tested.pairs = {t: Pair(true, predicted) for t, (true, predicted) in pairs.items()}
+        tested.pairs = {t: Pair(true=y, predicted=p) for t, (y, p) in pairs.items()}
     return tested
 
 
@@ -257,10 +220,13 @@ def summarise_rerun(rerun: Rerun, metric: str) -> RerunSummary:
             checkpoint_epoch=r.checkpoint_epoch,
             best_val=r.best_val,
             history=history(r.history, metric),
-        )
+        )  # fmt: skip
         for r in rerun.runs
     ]
-    return RerunSummary(str(rerun.path), rerun.reused, seeds, list(rerun.errors), took)
+    return RerunSummary(
+        path=str(rerun.path), reused=rerun.reused, seeds=seeds, errors=rerun.errors,
+        wall_time_s=took,
+    )  # fmt: skip
 
 
 def chosen(tested: list[TestedConfig]) -> TestedConfig:
@@ -272,42 +238,27 @@ def chosen(tested: list[TestedConfig]) -> TestedConfig:
 # --------------------------------------------------------------------------- baselines
 
 
+def figures(key: str, label: str, t: TestedConfig, note: str) -> Figures:
+    return Figures(key, label, [r.metrics for r in t.runs], [r.seed for r in t.runs], note)
+
+
 def compare_with_baselines(
     exp: Experiment, data: Dataset, best: TestedConfig, options: ReportOptions
 ) -> Comparison:
-    """The tuned best beside the untuned default and chance on the test split.
-
-    The default is retrained through the rerun machinery with the tuned best's seeds, budget and
-    patience (so it is cached and reused like any rerun); stratified guessing uses the same
-    seeds.
-    """
+    """The tuned best beside the untuned default and chance on the test split. The default is
+    retrained as a rerun (cached like any) with the tuned best's seeds, budget and patience,
+    since it keeps the trial's seed; stratified guessing uses the same seeds."""
     trial_config = dict(exp.result_of(best.trial_id).config)
     base_seed = int(trial_config.get("seed", 0))
     trained = best.rerun.seeds if best.rerun else []
     seeds = [r.seed for r in trained] or [base_seed + i for i in range(options.settings.seeds)]
-    tuned = Figures(
-        "tuned",
-        "tuned best",
-        [ev.metrics for ev in best.runs],
-        [ev.seed for ev in best.runs],
-        f"trial {best.trial_id}, {best.source}",
-    )
-    # The default keeps the trial's seed, so its rerun trains the same seeds as the tuned best's.
+    tuned = figures("tuned", "tuned best", best, f"trial {best.trial_id}, {best.source}")
     config = baselines.default_config(trial_config, exp.meta)
     default = Figures("default", "untuned default", note="not retrained: --no-rerun")
-    retrained = None
+    retrained, metric = None, TEST_METRIC[exp.metric]
     if options.rerun:
-        retrained = test_rerun(
-            exp, DEFAULT_LABEL, data, options, shown(config), retrain=config, figures=False
-        )
-        default = Figures(
-            "default",
-            "untuned default",
-            [ev.metrics for ev in retrained.runs],
-            [ev.seed for ev in retrained.runs],
-            retrained.source,
-        )
-    metric = TEST_METRIC[exp.metric]
+        retrained = test_config(exp, DEFAULT_LABEL, data, options, shown(config), retrain=config)
+        default = figures("default", "untuned default", retrained, retrained.source)
     paired = paired_difference(
         metric,
         {ev.seed: ev.metrics.get(metric) for ev in best.runs},
@@ -330,7 +281,7 @@ def compare_with_baselines(
 
 def comparison_columns(comparison: Comparison, task: str) -> dict:
     """The baselines' summary columns: `<row>_test_<metric>` (mean), `_sd`, `_values`."""
-    rows = comparison.rows
+    rows, p = comparison.rows, comparison.paired
     columns: dict = {
         "baseline_seeds": comparison.seeds,
         "default_retrained": bool(rows[1].runs),
@@ -340,49 +291,32 @@ def comparison_columns(comparison: Comparison, task: str) -> dict:
         columns |= f.columns(comparison.metrics)
     if task == "genre":
         columns["majority_class"] = rows[2].note
-    p = comparison.paired
     if p is not None:  # tuned - default, paired by seed
         columns |= {
-            "paired_metric": f"test_{p.metric}",
-            "paired_mean": p.mean,
-            "paired_sd": p.sd,
-            "paired_n": p.n,
-            "paired_seeds": p.seeds,
-            "paired_values": p.differences,
+            "paired_metric": f"test_{p.metric}", "paired_mean": p.mean, "paired_sd": p.sd,
+            "paired_n": p.n, "paired_seeds": p.seeds, "paired_values": p.differences,
             "paired_verdict": judged(p),
-        }
+        }  # fmt: skip
     return columns
 
 
 def summary_row(exp: Experiment, result: ExperimentResult, best: TestedConfig) -> dict:
     """The experiment's line of the cross-sweep table, summary.csv and summary.json."""
-    test_metric = TEST_METRIC[exp.metric]
+    test_metric, m, finished = TEST_METRIC[exp.metric], exp.meta, exp.finished_trials
     values = [r.metrics[test_metric] for r in best.runs]
     mean, sd = mean_sd(values) if values else (float("nan"), float("nan"))
     row = {
-        "experiment": exp.name,
-        "task": exp.task,
-        "model": exp.meta["model"],
-        "features": exp.meta["features"],
-        "beat": bool(exp.meta["beat"]),
-        "target": exp.meta.get("target") or "",
-        "metric": exp.metric,
-        "best_val": float(exp.finished_trials[exp.best_column].iloc[0]),
-        "best_trial": exp.finished_trials["trial_id"].iloc[0],
-        "tested_trial": best.trial_id,
-        "test_metric": f"test_{test_metric}",
-        "test_mean": mean,
-        "test_sd": sd,
-        "test_values": values,
-        "test_source": best.source,
-        "seeds": len(values),
-        "trials": len(exp.trials),
-        "finished_trials": len(exp.finished_trials),
-        "wall_time_s": float(exp.meta.get("wall_time_s", float("nan"))),
-        "data_dir": exp.meta.get("data_dir"),
-        "demo_data": is_demo_data(str(exp.meta.get("data_dir", ""))),
+        "experiment": exp.name, "task": exp.task, "model": m["model"],
+        "features": m["features"], "beat": bool(m["beat"]), "target": m.get("target") or "",
+        "metric": exp.metric, "best_val": float(finished[exp.best_column].iloc[0]),
+        "best_trial": finished["trial_id"].iloc[0], "tested_trial": best.trial_id,
+        "test_metric": f"test_{test_metric}", "test_mean": mean, "test_sd": sd,
+        "test_values": values, "test_source": best.source, "seeds": len(values),
+        "trials": len(exp.trials), "finished_trials": len(finished),
+        "wall_time_s": float(m.get("wall_time_s", float("nan"))), "data_dir": m.get("data_dir"),
+        "demo_data": is_demo_data(str(m.get("data_dir", ""))),
         "rerun_path": best.rerun.path if best.rerun else "",
         "rerun_reused": bool(best.rerun and best.rerun.reused),
         **comparison_columns(result.comparison, result.data.task),
-    }
+    }  # fmt: skip
     return json.loads(json.dumps(row, default=str))  # as summary.json writes it

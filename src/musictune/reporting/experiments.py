@@ -1,10 +1,7 @@
-"""Find finished experiments in a storage folder and read them through Ray's own result API.
+"""Finished experiments in a storage folder, read through Ray's own result API.
 
-An experiment is a folder `<storage>/<name>` written by `run_sweep`: `sweep.json` (what was
-tuned, status running|finished), `trials.csv` (one row per trial) and Ray's experiment state,
-read back with `tune.ExperimentAnalysis` / `tune.ResultGrid` (configs, per-epoch histories,
-checkpoints). Genre and affect experiments are handled alike: the metric, task and targets
-all come from `sweep.json`.
+An experiment is `<storage>/<name>` as `run_sweep` wrote it: `sweep.json` (what was tuned, its
+status), `trials.csv` and Ray's state, read back with `tune.ExperimentAnalysis` / `ResultGrid`.
 """
 
 from __future__ import annotations
@@ -27,12 +24,11 @@ RERUN_DIR = "reruns"  # best-config reruns live inside their experiment
 # Config keys that are budget or plumbing, not hyperparameters worth a scatter plot.
 NOT_TUNED = {"max_epochs", "patience", "checkpoint_every", "seed", "threads", "amp", "batch_size"}
 LAYER_KEYS = ("num_layers", "conv_blocks")  # what "layers" means per model family
-HEAD_TASK = {"genre": "genre", "regression": "regression", "multitask": "multitask"}
 
 
 @dataclass
 class Experiment:
-    """One finished sweep: its metadata, its trial table and (lazily) Ray's results."""
+    """One finished sweep: its sweep.json, its trial table and (lazily) Ray's results."""
 
     name: str
     path: Path
@@ -52,40 +48,23 @@ class Experiment:
         return self.meta["task"]
 
     @property
-    def head_task(self) -> str:
-        return HEAD_TASK[self.task]
-
-    @property
     def best_column(self) -> str:
         return f"best_{self.metric}"
 
     @property
     def label(self) -> str:
         """`lstm mel beat` / `cnn chroma` (+ the target of a single-target regression)."""
-        parts = [self.meta["model"], self.meta["features"]] + (
-            ["beat"] if self.meta["beat"] else []
-        )
-        if self.meta.get("target"):
-            parts.append(self.meta["target"])
-        return " ".join(parts)
-
-    @property
-    def select_by(self) -> str:
-        return self.meta.get("select_by", "metric")
+        m = self.meta
+        parts = [m["model"], m["features"], "beat" if m["beat"] else "", m.get("target") or ""]
+        return " ".join(p for p in parts if p)
 
     @property
     def finished_trials(self) -> pd.DataFrame:
-        """Trials that ended normally and reported the metric, best first by the one tie-break
-        (`training.selection.rank_key`: a trials.csv without its columns ranks by the metric,
-        then the trial id)."""
-        done = self.trials[
-            (self.trials["status"] == "TERMINATED") & self.trials[self.best_column].notna()
-        ]
-        order = rank_order(done.to_dict("records"), self.metric, self.select_by, self.mode)
-        return done.iloc[order]
-
-    def best_trials(self, n: int = 1) -> pd.DataFrame:
-        return self.finished_trials.head(n)
+        """Trials that ended normally with the metric, best first (`selection.rank_order`)."""
+        t = self.trials
+        done = t[(t["status"] == "TERMINATED") & t[self.best_column].notna()]
+        select_by = self.meta.get("select_by", "metric")
+        return done.iloc[rank_order(done.to_dict("records"), self.metric, select_by, self.mode)]
 
     @cached_property
     def results(self):
@@ -107,8 +86,7 @@ class Experiment:
         """trial id -> per-epoch metrics, as Ray logged them."""
         out = {}
         for result in self.results:
-            trial_id = (result.metrics or {}).get("trial_id")
-            frame = result.metrics_dataframe
+            trial_id, frame = (result.metrics or {}).get("trial_id"), result.metrics_dataframe
             if trial_id and frame is not None and len(frame):
                 out[trial_id] = frame
         return out
@@ -143,18 +121,18 @@ def read_experiment(path: Path) -> Experiment:
         meta = json.loads((path / SWEEP_FILE).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{path / SWEEP_FILE} cannot be read ({exc}): re-run that sweep") from None
-    trials_path = path / TRIALS_FILE
-    trials = pd.read_csv(trials_path, dtype={"trial_id": str}) if trials_path.exists() else None
-    return Experiment(path.name, path, meta, trials if trials is not None else pd.DataFrame())
+    table = path / TRIALS_FILE
+    trials = pd.read_csv(table, dtype={"trial_id": str}) if table.exists() else pd.DataFrame()
+    return Experiment(path.name, path, meta, trials)
 
 
 def _problem(exp: Experiment) -> str | None:
     """Why an experiment cannot be reported on, or None."""
     status = exp.meta.get("status")
     if status != "finished":
+        preset = exp.meta.get("preset", "PRESET")
         resume = (
-            f"`musictune sweep {exp.meta.get('preset', 'PRESET')} --resume --name {exp.name} "
-            f"--storage {exp.path.parent}`"
+            f"`musictune sweep {preset} --resume --name {exp.name} --storage {exp.path.parent}`"
         )
         if status == "running":
             return (
@@ -180,23 +158,17 @@ def find_experiments(
 ) -> tuple[list[Experiment], list[str]]:
     """Every finished experiment in `storage`, or the named ones (each must be finished).
 
-    Returns (experiments, skipped): without names, experiments still running or with no
-    finished trial are skipped with the reason; if nothing is left, that is the error.
+    Returns (experiments, skipped): unnamed ones not finished are skipped with the reason.
     """
     if "://" in str(storage):
         raise UserError(f"--storage {storage}: reports read a local folder; copy the results here")
-    # Absolute: Ray's result API hands a relative path to pyarrow, which refuses it ("URI has
-    # empty scheme"), and reruns and the page record the experiments' folders.
+    # Absolute: pyarrow refuses a relative path from Ray's result API; the page records it.
     root = Path(storage).expanduser().absolute()
-    if not root.is_dir():
-        raise UserError(
-            f"storage {root} does not exist: run a sweep first "
-            "(musictune sweep lstm_spectrogram --smoke-test) or pass --storage"
-        )
-    found = sorted(p.parent for p in root.glob(f"*/{SWEEP_FILE}"))
+    found = sorted(p.parent for p in root.glob(f"*/{SWEEP_FILE}")) if root.is_dir() else []
     if not found:
+        what = "does not exist" if not root.is_dir() else f"holds no experiment (no */{SWEEP_FILE})"
         raise UserError(
-            f"storage {root} holds no experiment (no */{SWEEP_FILE}): run a sweep first "
+            f"storage {root} {what}: run a sweep first "
             "(musictune sweep lstm_spectrogram --smoke-test) or pass --storage"
         )
     known = {p.name: p for p in found}
@@ -207,14 +179,12 @@ def find_experiments(
                 f"no experiment {missing[0]!r} in {root}: known ones are {', '.join(known)}"
             )
         chosen = [read_experiment(known[n]) for n in dict.fromkeys(names)]
-        for exp in chosen:
-            problem = _problem(exp)
-            if problem:
-                raise UserError(problem)
+        problems = [p for p in map(_problem, chosen) if p]
+        if problems:
+            raise UserError(problems[0])
         return chosen, []
     experiments, skipped = [], []
-    for path in found:
-        exp = read_experiment(path)
+    for exp in map(read_experiment, found):
         problem = _problem(exp)
         (skipped if problem else experiments).append(problem or exp)
     if not experiments:

@@ -1,11 +1,7 @@
-"""Data-set exploration figures, as the course's first lab step did them by hand.
-
-    python analysis/explore.py [--data-dir DIR] [--out DIR] [--genres Rock Classical]
-
-clips.png: mel spectrogram and chromagram of one clip from each of two genres, full length and
-beat-synced; classes.png: clips per FMA genre before and per class after the 20 -> 10 mapping;
-lengths.png: sequence lengths (frames) of the full and beat-synced clips.
-"""
+"""Data-set exploration figures, as the course's first lab step did them by hand
+(`python analysis/explore.py`; the lab report's first section): mel and chroma of one clip of
+each of two genres, full and beat-synced; clips per genre before and per class after the
+20 -> 10 mapping; sequence lengths."""
 
 from __future__ import annotations
 
@@ -25,14 +21,6 @@ from musictune.errors import UserError
 from musictune.reporting import plots
 
 SPLITS = ("train", "test")
-
-
-def default_out() -> Path:
-    return (
-        paths.default_results_dir().parent
-        / "reports"
-        / f"explore-{time.strftime('%Y-%m-%d_%H%M%S')}"
-    )
 
 
 def _mapped(genres: np.ndarray, mapping: dict | None) -> list[str | None]:
@@ -147,19 +135,21 @@ def length_figure(lengths: dict[str, dict[str, np.ndarray]], path: Path) -> Path
     return plots.save(fig, path)
 
 
-def _read_views(root: Path, full_dir: Path) -> tuple[dict, dict | None]:
-    """Raw train/test splits of the full genre layout, and of the beat-synced one if present."""
+def data_views(data_dir: str | os.PathLike | None) -> tuple[Path, dict | None, dict, dict | None]:
+    """The data root, its class mapping, and the raw train/test splits of the full genre
+    layout and of the beat-synced one (None if absent)."""
+    root = resolve_data_dir(data_dir)
+    full_dir = dataset_dir(root, layout.GENRE_TASK, False)
+    mapping = class_mapping(root)
     beat_dir = root / layout.dataset_dirname(layout.GENRE_TASK, True)
-    full = {s: read_split(full_dir, layout.GENRE_TASK, s) for s in SPLITS}
-    beat = (
-        {s: read_split(beat_dir, layout.GENRE_TASK, s) for s in SPLITS}
-        if beat_dir.is_dir()
-        else None
-    )
-    return full, beat
+
+    def read(folder: Path) -> dict:
+        return {s: read_split(folder, layout.GENRE_TASK, s) for s in SPLITS}
+
+    return root, mapping, read(full_dir), read(beat_dir) if beat_dir.is_dir() else None
 
 
-def _clips_to_show(
+def clips_to_show(
     full: dict, beat: dict | None, mapping: dict | None, genres: list[str] | None
 ) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
     """(title, full clip, beat-synced clip or None) of the two train clips compared."""
@@ -200,18 +190,15 @@ def explore(
     """Write the exploration PNGs into a new folder (built aside, renamed when complete)."""
     if genres is not None and len(set(genres)) != 2:
         raise UserError(f"--genres takes two different genres, got {' '.join(genres)}")
-    root = resolve_data_dir(data_dir)
-    full_dir = dataset_dir(root, layout.GENRE_TASK, False)
-    mapping = class_mapping(root)
-    full, beat = _read_views(root, full_dir)
-
-    target = Path(out).expanduser() if out else default_out()
+    root, mapping, full, beat = data_views(data_dir)
+    reports = paths.default_results_dir().parent / "reports"
+    target = Path(out).expanduser() if out else reports / time.strftime("explore-%Y-%m-%d_%H%M%S")
     if target.exists():
         raise UserError(f"{target} already exists: choose another --out")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
     try:
-        clips = _clips_to_show(full, beat, mapping, genres)
+        clips = clips_to_show(full, beat, mapping, genres)
         clip_figure(clips, tmp / "clips.png")
         _, before, after = class_figure(
             {s: full[s]["genres"] for s in SPLITS}, mapping, tmp / "classes.png"

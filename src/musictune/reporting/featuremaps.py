@@ -91,4 +91,7 @@ def capture(checkpoint: str, seed: int, data: Dataset) -> FeatureMaps | None:
     ]
     clips = chosen_clips(data)
     maps = [one_clip(model, data.test, i) for i, _ in clips]
-    return FeatureMaps(str(checkpoint), seed, columns, [label for _, label in clips], maps)
+    labels = [label for _, label in clips]
+    return FeatureMaps(
+        checkpoint=str(checkpoint), seed=seed, columns=columns, clips=labels, maps=maps
+    )

@@ -1,7 +1,5 @@
 """One document, two renderings: `index.md` (images as files) and a self-contained `index.html`
-(images embedded as base64 PNG data URIs, no external resource), so the page can be mailed or
-opened anywhere.
-"""
+(images embedded as base64 PNGs, so the page can be mailed); and how figures are written."""
 
 from __future__ import annotations
 
@@ -12,8 +10,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from musictune.training.baselines import Figures
+
+UNDEFINED = "n/a (constant)"  # Spearman's rho of a constant prediction
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em;
        color: #222; }
@@ -26,12 +28,33 @@ figure { margin: 1em 0; } img { max-width: 100%; } figcaption { color: #555; fon
 """
 
 
+def format_mean_sd(mean: float, sd: float, digits: int = 3) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}")
+
+
+def figures_cell(f: Figures, metric: str) -> str:
+    """A comparison row's mean ± sd of `metric`; `n/a (constant)` where undefined."""
+    mean, sd = f.mean_sd(metric)
+    return UNDEFINED if mean is None else format_mean_sd(mean, sd)
+
+
+def metric_label(metric: str) -> str:
+    """Column heads: `macro F1`, `MSE`, `Spearman`, `Spearman energy`."""
+    if metric.startswith("spearman_"):
+        return "Spearman " + metric.removeprefix("spearman_")
+    return {"macro_f1": "macro F1", "mse": "MSE", "spearman": "Spearman"}.get(metric, metric)
+
+
 def cell(value, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 @dataclass
@@ -53,21 +76,14 @@ class Document:
     def pre(self, text: str) -> None:
         self.blocks.append(("pre", text))
 
-    def table(self, frame: pd.DataFrame, digits: int = 4) -> None:
-        rows = [[cell(v, digits) for v in row] for row in frame.itertuples(index=False)]
-        numeric = [
-            pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
-            for t in frame.dtypes
-        ]
+    def table(self, frame: pd.DataFrame) -> None:
+        rows = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
+        types = pd.api.types
+        numeric = [types.is_numeric_dtype(t) and not types.is_bool_dtype(t) for t in frame.dtypes]
         self.blocks.append(("table", ([str(c) for c in frame.columns], rows, numeric)))
 
     def image(self, relpath: str, caption: str) -> None:
         self.blocks.append(("image", (relpath, caption)))
-
-    def images(self) -> list[str]:
-        return [payload[0] for kind, payload in self.blocks if kind == "image"]
-
-    # ------------------------------------------------------------------ markdown
 
     def to_markdown(self) -> str:
         out = [f"# {self.title}", ""]
@@ -83,50 +99,39 @@ class Document:
                 esc = [[c.replace("|", "\\|") for c in r] for r in [header, *rows]]
                 out.append("| " + " | ".join(esc[0]) + " |")
                 out.append("|" + "|".join("--:" if n else "---" for n in numeric) + "|")
-                out += ["| " + " | ".join(r) + " |" for r in esc[1:]]
-                out.append("")
+                out += ["| " + " | ".join(r) + " |" for r in esc[1:]] + [""]
             elif kind == "image":
                 relpath, caption = payload
                 out += [f"![{caption}]({relpath})", "", f"*{caption}*", ""]
         return "\n".join(out)
 
-    # ------------------------------------------------------------------ html
+    def _html_block(self, kind: str, payload, root: Path) -> str:
+        if kind.startswith("h"):
+            return f"<{kind}>{html.escape(payload)}</{kind}>"
+        if kind in ("p", "note"):
+            return ("<p>" if kind == "p" else '<p class="note">') + f"{_inline(payload)}</p>"
+        if kind == "pre":
+            return f"<pre>{html.escape(payload)}</pre>"
+        if kind == "table":
+            header, rows, numeric = payload
+            align = ['class="num"' if n else "" for n in numeric]
+
+            def line(cells: list[str], tag: str) -> str:
+                return "".join(f"<{tag} {a}>{html.escape(c)}</{tag}>" for c, a in zip(cells, align))
+
+            body = "".join(f"<tr>{line(r, 'td')}</tr>" for r in rows)
+            return f"<table><tr>{line(header, 'th')}</tr>{body}</table>"
+        relpath, caption = payload
+        data = base64.b64encode((root / relpath).read_bytes()).decode("ascii")
+        return (
+            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
 
     def to_html(self, root: Path) -> str:
         """`root` is where image paths are relative to; every image is embedded."""
-
-        def inline(text: str) -> str:
-            return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
-
         body = [f"<h1>{html.escape(self.title)}</h1>"]
-        for kind, payload in self.blocks:
-            if kind.startswith("h"):
-                body.append(f"<{kind}>{html.escape(payload)}</{kind}>")
-            elif kind == "p":
-                body.append(f"<p>{inline(payload)}</p>")
-            elif kind == "note":
-                body.append(f'<p class="note">{inline(payload)}</p>')
-            elif kind == "pre":
-                body.append(f"<pre>{html.escape(payload)}</pre>")
-            elif kind == "table":
-                header, rows, numeric = payload
-                align = ['class="num"' if n else "" for n in numeric]
-                head = "".join(f"<th {a}>{html.escape(c)}</th>" for c, a in zip(header, align))
-                cells = [
-                    "<tr>"
-                    + "".join(f"<td {a}>{html.escape(c)}</td>" for c, a in zip(r, align))
-                    + "</tr>"
-                    for r in rows
-                ]
-                body.append(f"<table><tr>{head}</tr>{''.join(cells)}</table>")
-            elif kind == "image":
-                relpath, caption = payload
-                data = base64.b64encode((root / relpath).read_bytes()).decode("ascii")
-                body.append(
-                    f'<figure><img src="data:image/png;base64,{data}" '
-                    f'alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}'
-                    "</figcaption></figure>"
-                )
+        body += [self._html_block(kind, payload, root) for kind, payload in self.blocks]
         return (
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(self.title)}</title><style>{STYLE}</style></head>\n<body>\n"
@@ -134,9 +139,7 @@ class Document:
             + "\n</body></html>\n"
         )
 
-    def write(self, root: Path) -> tuple[Path, Path]:
-        """index.md and index.html into `root` (itself renamed into place when complete)."""
-        md, page = root / "index.md", root / "index.html"
-        md.write_text(self.to_markdown(), encoding="utf-8")
-        page.write_text(self.to_html(root), encoding="utf-8")
-        return md, page
+    def write(self, root: Path) -> None:
+        """index.md and index.html into `root`."""
+        (root / "index.md").write_text(self.to_markdown(), encoding="utf-8")
+        (root / "index.html").write_text(self.to_html(root), encoding="utf-8")

@@ -1,14 +1,10 @@
-"""Hyperparameter importance of one sweep, computed by Optuna's fANOVA over its finished trials.
+"""What mattered in a sweep, computed at evaluation: hyperparameter importance and the anytime
+curve (best validation so far, all trials pooled).
 
-fANOVA (Hutter et al., 2014) fits a random forest to (config -> best validation metric) and
-splits the forest's variance into each hyperparameter's share. We use Optuna's maintained
-implementation rather than our own: the trial table becomes an Optuna study (`create_trial`,
-distributions rebuilt from sweep.json's "space"), and bootstrap resamples of the trials give the
-estimate's spread, which with a few dozen trials is large and must be shown.
-
-Optuna's evaluators use COMPLETE trials only (PRUNED ones are ignored). ASHA stops most trials
-early, so here every finished trial enters as COMPLETE with its best value so far; the section
-says so. Evaluation step only: imports Optuna (and through it scikit-learn) when called.
+Importance is Optuna's fANOVA (Hutter et al., 2014) over the trial table as an Optuna study,
+distributions rebuilt from sweep.json's "space", with bootstrap resamples for its spread. Optuna
+uses COMPLETE trials only, so every finished trial (ASHA stops most early) enters as COMPLETE
+with its best value so far; the page says so.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from musictune.reporting.results import Importance
+from musictune.reporting.results import AnytimeCurve, Importance
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -29,6 +25,7 @@ RESAMPLES = 20  # bootstrap resamples of the trials
 SEED = 0  # of the resampling and of every forest
 MIN_TRIALS = 3  # fewer: no importance (a forest on two points says nothing)
 EVALUATOR = "Optuna FanovaImportanceEvaluator (64 trees)"
+TIME_COLUMNS = ("timestamp", "time_total_s")
 
 
 def distributions(space: dict) -> dict[str, BaseDistribution]:
@@ -106,7 +103,10 @@ def fit(trials: list[FrozenTrial], params: list[str], seed: int) -> dict[str, fl
 
 
 def absent(reason: str, trials: int = 0, stopped_early: int = 0) -> Importance:
-    return Importance([], [], [], [], trials, stopped_early, 0, EVALUATOR, absent=reason)
+    return Importance(
+        params=[], importance=[], mean=[], sd=[], trials=trials, stopped_early=stopped_early,
+        resamples=0, evaluator=EVALUATOR, absent=reason,
+    )  # fmt: skip
 
 
 def hyperparameter_importance(
@@ -143,8 +143,9 @@ def hyperparameter_importance(
         float(np.std([d[k] for d in draws], ddof=1)) if len(draws) > 1 else math.nan for k in order
     ]
     return Importance(
-        order, [whole[k] for k in order], mean, sd, len(used), stopped, len(draws), EVALUATOR
-    )
+        params=order, importance=[whole[k] for k in order], mean=mean, sd=sd, trials=len(used),
+        stopped_early=stopped, resamples=len(draws), evaluator=EVALUATOR,
+    )  # fmt: skip
 
 
 def bootstrap(trials: list[FrozenTrial], params: list[str]) -> list[dict[str, float]]:
@@ -161,3 +162,71 @@ def bootstrap(trials: list[FrozenTrial], params: list[str]) -> list[dict[str, fl
         except RuntimeError:  # fANOVA: zero variance in every tree
             continue
     return draws
+
+
+# --------------------------------------------------------------------------- anytime curve
+
+
+def report_times(frame: pd.DataFrame) -> tuple[np.ndarray, float] | None:
+    """Each report's wall-clock time and the trial's start (seconds since the Unix epoch).
+
+    Ray's `timestamp` is whole seconds, too coarse for short epochs; `time_total_s` is the
+    trial's own precise clock. The start is the latest `timestamp - time_total_s` over the
+    trial's reports (each is a lower bound of it) and each report is placed at start +
+    time_total_s: sub-second, and in order within the trial. None without those columns.
+    """
+    if not all(c in frame for c in TIME_COLUMNS):
+        return None
+    total = frame["time_total_s"].to_numpy(float)
+    start = float(np.nanmax(frame["timestamp"].to_numpy(float) - total))
+    return start + total, start
+
+
+def pooled_reports(histories: dict[str, pd.DataFrame], metric: str) -> tuple[pd.DataFrame, bool]:
+    """Every report of every trial, in the order they were made (by estimated time; by epoch
+    then trial when a history has no timestamps). Returns (reports, timed)."""
+    parts, starts, timed = [], [], True
+    for trial_id, frame in histories.items():
+        if metric not in frame or not len(frame):
+            continue
+        times = report_times(frame)
+        timed = timed and times is not None
+        part = pd.DataFrame(
+            {
+                "trial": trial_id,
+                "epoch": frame["training_iteration"].to_numpy()
+                if "training_iteration" in frame
+                else np.arange(1, len(frame) + 1),
+                "value": frame[metric].to_numpy(float),
+            }
+        )
+        if times is not None:
+            part["time"], start = times
+            starts.append(start)
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=["trial", "epoch", "value", "wall_s"]), False
+    reports = pd.concat(parts, ignore_index=True)
+    if timed:
+        reports["wall_s"] = reports["time"] - min(starts)
+        reports = reports.sort_values(["time", "trial", "epoch"], kind="mergesort")
+    else:
+        reports = reports.sort_values(["epoch", "trial"], kind="mergesort")
+    return reports.reset_index(drop=True), timed
+
+
+def anytime_curve(
+    histories: dict[str, pd.DataFrame], metric: str, mode: str, max_epochs: int | None
+) -> AnytimeCurve:
+    """The best `metric` so far (max, or min for mode `min`) after each pooled report."""
+    reports, timed = pooled_reports(histories, metric)
+    values = reports["value"].to_numpy(float)
+    running = np.fmin if mode == "min" else np.fmax  # NaN (a diverged epoch) never wins
+    best = running.accumulate(values) if len(values) else values
+    return AnytimeCurve(
+        wall_s=[float(t) for t in reports["wall_s"]] if timed else [],
+        value=[float(v) for v in values],
+        best=[float(v) for v in best],
+        trials=int(reports["trial"].nunique()),
+        max_epochs=int(max_epochs) if max_epochs and not math.isnan(max_epochs) else None,
+    )

@@ -1,19 +1,11 @@
-"""The lab report's first steps, as the course did them before any sweep: look at the data,
-then check that each model can overfit one batch.
-
-Exploration: mel spectrogram and chromagram of one clip of each of two genres, full and
-beat-synced, with their shapes; clips per genre before and per class after the 20 -> 10
-mapping (`reporting.explore`'s figures). Overfit: `musictune train --overfit 1` for the course's
-LSTM and CNN on the beat-synced genre mel view: training loss per epoch on one fixed batch; the
-check passes when it falls near zero. Seconds on demo data; written into the report folder.
-"""
+"""The lab report's first steps, as the course did them before any sweep: look at the data
+(`explore`'s figures), then check that the course's LSTM and CNN overfit one batch
+(`musictune train --overfit 1`: the check passes when the loss falls near zero)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from musictune import layout
-from musictune.data.files import class_mapping, dataset_dir, resolve_data_dir
 from musictune.reporting import explore, plots
 from musictune.reporting.html import Document
 
@@ -26,10 +18,8 @@ NEAR_ZERO = 0.05  # the final training loss that passes the check
 
 def exploration(data_dir: str | None, folder: Path, doc: Document) -> None:
     """The exploration figures in `folder`, and their section in `doc`."""
-    root = resolve_data_dir(data_dir)
-    mapping = class_mapping(root)
-    full, beat = explore._read_views(root, dataset_dir(root, layout.GENRE_TASK, False))
-    clips = explore._clips_to_show(full, beat, mapping, None)
+    _, mapping, full, beat = explore.data_views(data_dir)
+    clips = explore.clips_to_show(full, beat, mapping, None)
     explore.clip_figure(clips, folder / "explore-clips.png")
     genres = {s: full[s]["genres"] for s in explore.SPLITS}
     _, before, after = explore.class_figure(genres, mapping, folder / "explore-classes.png")

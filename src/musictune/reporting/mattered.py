@@ -1,10 +1,6 @@
-"""What mattered in one sweep, as sections of its experiment's page: hyperparameter importance,
-parallel coordinates of the trials and the anytime curve.
-
-Rendered from saved results (`Importance`, `AnytimeCurve`) and the report's copy of the trial
-table only, so `--render-only` redraws them without Ray, torch or Optuna. Each section also
-writes the numbers it drew as a CSV beside its PNG.
-"""
+"""What mattered in one sweep: hyperparameter importance, parallel coordinates of the trials
+and the anytime curve, from saved results and the report's trial table; each section writes the
+numbers it drew as a CSV beside its PNG."""
 
 from __future__ import annotations
 
@@ -13,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musictune.reporting import sweep_plots
+from musictune.reporting import plots
 from musictune.reporting.experiments import Experiment
-from musictune.reporting.html import Document
+from musictune.reporting.html import Document, format_mean_sd
 from musictune.reporting.results import ExperimentResult
-from musictune.training.evaluation import format_mean_sd
 
 IMPORTANCE = "importance"  # file stems: <experiment>/importance.png and .csv
 PARALLEL = "parallel"
@@ -78,7 +73,7 @@ def describe_importance(exp: Experiment, result: ExperimentResult, doc: Document
             }
         )
     )
-    sweep_plots.importance_bars(
+    plots.importance_bars(
         imp, folder / f"{IMPORTANCE}.png", f"{exp.name}: what explains {exp.best_column}"
     )
     doc.image(f"{exp.name}/{IMPORTANCE}.png", "hyperparameter importance (fANOVA), mean ± sd")
@@ -99,14 +94,14 @@ def describe_parallel(exp: Experiment, result: ExperimentResult, doc: Document, 
         doc.note("No hyperparameter varied between trials: no parallel coordinates.")
         return
     table.to_csv(folder / f"{PARALLEL}.csv", index=False)
-    top = min(sweep_plots.TOP, len(table))
+    top = min(plots.TOP, len(table))
     doc.text(
         f"One line per finished trial ({len(table)}), across one axis per varied hyperparameter "
         f"and its best {exp.metric}; colour: that metric; the top {top} drawn thick. Each axis "
         "spans the values tried (lr-like keys on a log scale; choices evenly spaced). Data: "
         f"`{exp.name}/{PARALLEL}.csv`."
     )
-    sweep_plots.parallel_coordinates(
+    plots.parallel_coordinates(
         table,
         hparams,
         exp.best_column,
@@ -161,7 +156,7 @@ def describe_anytime(exp: Experiment, result: ExperimentResult, doc: Document, f
         + f" Data: `{exp.name}/{ANYTIME}.csv`."
     )
     anytime_frame(result).to_csv(folder / f"{ANYTIME}.csv", index=False)
-    sweep_plots.anytime_plot(
+    plots.anytime_plot(
         {exp.label: result.anytime},
         exp.metric,
         folder / f"{ANYTIME}.png",

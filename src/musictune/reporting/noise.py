@@ -1,21 +1,14 @@
 """Whether a report's differences are real: the tuned best against the untuned default, paired
-by seed, and how few validation clips chose the tuned best.
-
-A search over 50 configs on a small validation split picks, among configs that are equally good,
-the one the split's noise favoured; its test score can then fall below the untuned default's,
-and the spread over seeds can exceed any difference the report shows. So the report pairs the
-tuned best and the default seed by seed (both retrained with the same seeds) and applies one
-rule, stated on the page (`RULE`), and it warns when the validation split (or the smallest
-K-fold fold) holds fewer than `FEW_VAL_CLIPS` clips.
-
-Pure functions of saved results (no Ray, no torch), so `--render-only` redraws them.
-"""
+by seed and judged by one stated rule (`RULE`), and a warning when few validation clips chose
+the tuned best (a search on a small split picks what the split's noise favoured). Also the
+report command's top lines. Pure functions of saved results."""
 
 from __future__ import annotations
 
 import math
 
-from musictune.reporting.results import DataFacts, PairedDifference
+from musictune.reporting.html import format_mean_sd
+from musictune.reporting.results import DataFacts, PairedDifference, ReportResults
 
 FEW_VAL_CLIPS = 50  # fewer validation clips than this: the report warns
 RULE = (
@@ -28,15 +21,15 @@ RULE = (
 def paired_difference(
     metric: str, tuned: dict[int, float | None], default: dict[int, float | None], absent: str = ""
 ) -> PairedDifference:
-    """Tuned - default of `metric` on the seeds both were tested with (seed -> value; None, an
-    undefined value, leaves the seed out)."""
+    """Tuned - default of `metric` on the seeds both were tested with (None leaves a seed out)."""
     if absent:
-        return PairedDifference(metric, [], [], absent)
+        return PairedDifference(metric=metric, seeds=[], differences=[], absent=absent)
     seeds = sorted(s for s in tuned.keys() & default.keys() if _value(tuned[s], default[s]))
     if not seeds:
         why = "no seed tested both" if tuned and default else "the untuned default has no result"
-        return PairedDifference(metric, [], [], why)
-    return PairedDifference(metric, seeds, [float(tuned[s]) - float(default[s]) for s in seeds])
+        return PairedDifference(metric=metric, seeds=[], differences=[], absent=why)
+    differences = [float(tuned[s]) - float(default[s]) for s in seeds]
+    return PairedDifference(metric=metric, seeds=seeds, differences=differences)
 
 
 def _value(*values) -> bool:
@@ -44,8 +37,6 @@ def _value(*values) -> bool:
 
 
 def judged(p: PairedDifference) -> str:
-    """The rule's short answer: `within noise`, which side is ahead beyond noise, `not judged`
-    (one seed) or `not measured`."""
     if not p.n:
         return "not measured"
     if p.n < 2:
@@ -65,34 +56,27 @@ def verdict(p: PairedDifference) -> str:
     return f"{short} (|mean| {'≤' if abs(p.mean) <= p.sd else '>'} sd)"
 
 
-def signed(value: float, digits: int = 3) -> str:
-    return f"{value:+.{digits}f}"
-
-
 def difference_text(p: PairedDifference) -> str:
     """`+0.012 ± 0.034 (n=2)`, or `-` without a difference."""
     if not p.n:
         return "-"
     sd = "" if math.isnan(p.sd) else f" ± {p.sd:.3f}"
-    return f"{signed(p.mean)}{sd} (n={p.n})"
+    return f"{p.mean:+.3f}{sd} (n={p.n})"
 
 
 def headline(p: PairedDifference) -> str:
-    """The report command's line: `tuned - default test_macro_f1 +0.012 ± 0.034 (n=2, paired
-    seeds [0, 1]): within noise (|mean| ≤ sd)`."""
+    """`tuned - default test_macro_f1 +0.012 ± 0.034 (n=2, paired seeds [0, 1]): within ...`"""
     if not p.n:
         return f"tuned - default test_{p.metric}: {verdict(p)}"
-    return (
-        f"tuned - default test_{p.metric} {difference_text(p).removesuffix(f' (n={p.n})')} "
-        f"(n={p.n}, paired seeds {p.seeds}): {verdict(p)}"
-    )
+    text = difference_text(p).removesuffix(f" (n={p.n})")
+    return f"tuned - default test_{p.metric} {text} (n={p.n}, paired seeds {p.seeds}): {verdict(p)}"
 
 
 def paragraph(p: PairedDifference) -> str:
     """The page's account of the paired difference, with its per-seed values and the rule."""
     if not p.n:
         return f"Tuned best − untuned default (test {p.metric}), paired by seed: {verdict(p)}."
-    per_seed = ", ".join(f"seed {s}: {signed(d)}" for s, d in zip(p.seeds, p.differences))
+    per_seed = ", ".join(f"seed {s}: {d:+.3f}" for s, d in zip(p.seeds, p.differences))
     return (
         f"Tuned best − untuned default (test {p.metric}), paired by seed (both retrained with "
         f"seeds {p.seeds}): {difference_text(p)}, mean ± sd of the per-seed differences "
@@ -101,9 +85,8 @@ def paragraph(p: PairedDifference) -> str:
 
 
 def val_clips(meta: dict, data: DataFacts) -> tuple[int, int] | None:
-    """(clips, folds): the validation clips that chose the tuned best (with K-fold, the smallest
-    fold's) as sweep.json records them (`val_clips`, `folds`); without that record, the
-    validation split the report loaded (single split only); None when not known."""
+    """(clips, folds) that chose the tuned best (K-fold: the smallest fold's), as sweep.json
+    records them, else the single validation split loaded; None when not known."""
     folds = meta.get("folds") or 0
     clips = meta.get("val_clips")
     if isinstance(clips, int) and not isinstance(clips, bool):
@@ -114,8 +97,7 @@ def val_clips(meta: dict, data: DataFacts) -> tuple[int, int] | None:
 
 
 def few_val_clips(meta: dict, data: DataFacts) -> str:
-    """`the validation split holds 9 clips` when fewer than FEW_VAL_CLIPS validation clips chose
-    the tuned best, else ''."""
+    """`the validation split holds 9 clips` when under FEW_VAL_CLIPS, else ''."""
     known = val_clips(meta, data)
     if known is None or known[0] >= FEW_VAL_CLIPS:
         return ""
@@ -145,20 +127,8 @@ def val_warning(meta: dict, data: DataFacts) -> str:
     )
 
 
-def val_headline(meta: dict, data: DataFacts) -> str:
-    """The report command's warning line, or ''."""
-    where = few_val_clips(meta, data)
-    if not where:
-        return ""
-    return (
-        f"warning: {where} (fewer than {FEW_VAL_CLIPS}): the tuned best may be noise, judge it by "
-        "the paired difference"
-    )
-
-
 def selection_text(meta: dict, rerun: bool) -> str:
-    """How the sweep scored trials and how its tuned best became the tested model: K-fold
-    and crops say so; a plain single-split sweep says nothing."""
+    """How K-fold or crops scored trials and what was tested; '' for a plain single split."""
     parts = []
     folds = meta.get("folds") or 0
     if folds:
@@ -181,3 +151,25 @@ def selection_text(meta: dict, rerun: bool) -> str:
             "clip's consecutive windows, one score per clip."
         )
     return " ".join(parts)
+
+
+def top_lines(results: ReportResults) -> list[str]:
+    """What the report command prints per experiment: best validation and test as the table
+    reads, the paired difference, and any warning on few validation clips."""
+    lines = []
+    for e in results.experiments:
+        r = e.row
+        test = format_mean_sd(r["test_mean"], r["test_sd"])
+        lines.append(
+            f"{e.name}: best {r['metric']} {r['best_val']:.4f} (trial {r['best_trial']}), "
+            f"{r['test_metric']} {test} (n={r['seeds']})"
+        )
+        if e.comparison.paired is not None:
+            lines.append(f"{e.name}: {headline(e.comparison.paired)}")
+        where = few_val_clips(e.meta, e.data)
+        if where:
+            lines.append(
+                f"{e.name}: warning: {where} (fewer than {FEW_VAL_CLIPS}): the tuned best may be "
+                "noise, judge it by the paired difference"
+            )
+    return lines

@@ -18,7 +18,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from musictune.genres import FMA_CLASSES
+from musictune.reporting.html import Document, format_mean_sd, metric_label
+from musictune.reporting.results import ReportResults
 from musictune.training.evaluation import mean_sd
 
 SOURCE = "course lab (patreco3), real FMA data"
@@ -216,3 +220,110 @@ def not_course_data(task: str, classes: list[str], extracted: bool | None) -> st
     if task == "genre" and classes and sorted(classes) != sorted(FMA_CLASSES):
         return f"genre classes {', '.join(classes)} are not the course's ten"
     return ""
+
+
+# --------------------------------------------------------------------------- the page
+
+COURSE_NOTE = (
+    f"Published test figures of the {SOURCE} (genre: its test split of "
+    f"{COURSE_TEST_CLIPS} clips; affect: a {COURSE_AFFECT_SPLIT}; the "
+    "course split column names each), not measured here. A figure stands beside an "
+    "experiment only when task, model kind (lstm: lstm and course_lstm; cnn: cnn and course_cnn), "
+    "features, beat and target all agree (transfer: the fine-tuned backbone only, the one the "
+    "course published), and the measured side is the same test metric: mean ± sd over the tested "
+    "config's seeds. A regression mean is the mean of the three single-target experiments' test "
+    "means. Demo data is synthetic: its figures show the pipeline runs, not how it compares."
+)
+
+
+def measured(results: ReportResults) -> tuple[list[Measured], list[str]]:
+    """The experiments as the pairing sees them, and why the others have no course figures
+    (their data is not the course's)."""
+    kept, excluded = [], []
+    for e in results.experiments:
+        data = e.data
+        why = not_course_data(data.task, data.classes, data.origin == "extracted")
+        if why:
+            excluded.append(f"{e.name} ({data.data_dir}): {why}")
+            continue
+        tested = [t for t in e.tested if t.trial_id == e.row.get("tested_trial")][:1]
+        demo = data.origin == "demo" if data.origin else bool(e.row.get("demo_data"))
+        where = "demo data (synthetic)" if demo else data.data_dir
+        kept.append(
+            Measured(
+                name=f"{e.name} ({e.meta.get('model')})",
+                meta=e.meta,
+                config=tested[0].config if tested else {},
+                runs=[r.metrics for r in tested[0].runs] if tested else [],
+                data=f"{where}, {data.test} test clips" + split_note(data.test_note),
+            )
+        )
+    return kept, excluded
+
+
+def split_note(test_note: str) -> str:
+    """How the test clips were held out, when not as a labelled test split."""
+    return "" if test_note == "held-out test split" else f" ({test_note})"
+
+
+def view_label(r: Reference) -> str:
+    features = "fused (mel+chroma)" if r.features == "fused" else r.features
+    return f"{features}, {'beat-synced' if r.beat else 'full-length'}"
+
+
+def measured_cell(pair: Pair) -> str:
+    mean = pair.mean
+    if mean is None:
+        return "-"
+    if pair.reference.derived:
+        return f"{mean:.3f}"
+    return f"{format_mean_sd(mean, pair.sd)} (n={len(pair.values)})"
+
+
+def pairs_frame(pairs: list[Pair]) -> pd.DataFrame:
+    rows = []
+    for p in pairs:
+        r = p.reference
+        target = r.target + (" (fine-tuned)" if r.task == "transfer" else "")
+        rows.append(
+            {
+                "task": r.task,
+                "model": r.model.upper(),
+                "view": view_label(r),
+                "target": target or "-",
+                "test metric": metric_label(r.metric.removesuffix(f"_{r.target}")),
+                "course (real FMA)": f"{r.value:g}",
+                "measured here": measured_cell(p),
+                "experiment": ", ".join(p.experiments) or "-",
+                "measured on": p.data or "-",
+                "note": p.note,
+                "course split": r.split,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def reference_section(results: ReportResults, doc: Document) -> None:
+    """Every published figure beside the experiment it belongs to; none at all when no
+    experiment ran on the course's data set."""
+    doc.heading("Course reference figures")
+    kept, excluded = measured(results)
+    if not kept:
+        doc.note(
+            "No course figures: they are the course's results on its own data set, and this "
+            "report's data is not that data set (" + "; ".join(excluded) + ")."
+        )
+        return
+    doc.note(COURSE_NOTE)
+    if excluded:
+        doc.note(
+            "Not set beside course figures, their data is not the course's: "
+            + "; ".join(excluded)
+            + "."
+        )
+    if any(e.data.origin is None for e in results.experiments):
+        doc.note(
+            "These results predate the record of the data's origin: only genre classes were "
+            "checked against the course's."
+        )
+    doc.table(pairs_frame(pairs(kept)))

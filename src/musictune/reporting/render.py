@@ -1,30 +1,33 @@
-"""The render step: a report's pages and files from its results alone.
+"""The render step: a report's pages and files from its saved results alone (no Ray, no data,
+no training), so `--render-only` rebuilds the same page in seconds.
 
-`render_report` writes index.md, index.html, the PNGs, summary.csv / summary.json and the
-per-experiment CSVs into a report folder that already holds the saved results (results.json and
-each experiment's trials.csv). Nothing here reads the sweeps, loads data, or trains, so a
-`--render-only` run rebuilds a report in seconds and gives the same page as the first build.
+The head: the cross-experiment table, summary.csv / summary.json, anytime curves per task and
+the experiments of one task compared (only those sharing task, target, test metric and data).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from musictune.reporting import reference
-from musictune.reporting.html import Document
+from musictune.reporting import plots
+from musictune.reporting.html import UNDEFINED, Document, format_mean_sd
 from musictune.reporting.noise import RULE
-from musictune.reporting.results import ReportResults
+from musictune.reporting.reference import reference_section
+from musictune.reporting.results import ExperimentResult, ReportResults
 from musictune.reporting.sections import describe_experiment
-from musictune.reporting.views import describe_anytime_by_task, describe_views
-from musictune.training import baselines
-from musictune.training.evaluation import format_mean_sd
+from musictune.training.evaluation import mean_sd
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"
+VIEWS_CSV = "views.csv"
+VIEWS_PNG = "views.png"
+LISTED = ("baseline_seeds", "default_config", "paired_seeds")  # + *_values: not in summary.csv
 
 
 def render_report(results: ReportResults, root: Path) -> None:
@@ -43,20 +46,11 @@ def render_report(results: ReportResults, root: Path) -> None:
     reference_section(results, doc)
     for section in sections:
         doc.blocks += section.blocks
-    write_summary(rows, root)
-    doc.write(root)
-
-
-def write_summary(rows: list[dict], root: Path) -> None:
-    """summary.csv (the list-valued columns left out) and summary.json (everything)."""
     frame = pd.DataFrame(rows)
-    listed = [
-        c
-        for c in frame
-        if c.endswith("_values") or c in ("baseline_seeds", "default_config", "paired_seeds")
-    ]
+    listed = [c for c in frame if c.endswith("_values") or c in LISTED]
     frame.drop(columns=listed).to_csv(root / SUMMARY_CSV, index=False)
     (root / SUMMARY_JSON).write_text(json.dumps({"experiments": rows}, indent=2, default=str))
+    doc.write(root)
 
 
 def method_note(results: ReportResults) -> str:
@@ -79,42 +73,40 @@ def method_note(results: ReportResults) -> str:
     )
 
 
-# --------------------------------------------------------------------------- cross-sweep table
-
-
 def cross_table(rows: list[dict]) -> pd.DataFrame:
+    def column(make) -> list[str]:
+        return [make(r) for r in rows]
+
     return pd.DataFrame(
         {
-            "experiment": [r["experiment"] for r in rows],
-            "model": [r["model"] for r in rows],
-            "features": [
-                r["features"] + (f" ({r['target']})" if r["target"] else "") for r in rows
-            ],
-            "beat": ["yes" if r["beat"] else "no" for r in rows],
-            "best validation": [f"{r['metric']} {r['best_val']:.4f}" for r in rows],
-            "test mean ± sd": [
-                f"{r['test_metric']} {format_mean_sd(r['test_mean'], r['test_sd'])}"
-                + f" (n={r['seeds']})"
-                for r in rows
-            ],
-            "untuned default (test)": [default_cell(r) for r in rows],
-            "tuned − default (paired)": [paired_cell(r) for r in rows],
-            "chance (test)": [chance_cell(r) for r in rows],
-            "trials": [f"{r['finished_trials']}/{r['trials']}" for r in rows],
-            "wall time": [f"{r['wall_time_s'] / 60:.1f} min" for r in rows],
+            "experiment": column(lambda r: r["experiment"]),
+            "model": column(lambda r: r["model"]),
+            "features": column(
+                lambda r: r["features"] + (f" ({r['target']})" if r["target"] else "")
+            ),
+            "beat": column(lambda r: "yes" if r["beat"] else "no"),
+            "best validation": column(lambda r: f"{r['metric']} {r['best_val']:.4f}"),
+            "test mean ± sd": column(
+                lambda r: (
+                    f"{r['test_metric']} {format_mean_sd(r['test_mean'], r['test_sd'])}"
+                    f" (n={r['seeds']})"
+                )
+            ),
+            "untuned default (test)": column(default_cell),
+            "tuned − default (paired)": column(paired_cell),
+            "chance (test)": column(chance_cell),
+            "trials": column(lambda r: f"{r['finished_trials']}/{r['trials']}"),
+            "wall time": column(lambda r: f"{r['wall_time_s'] / 60:.1f} min"),
         }
     )
 
 
 def _mean_sd_cell(row: dict, key: str) -> str:
     mean = row.get(key)
-    if mean is None:
-        return baselines.UNDEFINED
-    return format_mean_sd(mean, row.get(f"{key}_sd", float("nan")))
+    return UNDEFINED if mean is None else format_mean_sd(mean, row.get(f"{key}_sd", math.nan))
 
 
 def default_cell(row: dict) -> str:
-    """The untuned default's primary test metric, as the tuned best's column shows it."""
     if not row.get("default_retrained"):
         return "not retrained"
     metric = row["test_metric"].removeprefix("test_")
@@ -122,8 +114,7 @@ def default_cell(row: dict) -> str:
 
 
 def paired_cell(row: dict) -> str:
-    """Tuned - default of the test metric, paired by seed, and whether it is within noise;
-    `-` for results saved before the paired difference."""
+    """Tuned - default, paired by seed, and its verdict; `-` for results saved before it."""
     if "paired_n" not in row:
         return "-"
     if not row["paired_n"]:
@@ -134,8 +125,7 @@ def paired_cell(row: dict) -> str:
 
 
 def chance_cell(row: dict) -> str:
-    """Genre: majority class / stratified random; affect: the training mean's MSE beside the
-    tuned best's (its rho is undefined)."""
+    """Genre: majority class / stratified random; affect: the training mean's MSE."""
     metric = row["test_metric"].removeprefix("test_")
     if "majority_test_" + metric in row:
         return (
@@ -148,108 +138,103 @@ def chance_cell(row: dict) -> str:
     )
 
 
-# --------------------------------------------------------------------------- references
-
-COURSE_NOTE = (
-    f"Published test figures of the {reference.SOURCE} (genre: its test split of "
-    f"{reference.COURSE_TEST_CLIPS} clips; affect: a {reference.COURSE_AFFECT_SPLIT}; the "
-    "course split column names each), not measured here. A figure stands beside an "
-    "experiment only when task, model kind (lstm: lstm and course_lstm; cnn: cnn and course_cnn), "
-    "features, beat and target all agree (transfer: the fine-tuned backbone only, the one the "
-    "course published), and the measured side is the same test metric: mean ± sd over the tested "
-    "config's seeds. A regression mean is the mean of the three single-target experiments' test "
-    "means. Demo data is synthetic: its figures show the pipeline runs, not how it compares."
-)
+def experiment_label(e: ExperimentResult) -> str:
+    m = e.meta
+    return f"{e.name} ({m['model']}, {m['features'] + (' beat' if m['beat'] else '')})"
 
 
-def measured(results: ReportResults) -> tuple[list[reference.Measured], list[str]]:
-    """The experiments as the pairing sees them, and why the others have no course figures
-    (their data is not the course's)."""
-    kept, excluded = [], []
+def describe_anytime_by_task(results: ReportResults, doc: Document, root: Path) -> None:
+    """One figure per task and metric: every experiment's best validation so far."""
+    groups: dict[tuple[str, str], dict] = {}
     for e in results.experiments:
-        data = e.data
-        why = reference.not_course_data(data.task, data.classes, data.origin == "extracted")
-        if why:
-            excluded.append(f"{e.name} ({data.data_dir}): {why}")
-            continue
-        tested = [t for t in e.tested if t.trial_id == e.row.get("tested_trial")][:1]
-        demo = data.origin == "demo" if data.origin else bool(e.row.get("demo_data"))
-        where = "demo data (synthetic)" if demo else data.data_dir
-        kept.append(
-            reference.Measured(
-                name=f"{e.name} ({e.meta.get('model')})",
-                meta=e.meta,
-                config=tested[0].config if tested else {},
-                runs=[r.metrics for r in tested[0].runs] if tested else [],
-                data=f"{where}, {data.test} test clips" + split_note(data.test_note),
-            )
-        )
-    return kept, excluded
+        if e.anytime is not None and e.anytime.best:
+            key = (e.meta["task"], e.meta["metric"])
+            groups.setdefault(key, {})[experiment_label(e)] = e.anytime
+    if not groups:
+        return
+    doc.heading("Best validation so far, per task")
+    doc.text(
+        "Each sweep's best validation metric found so far, against wall time and against epochs "
+        "trained over all its trials: the earlier a curve flattens, the less its remaining "
+        "budget bought. Per experiment, the same curve with each epoch's value and the epochs "
+        "that running every trial in full would have cost is in its section."
+    )
+    for (task, metric), curves in groups.items():
+        name = f"anytime-{task}-{metric}.png"
+        title = f"{task}: best {metric} so far ({len(curves)} sweeps)"
+        plots.anytime_plot(curves, metric, root / name, title)
+        doc.image(name, f"{task}: best {metric} so far, per experiment")
 
 
-def split_note(test_note: str) -> str:
-    """How the test clips were held out, when not as a labelled test split."""
-    return "" if test_note == "held-out test split" else f" ({test_note})"
+def views_frame(results: ReportResults) -> pd.DataFrame:
+    """One row per experiment comparable with another (same task, target, test metric, data;
+    the data folder in the group's name only when the report has several)."""
+    several = len({e.row["data_dir"] for e in results.experiments}) > 1
 
+    def group(r: dict) -> str:
+        label = r["task"] + (f" {r['target']}" if r.get("target") else "") + f", {r['test_metric']}"
+        return label + (f", data {r['data_dir']}" if several else "")
 
-def view_label(r: reference.Reference) -> str:
-    features = "fused (mel+chroma)" if r.features == "fused" else r.features
-    return f"{features}, {'beat-synced' if r.beat else 'full-length'}"
-
-
-def measured_cell(pair: reference.Pair) -> str:
-    mean = pair.mean
-    if mean is None:
-        return "-"
-    if pair.reference.derived:
-        return f"{mean:.3f}"
-    return f"{format_mean_sd(mean, pair.sd)} (n={len(pair.values)})"
-
-
-def pairs_frame(pairs: list[reference.Pair]) -> pd.DataFrame:
+    groups: dict[str, list[ExperimentResult]] = {}
+    for e in results.experiments:
+        groups.setdefault(group(e.row), []).append(e)
     rows = []
-    for p in pairs:
-        r = p.reference
-        target = r.target + (" (fine-tuned)" if r.task == "transfer" else "")
-        rows.append(
-            {
-                "task": r.task,
-                "model": r.model.upper(),
-                "view": view_label(r),
-                "target": target or "-",
-                "test metric": baselines.metric_label(r.metric.removesuffix(f"_{r.target}")),
-                "course (real FMA)": f"{r.value:g}",
-                "measured here": measured_cell(p),
-                "experiment": ", ".join(p.experiments) or "-",
-                "measured on": p.data or "-",
-                "note": p.note,
-                "course split": r.split,
-            }
-        )
+    for name, experiments in groups.items():
+        for e in experiments if len(experiments) > 1 else []:
+            r, m = e.row, e.meta
+            values = [float(v) for v in r["test_values"]]
+            mean, sd = mean_sd(values) if values else (float("nan"), float("nan"))
+            rows.append(
+                {
+                    "group": name,
+                    "experiment": e.name,
+                    "label": experiment_label(e),
+                    "model": m["model"],
+                    "features": m["features"],
+                    "beat": bool(m["beat"]),
+                    "metric": r["test_metric"],
+                    "mean": mean,
+                    "sd": sd,
+                    "n": len(values),
+                    "trials": r["trials"],
+                    "max_epochs": m.get("max_epochs"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def reference_section(results: ReportResults, doc: Document) -> None:
-    """Every published figure beside the experiment it belongs to; none at all when no
-    experiment ran on the course's data set."""
-    doc.heading("Course reference figures")
-    kept, excluded = measured(results)
-    if not kept:
-        doc.note(
-            "No course figures: they are the course's results on its own data set, and this "
-            "report's data is not that data set (" + "; ".join(excluded) + ")."
-        )
+def overlap_notes(frame: pd.DataFrame) -> list[str]:
+    """Per pair of a group: whether their mean ± sd intervals overlap (one seed: not judged)."""
+    notes = []
+    for _, part in frame.groupby("group", sort=False):
+        for (_, a), (_, b) in combinations(part.iterrows(), 2):
+            pair = f"{a['experiment']} and {b['experiment']}"
+            if np.isnan(a["sd"]) or np.isnan(b["sd"]):
+                notes.append(f"{pair}: one seed, no sd: overlap not judged")
+            else:
+                apart = abs(a["mean"] - b["mean"]) > a["sd"] + b["sd"]
+                notes.append(f"{pair}: the intervals (mean ± sd) {'do not ' * apart}overlap")
+    return notes
+
+
+def describe_views(results: ReportResults, doc: Document, root: Path) -> None:
+    frame = views_frame(results)
+    if frame.empty:
         return
-    doc.note(COURSE_NOTE)
-    if excluded:
-        doc.note(
-            "Not set beside course figures, their data is not the course's: "
-            + "; ".join(excluded)
-            + "."
-        )
-    if any(e.data.origin is None for e in results.experiments):
-        doc.note(
-            "These results predate the record of the data's origin: only genre classes were "
-            "checked against the course's."
-        )
-    doc.table(pairs_frame(reference.pairs(kept)))
+    frame.drop(columns=["label"]).to_csv(root / VIEWS_CSV, index=False)
+    doc.heading("Feature views and models compared (test split)")
+    doc.text(
+        "Experiments of the same task, target, test metric and data folder, side by side: each "
+        "one's tested config, test metric mean ± sd over its seeds. Overlapping intervals mean "
+        f"the difference is within the seeds' spread, not a finding. Data: `{VIEWS_CSV}`."
+    )
+    shown = frame.assign(
+        beat=["yes" if b else "no" for b in frame["beat"]],
+        **{"test mean ± sd": [format_mean_sd(m, s) for m, s in zip(frame["mean"], frame["sd"])]},
+    )
+    columns = ["group", "experiment", "model", "features", "beat", "metric", "test mean ± sd"]
+    doc.table(shown[[*columns, "n", "trials", "max_epochs"]])
+    doc.note("; ".join(overlap_notes(frame)) + ".")
+    groups = {g: part for g, part in frame.groupby("group", sort=False)}
+    plots.views_plot(groups, root / VIEWS_PNG, "test metric, mean ± sd over seeds")
+    doc.image(VIEWS_PNG, "test metric mean ± sd per experiment, comparable experiments together")

@@ -1,14 +1,9 @@
-"""Best-config reruns: the winning config retrained with a long budget and K seeds.
-
-As the course did, a rerun trains for up to 1000 epochs with early stopping (patience 10 on the
-validation metric); unlike the course, the K seeds run in parallel as trials of one Ray Tune
-experiment, with the sweep's own trainable and data sharing. Every epoch is checkpointed and
-Ray keeps the best one by the validation metric (of equal scores, the later epoch), which is
-what the test split sees.
+"""Best-config reruns: the winning config retrained with K seeds, a long budget and early
+stopping (as the course did), the seeds as trials of one Ray Tune run. Ray keeps each seed's
+best checkpoint (of equal scores, the later epoch), which the test split sees.
 
 Reruns live in `<experiment>/reruns/<trial>-seeds<K>-epochs<N>-patience<P>/`; a finished one
-(marked by `rerun.json`) is read back with Ray's result API instead of being trained again, and
-an interrupted one is resumed with `Tuner.restore`.
+(`rerun.json`) is read back with Ray's result API, an interrupted one resumed.
 """
 
 from __future__ import annotations
@@ -48,9 +43,7 @@ class SeedRun:
     checkpoint: str | None  # the best-scoring checkpoint folder Ray kept
     best_val: float
     best_epoch: int  # first epoch with best_val (early stopping counts from here)
-    checkpoint_epoch: (
-        int  # epoch of `checkpoint`: best_val too (of equal scores Ray keeps the later)
-    )
+    checkpoint_epoch: int  # epoch of `checkpoint` (of equal scores Ray keeps the later)
     epochs: int
     history: pd.DataFrame
 
@@ -63,12 +56,6 @@ class Rerun:
     reused: bool
     runs: list[SeedRun] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-
-def rerun_key(trial_id: str, settings: RerunSettings) -> str:
-    return (
-        f"{trial_id}-seeds{settings.seeds}-epochs{settings.max_epochs}-patience{settings.patience}"
-    )
 
 
 def rerun_space(trial_config: dict, settings: RerunSettings) -> dict:
@@ -138,11 +125,9 @@ def run_rerun(
     """
     given = config is not None
     config = dict(config) if given else dict(exp.result_of(trial_id).config)
-    root = exp.path / RERUN_DIR
-    key = rerun_key(trial_id, settings)
-    if given:
-        key = f"{trial_id}-{config_digest(config)}-{key.removeprefix(trial_id + '-')}"
-    path = root / key
+    s = settings
+    key = f"seeds{s.seeds}-epochs{s.max_epochs}-patience{s.patience}"
+    path = exp.path / RERUN_DIR / f"{trial_id}-{config_digest(config) + '-' if given else ''}{key}"
     what = f"the {trial_id} config" if given else f"trial {trial_id}"
     if (path / DONE_FILE).exists():
         print(f"  reusing rerun {path}")

@@ -1,24 +1,54 @@
-"""What a report's evaluation found, as plain typed data: the contract between the two steps.
+"""What a report's evaluation found: the typed contract between `evaluate` and `render`.
 
-`evaluate` (reruns, test metrics, baselines: needs Ray, the data and torch) fills these;
-`render` (index.md, index.html, PNGs, CSV/JSON) reads nothing else, so a report can be rebuilt
-from its saved results (`saved`) without training anything.
+Pydantic models, saved by `saved` as results.json; NumPy arrays go to results.npz, referenced
+by name, so a page rebuilt from the saved results equals the first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
+from pydantic_core import PydanticCustomError
 
 from musictune.reporting.options import RerunSettings
 from musictune.training.baselines import Figures
 
-History = dict[str, list[float]]  # column -> per-epoch values (training_iteration, metric, losses)
+History = dict[
+    str, list[int | float]
+]  # column -> per-epoch values (training_iteration, metric, losses)
+ARRAY_KEY = "__array__"
 
 
-@dataclass
-class DataFacts:
+def _array_in(value, info) -> np.ndarray:
+    """An array as built, or a saved reference into the context's .npz arrays."""
+    if isinstance(value, np.ndarray):
+        return value
+    arrays = (info.context or {}).get("arrays", {})
+    if not isinstance(value, dict) or value.get(ARRAY_KEY) not in arrays:
+        raise PydanticCustomError("array", "no array")
+    return arrays[value[ARRAY_KEY]]
+
+
+def _array_out(value: np.ndarray, info) -> dict:
+    """Into the context's arrays (named in the order met), a reference in the JSON."""
+    arrays = info.context["arrays"]
+    name = f"a{len(arrays)}"
+    arrays[name] = value
+    return {ARRAY_KEY: name}
+
+
+Array = Annotated[
+    np.ndarray, PlainValidator(_array_in), PlainSerializer(_array_out, when_used="always")
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+
+class DataFacts(Model):
     """The data view an experiment was tested on, as the page describes it."""
 
     task: str  # genre | regression | multitask
@@ -29,13 +59,10 @@ class DataFacts:
     test_note: str
     classes: list[str]
     targets: list[str]
-    # "demo" (synthetic), "extracted" (`musictune extract`'s manifest in the folder), "layout"
-    # (neither: the course's data or another copy of its layout); None: older results.
-    origin: str | None = None
+    origin: str | None = None  # demo | extracted | layout; None: older results
 
 
-@dataclass
-class SeedTraining:
+class SeedTraining(Model):
     """One rerun seed's training: the per-seed table's columns and its learning curve."""
 
     seed: int
@@ -47,10 +74,7 @@ class SeedTraining:
     history: History
 
 
-@dataclass
-class RerunSummary:
-    """A rerun (K seeds of one config) as the report shows it."""
-
+class RerunSummary(Model):
     path: str
     reused: bool
     seeds: list[SeedTraining]
@@ -58,25 +82,20 @@ class RerunSummary:
     wall_time_s: float | None  # from its rerun.json; None: not marked finished (failed seeds)
 
 
-@dataclass
-class SeedTest:
-    """One checkpoint's test metrics."""
-
+class SeedTest(Model):
     seed: int
     checkpoint: str
     metrics: dict[str, float]
 
 
-@dataclass
-class Pair:
+class Pair(Model):
     """True and predicted values of one affect target, seeds pooled (a scatter plot)."""
 
-    true: np.ndarray
-    predicted: np.ndarray
+    true: Array
+    predicted: Array
 
 
-@dataclass
-class TestedConfig:
+class TestedConfig(Model):
     """One config's test runs (a rerun's seeds, or the sweep's checkpoint) and figure data."""
 
     trial_id: str
@@ -85,8 +104,8 @@ class TestedConfig:
     runs: list[SeedTest]
     rerun: RerunSummary | None = None
     report: str = ""  # classification: scikit-learn's report text, seeds pooled
-    confusion: np.ndarray | None = None  # classification: row-normalised, seeds pooled
-    pairs: dict[str, Pair] = field(default_factory=dict)  # affect: per target
+    confusion: Array | None = None  # classification: row-normalised, seeds pooled
+    pairs: dict[str, Pair] = {}  # affect: per target
 
     @property
     def val_mean(self) -> float:
@@ -96,18 +115,13 @@ class TestedConfig:
         return float(np.mean([s.best_val for s in self.rerun.seeds]))
 
 
-@dataclass
-class PairedDifference:
-    """The tuned best minus the untuned default on the test split, seed by seed.
+class PairedDifference(Model):
+    """The tuned best minus the untuned default on the test split, seed by seed."""
 
-    Both are retrained with the same seeds, so a seed's difference leaves out what that seed did
-    to both; `reporting.noise` says whether the mean difference is within noise.
-    """
-
-    metric: str  # the test metric (macro_f1, spearman_mean, ...), higher is better
-    seeds: list[int]  # the seeds both were tested with
+    metric: str  # the test metric, higher is better
+    seeds: list[int]
     differences: list[float]  # tuned - default, per seed in `seeds`
-    absent: str = ""  # why there is no difference: the default not retrained, no seed in common
+    absent: str = ""  # why there is no difference
 
     @property
     def n(self) -> int:
@@ -119,76 +133,58 @@ class PairedDifference:
 
     @property
     def sd(self) -> float:
-        """Sample sd of the per-seed differences (nan with fewer than two)."""
         return float(np.std(self.differences, ddof=1)) if self.n > 1 else float("nan")
 
 
-@dataclass
-class Comparison:
+class Comparison(Model):
     """The tuned best beside the untuned default and chance on the test split."""
 
     metrics: list[str]  # the table's columns (baselines.shown_metrics)
     seeds: list[int]  # the default's and stratified guessing's seeds
     rows: list[Figures]  # tuned, default, then the chance rows
-    default_config: dict  # the untuned default's hyperparameters as shown
-    default_described: str  # baselines.describe_default: the values replacing the tuned ones
-    default: TestedConfig | None = None  # the default's rerun; None when not retrained
+    default_config: dict
+    default_described: str  # the values replacing the tuned ones
+    default: TestedConfig | None = None  # None: not retrained
     paired: PairedDifference | None = None  # None: results saved before it was computed
 
 
-@dataclass
-class FeatureMaps:
-    """What a tested CNN's first two conv blocks respond to, for a few test clips.
+class FeatureMaps(Model):
+    """A tested CNN's first conv blocks on a few test clips: per clip, per column, a map."""
 
-    Each map is features x time (low bins first), averaged over the block's channels and
-    shrunk to at most MAP_SHAPE by block means, so results.npz stays small.
-    """
-
-    checkpoint: str  # the tested checkpoint (the first seed's)
+    checkpoint: str
     seed: int
     columns: list[str]  # "input", "block 1 (32 ch)", ...
-    clips: list[str]  # row labels: track id and class or target values
-    maps: list[list[np.ndarray]]  # per clip, per column
+    clips: list[str]
+    maps: list[list[Array]]
 
 
-@dataclass
-class Importance:
-    """How much of the variance in the best validation metric each hyperparameter explains
-    (Optuna's fANOVA over the finished trials), with its spread over bootstrap resamples.
-
-    `absent` says why there is nothing to show (too few trials, nothing varied); then the lists
-    are empty.
-    """
+class Importance(Model):
+    """fANOVA share of each hyperparameter, with its bootstrap spread; `absent`: why none."""
 
     params: list[str]  # most important first
-    importance: list[float]  # on all used trials; sums to 1
-    mean: list[float]  # over the bootstrap resamples
+    importance: list[float]
+    mean: list[float]
     sd: list[float]
-    trials: int  # trials used (finished, with the metric and a config in the space)
-    stopped_early: int  # of those, trials that ended before max_epochs (ASHA or patience)
-    resamples: int  # bootstrap resamples that gave a fit (a constant resample gives none)
+    trials: int
+    stopped_early: int
+    resamples: int
     evaluator: str
     absent: str = ""
 
 
-@dataclass
-class AnytimeCurve:
-    """The sweep's best validation metric so far, after each reported epoch of any trial,
-    epochs in the order they were reported (all trials pooled)."""
+class AnytimeCurve(Model):
+    """The sweep's best validation so far after each reported epoch, all trials pooled."""
 
-    wall_s: list[float]  # seconds since the first trial began (empty: no timestamps logged)
-    value: list[float]  # that epoch's metric
-    best: list[float]  # best so far (max, or min for a `min` metric)
-    trials: int  # trials that reported at least once
-    max_epochs: int | None  # the sweep's per-trial budget: trials x max_epochs without stopping
+    wall_s: list[float]  # empty: no timestamps logged
+    value: list[float]
+    best: list[float]
+    trials: int
+    max_epochs: int | None
 
 
-@dataclass
-class ExperimentResult:
-    """Everything one experiment's section and summary row need."""
-
+class ExperimentResult(Model):
     name: str
-    path: str  # the experiment's folder in the storage
+    path: str
     meta: dict  # its sweep.json
     trials: str  # its trial table, copied into the report: relative path
     data: DataFacts
@@ -196,20 +192,17 @@ class ExperimentResult:
     curves: dict[str, History]  # learning curves of the best trials, best first
     tested: list[TestedConfig]
     comparison: Comparison
-    row: dict  # the cross-sweep row: one line of summary.csv / summary.json
-    feature_maps: FeatureMaps | None = None  # CNN experiments: their best model's conv blocks
+    row: dict  # one line of summary.csv / summary.json
+    feature_maps: FeatureMaps | None = None
     importance: Importance | None = None  # None: results saved before it was computed
     anytime: AnytimeCurve | None = None
 
 
-@dataclass
-class ReportResults:
-    """One report's evaluation: saved as results.json (+ results.npz) in its folder."""
-
+class ReportResults(Model):
     version: int
-    created: str  # when evaluated, as the page title shows it
+    created: str
     storage: str
-    skipped: list[str]  # experiments not reportable, with the reason
+    skipped: list[str]
     rerun: bool  # False: the sweeps' own checkpoints were tested (--no-rerun)
     settings: RerunSettings
     experiments: list[ExperimentResult]

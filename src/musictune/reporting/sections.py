@@ -1,8 +1,5 @@
-"""One experiment's section of the page, from its saved results: text, tables, PNGs, per-seed CSVs.
-
-Pure rendering: reads the report's own files (the copied trials.csv) and writes into the report
-folder; no Ray, no data, no training.
-"""
+"""One experiment's section of the page, from its saved results: text, tables, PNGs and CSVs
+(per-seed test metrics, `baselines.csv`). Reads only the report's own files."""
 
 from __future__ import annotations
 
@@ -13,21 +10,21 @@ import numpy as np
 import pandas as pd
 
 from musictune.reporting import plots
-from musictune.reporting.comparison import describe_comparison
 from musictune.reporting.experiments import Experiment
-from musictune.reporting.html import Document
+from musictune.reporting.html import Document, figures_cell, format_mean_sd, metric_label
 from musictune.reporting.mattered import describe_what_mattered
-from musictune.reporting.noise import selection_text, val_warning
-from musictune.reporting.results import ExperimentResult, ReportResults, TestedConfig
-from musictune.reporting.seeds import describe_rerun, save_seed_metrics
-from musictune.training.evaluation import format_mean_sd, summary_table
+from musictune.reporting.noise import paragraph, selection_text, val_warning
+from musictune.reporting.results import Comparison, ExperimentResult, ReportResults, TestedConfig
+from musictune.training.baselines import seed_span
+from musictune.training.evaluation import mean_sd
 
 FEATURE_MAPS_PNG = "feature-maps.png"
+BASELINES_CSV = "baselines.csv"  # per experiment: every comparison row's figures, per seed
+SPACE_NAMES = {"loguniform": "log-uniform", "uniform": "uniform", "randint": "integer"}
 
 
 def experiment_view(result: ExperimentResult, folder: Path) -> Experiment:
-    """The saved experiment as an `Experiment` over the report's copy of its trial table (its
-    Ray results are never read here)."""
+    """The saved experiment over the report's copy of its trial table (no Ray)."""
     trials = pd.read_csv(folder / result.trials, dtype={"trial_id": str})
     return Experiment(result.name, Path(result.path), result.meta, trials)
 
@@ -43,11 +40,9 @@ def describe_experiment(report: ReportResults, result: ExperimentResult, root: P
         f"{data.train} train / {data.val} val / {data.test} test clips. "
         f"Command: `{exp.meta.get('command') or '?'}`"
     )
-    warning = val_warning(exp.meta, data)
-    if warning:
+    if warning := val_warning(exp.meta, data):
         doc.note(warning)
-    selection = selection_text(exp.meta, report.rerun)
-    if selection:
+    if selection := selection_text(exp.meta, report.rerun):
         doc.text(selection)
     transfer = exp.meta.get("transfer")
     if isinstance(transfer, dict):
@@ -68,21 +63,19 @@ def describe_experiment(report: ReportResults, result: ExperimentResult, root: P
 
 
 def searched(spec) -> str:
-    """A sweep.json space entry as the page shows it: `log-uniform 4e-05 .. 0.01`, `fixed 64`."""
+    """A sweep.json space entry as shown: `log-uniform 4e-05 .. 0.01`, `fixed 64`."""
     if isinstance(spec, dict) and len(spec) == 1:
         ((kind, args),) = spec.items()
         if kind == "choice" and isinstance(args, list):
             return "choice of " + ", ".join(json.dumps(a) for a in args)
-        names = {"loguniform": "log-uniform", "uniform": "uniform", "randint": "integer"}
-        if kind in names and isinstance(args, list) and len(args) == 2:
+        if kind in SPACE_NAMES and isinstance(args, list) and len(args) == 2:
             high = " (excluded)" if kind == "randint" else ""
-            return f"{names[kind]} {args[0]:.4g} .. {args[1]:.4g}{high}"
+            return f"{SPACE_NAMES[kind]} {args[0]:.4g} .. {args[1]:.4g}{high}"
     return f"fixed {json.dumps(spec, default=str)}"
 
 
 def describe_space(space, doc: Document) -> None:
-    """The search space the sweep used (after --space and --set); older sweeps did not record
-    it, and get nothing."""
+    """The search space the sweep used (older sweeps did not record it: nothing)."""
     if not isinstance(space, dict) or not space:
         return
     doc.text("Search space (as the sweep used it):")
@@ -90,7 +83,7 @@ def describe_space(space, doc: Document) -> None:
 
 
 def describe_trials(exp: Experiment, result: ExperimentResult, doc: Document, folder: Path) -> None:
-    finished = exp.finished_trials
+    finished, value = exp.finished_trials, exp.best_column
     errors = int((exp.trials["status"] == "ERROR").sum())
     doc.text(
         f"{len(exp.trials)} trials ({len(finished)} finished, {errors} failed), "
@@ -98,18 +91,11 @@ def describe_trials(exp: Experiment, result: ExperimentResult, doc: Document, fo
         f"up to {exp.meta.get('max_epochs', '?')} epochs; selected by {exp.metric} on the "
         f"validation split. Full trial table: `{result.trials}`."
     )
-    hparams = result.hyperparameters
-    shown = [c for c in hparams if c in finished] + ["epochs", exp.best_column]
-    doc.table(finished[["trial_id", *shown]].head(10))
-    value = exp.best_column
-    if hparams:
-        plots.hyperparameter_scatter(
-            finished,
-            [h for h in hparams if h in finished],
-            value,
-            folder / "scatter.png",
-            f"{exp.name}: {value} per trial",
-        )
+    hparams = [c for c in result.hyperparameters if c in finished]
+    doc.table(finished[["trial_id", *hparams, "epochs", value]].head(10))
+    if result.hyperparameters:
+        title = f"{exp.name}: {value} per trial"
+        plots.hyperparameter_scatter(finished, hparams, value, folder / "scatter.png", title)
         caption = f"{value} against each hyperparameter (colour: dropout, marker: layers)"
         doc.image(f"{exp.name}/scatter.png", caption)
     else:
@@ -123,6 +109,20 @@ def describe_trials(exp: Experiment, result: ExperimentResult, doc: Document, fo
             f"{exp.name}: learning curves of the top {n} trials",
         )
         doc.image(f"{exp.name}/curves.png", f"learning curves of the top {n} trials")
+
+
+def summary_table(runs: list[dict[str, float]]) -> pd.DataFrame:
+    """metric, mean, sd and n over the runs, one row per metric."""
+    rows = []
+    for key in runs[0]:
+        mean, sd = mean_sd([r[key] for r in runs])
+        rows.append({"metric": key, "mean": mean, "sd": sd, "n": len(runs)})
+    return pd.DataFrame(rows)
+
+
+def mean_sd_table(first: str, names, summary: pd.DataFrame, head: str) -> pd.DataFrame:
+    cells = [format_mean_sd(m, s) for m, s in zip(summary["mean"], summary["sd"])]
+    return pd.DataFrame({first: names, head: cells})
 
 
 def describe_test(
@@ -151,52 +151,23 @@ def describe_test(
         describe_rerun(exp, t, doc, folder)
     summary = summary_table([r.metrics for r in t.runs])
     main = summary[~summary["metric"].str.startswith("f1_")]
-    data = result.data
-    doc.text(f"Test split ({data.test_note}, {data.test} clips): mean ± sd over seeds.")
-    doc.table(
-        pd.DataFrame(
-            {
-                "test metric": main["metric"],
-                "mean ± sd": [format_mean_sd(m, s) for m, s in zip(main["mean"], main["sd"])],
-                "n": main["n"],
-            }
-        )
+    doc.text(
+        f"Test split ({result.data.test_note}, {result.data.test} clips): mean ± sd over seeds."
     )
+    doc.table(mean_sd_table("test metric", main["metric"], main, "mean ± sd").assign(n=main["n"]))
     save_seed_metrics(exp, t, folder / f"{t.trial_id}-test.csv")
-    if exp.head_task == "genre":
-        describe_classification(exp, result, t, summary, doc, folder)
-    else:
+    if exp.task != "genre":
         describe_regression(exp, t, doc, folder)
-
-
-def describe_classification(
-    exp: Experiment,
-    result: ExperimentResult,
-    t: TestedConfig,
-    summary: pd.DataFrame,
-    doc: Document,
-    folder: Path,
-) -> None:
+        return
     per_class = summary[summary["metric"].str.startswith("f1_")]
-    doc.table(
-        pd.DataFrame(
-            {
-                "class": per_class["metric"].str.removeprefix("f1_"),
-                "F1 mean ± sd": [
-                    format_mean_sd(m, s) for m, s in zip(per_class["mean"], per_class["sd"])
-                ],
-            }
-        )
-    )
+    classes = per_class["metric"].str.removeprefix("f1_")
+    doc.table(mean_sd_table("class", classes, per_class, "F1 mean ± sd"))
     doc.text("scikit-learn classification report (predictions of all seeds pooled):")
     doc.pre(t.report)
-    plots.confusion_matrix_plot(
-        t.confusion,
-        tuple(result.data.classes),
-        folder / f"{t.trial_id}-confusion.png",
-        f"{exp.name}: normalised confusion matrix (test)",
-    )
-    doc.image(f"{exp.name}/{t.trial_id}-confusion.png", "normalised confusion matrix (rows: true)")
+    png = f"{t.trial_id}-confusion.png"
+    title = f"{exp.name}: normalised confusion matrix (test)"
+    plots.confusion_matrix_plot(t.confusion, tuple(result.data.classes), folder / png, title)
+    doc.image(f"{exp.name}/{png}", "normalised confusion matrix (rows: true)")
 
 
 def describe_regression(exp: Experiment, t: TestedConfig, doc: Document, folder: Path) -> None:
@@ -204,15 +175,14 @@ def describe_regression(exp: Experiment, t: TestedConfig, doc: Document, folder:
         return metrics.get(f"spearman_{target}", metrics.get("spearman"))
 
     rhos = {target: float(np.mean([rho(r.metrics, target) for r in t.runs])) for target in t.pairs}
+    png = f"{t.trial_id}-scatter-test.png"
     plots.predicted_vs_true(
         {target: (p.true, p.predicted) for target, p in t.pairs.items()},
         rhos,
-        folder / f"{t.trial_id}-scatter-test.png",
+        folder / png,
         f"{exp.name}: predicted vs true (test, seeds pooled)",
     )
-    doc.image(
-        f"{exp.name}/{t.trial_id}-scatter-test.png", "predicted against true on the test split"
-    )
+    doc.image(f"{exp.name}/{png}", "predicted against true on the test split")
 
 
 def describe_feature_maps(
@@ -223,17 +193,133 @@ def describe_feature_maps(
     if maps is None or not maps.clips:
         return
     doc.heading("What the CNN sees", 3)
-    which = "one per class" if exp.head_task == "genre" else "spread over the target's range"
+    which = "one per class" if exp.task == "genre" else "spread over the target's range"
     doc.text(
         f"Mean activation (over channels) of the first conv blocks of the tested checkpoint "
         f"(seed {maps.seed}) for {len(maps.clips)} test clips ({which}), beside the input the "
         "first block receives; features upward, time across; each panel on its own scale."
     )
-    plots.feature_map_grid(
-        maps.columns,
-        maps.clips,
-        maps.maps,
-        folder / FEATURE_MAPS_PNG,
-        f"{exp.name}: what the CNN sees (test clips)",
-    )
+    title = f"{exp.name}: what the CNN sees (test clips)"
+    plots.feature_map_grid(maps.columns, maps.clips, maps.maps, folder / FEATURE_MAPS_PNG, title)
     doc.image(f"{exp.name}/{FEATURE_MAPS_PNG}", "input and mean maps of conv blocks 1 and 2")
+
+
+# --------------------------------------------------------------------------- per seed
+
+
+def describe_rerun(
+    exp: Experiment, t: TestedConfig, doc: Document, folder: Path, curves: bool = True
+) -> None:
+    """Per-seed table (epochs, best epoch, validation and test metrics) and the seeds' curves."""
+    trained = [s for s in t.rerun.seeds if s.tested]
+    rows = [
+        {
+            "seed": s.seed,
+            "epochs": s.epochs,
+            "best epoch": s.best_epoch,
+            "tested epoch": s.checkpoint_epoch,
+            f"best {exp.metric}": s.best_val,
+            **{f"test {k}": v for k, v in run.metrics.items() if not k.startswith("f1_")},
+        }
+        for s, run in zip(trained, t.runs)
+    ]
+    doc.table(pd.DataFrame(rows))
+    if t.rerun.errors:
+        doc.note("Failed seeds (retried on the next report run): " + "; ".join(t.rerun.errors))
+    if t.rerun.wall_time_s is not None:
+        doc.note(f"Rerun folder: {t.rerun.path} (trained in {t.rerun.wall_time_s:.0f} s).")
+    if not curves:
+        return
+    png = f"{t.trial_id}-rerun-curves.png"
+    plots.learning_curves(
+        {f"seed {s.seed}": pd.DataFrame(s.history) for s in t.rerun.seeds},
+        exp.metric,
+        folder / png,
+        f"{exp.name}: reruns of {t.trial_id}",
+    )
+    doc.image(f"{exp.name}/{png}", "rerun learning curves, one per seed")
+
+
+def save_seed_metrics(exp: Experiment, t: TestedConfig, path: Path) -> None:
+    """`<trial>-test.csv`: one row per seed, training summary and every test metric."""
+    trained = {s.seed: s for s in t.rerun.seeds} if t.rerun else {}
+    rows = []
+    for run in t.runs:
+        s = trained.get(run.seed)
+        extra = {}
+        if s:
+            extra = {"epochs": s.epochs, "best_epoch": s.best_epoch}
+            extra |= {"tested_epoch": s.checkpoint_epoch, f"best_{exp.metric}": s.best_val}
+        rows.append({"seed": run.seed, **extra, **run.metrics})
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def describe_comparison(
+    exp: Experiment, result: ExperimentResult, report: ReportResults, doc: Document, folder: Path
+) -> None:
+    """The tuned best against the untuned default and chance, the default's per-seed figures
+    and `baselines.csv`."""
+    c, data, settings = result.comparison, result.data, report.settings
+    doc.heading("Tuned best against baselines (test split)", 3)
+    retrained = (
+        f", retrained with the same seeds {c.seeds}, up to {settings.max_epochs} "
+        f"epochs and patience {settings.patience} as the tuned best."
+        if report.rerun
+        else "; not retrained in a --no-rerun report (no training)."
+    )
+    doc.text(
+        f"Test split ({data.test_note}, {data.test} clips); mean ± sd over seeds. Untuned "
+        f"default: the sweep's config with the defaults of `musictune train` in place of every "
+        f"tuned value ({c.default_described})" + retrained
+    )
+    frame = pd.DataFrame({"": [f.title for f in c.rows], "n": [len(f.runs) for f in c.rows]})
+    for m in c.metrics:
+        frame[f"test {metric_label(m)}"] = [figures_cell(f, m) for f in c.rows]
+    doc.table(frame)
+    if c.paired is not None:
+        doc.text(paragraph(c.paired))
+    elif report.rerun:
+        doc.note(
+            "These results predate the paired difference (tuned − untuned default, seed by "
+            "seed): rebuild the report without --render-only to see it."
+        )
+    doc.note(chance_note(c, data.task))
+    if c.default is not None:
+        doc.text(f"Untuned default, per seed ({json.dumps(c.default_config, default=str)}):")
+        if c.default.runs:
+            describe_rerun(exp, c.default, doc, folder, curves=False)
+            save_seed_metrics(exp, c.default, folder / f"{c.default.trial_id}-test.csv")
+        else:
+            doc.note("No checkpoint to test: " + "; ".join(c.default.rerun.errors))
+    per_seed_frame(c).to_csv(folder / BASELINES_CSV, index=False)
+
+
+def chance_note(c: Comparison, task: str) -> str:
+    return (
+        "Chance rows: scikit-learn's dummy estimators fitted on the training labels only, scored "
+        "with the same metric functions. "
+        + (
+            f"Majority class: always {c.rows[2].note!r}; stratified random: classes drawn in the "
+            f"training proportions, one draw per seed ({seed_span(c.seeds)})."
+            if task == "genre"
+            else "Training mean: every clip gets the training mean of its target, a constant "
+            "prediction, so Spearman's rho is undefined for it (n/a); compare its MSE."
+        )
+    )
+
+
+def per_seed_frame(c: Comparison) -> pd.DataFrame:
+    """`baselines.csv`: one line per row and run (seed blank for the one-run rows)."""
+    per_seed = pd.DataFrame(
+        [
+            {"row": f.key, "label": f.label, "seed": f.seeds[i] if i < len(f.seeds) else None}
+            | {m: run.get(m) for m in c.metrics}
+            for f in c.rows
+            for i, run in enumerate(f.runs)
+        ]
+    )
+    per_seed["seed"] = per_seed["seed"].astype("Int64")
+    return per_seed

@@ -14,6 +14,7 @@ tuned best:
   seeds as the tuned best.
 
 A row of the comparison is a `Figures`: one metric dict per seed (one for deterministic rows).
+Computation only: the report (`musictune.reporting`) and the sweep summary format them.
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ if TYPE_CHECKING:
     from musictune.training.trial import TrialSettings
 
 # torch, scikit-learn and the model registry (torch) are imported by the functions that use them:
-# a --render-only report needs `Figures` and the labels here, and would wait seconds for them.
+# a --render-only report needs `Figures` here, and would wait seconds for them.
 
-UNDEFINED = "n/a (constant)"  # Spearman's rho of a constant prediction
 CHANCE_SEEDS = 3  # stratified guessing in a sweep summary: as many seeds as a report's reruns
 
 
@@ -116,14 +116,6 @@ class Figures:
         sd = float(array.std(ddof=1)) if len(array) > 1 else float("nan")
         return float(array.mean()), sd
 
-    def cell(self, metric: str, digits: int = 3) -> str:
-        mean, sd = self.mean_sd(metric)
-        if mean is None:
-            return UNDEFINED
-        if np.isnan(mean):
-            return "-"
-        return f"{mean:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}")
-
     def as_json(self, metrics: list[str]) -> dict:
         """Strict JSON (null, never NaN): mean, sd and per-run values of each metric."""
 
@@ -160,27 +152,6 @@ def shown_metrics(data: Dataset) -> list[str]:
     if task == "regression":
         return ["spearman", "mse"]
     return [*(f"spearman_{t}" for t in data.targets), "spearman_mean", "mse"]
-
-
-def metric_label(metric: str) -> str:
-    """Column heads: `macro F1`, `MSE`, `Spearman`, `Spearman energy`."""
-    labels = {"macro_f1": "macro F1", "mse": "MSE", "spearman": "Spearman"}
-    if metric.startswith("spearman_"):
-        return "Spearman " + metric.removeprefix("spearman_")
-    return labels.get(metric, metric)
-
-
-def text_table(rows: list[Figures], metrics: list[str]) -> str:
-    """An aligned plain-text table for the console: labels left, figures right."""
-    grid = [["", *map(metric_label, metrics)]] + [
-        [f.title, *(f.cell(m) for m in metrics)] for f in rows
-    ]
-    widths = [max(len(r[i]) for r in grid) for i in range(len(grid[0]))]
-    lines = []
-    for row in grid:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
 
 
 def seed_span(seeds: list[int]) -> str:

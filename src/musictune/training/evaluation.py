@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 if TYPE_CHECKING:
     from musictune.data.dataset import Dataset
@@ -78,22 +77,6 @@ def mean_sd(values) -> tuple[float, float]:
     values = np.asarray(list(values), dtype=float)
     sd = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
     return float(values.mean()), sd
-
-
-def format_mean_sd(mean: float, sd: float, digits: int = 3) -> str:
-    if np.isnan(mean):
-        return "-"
-    return f"{mean:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}")
-
-
-def summary_table(runs: list[dict[str, float]]) -> pd.DataFrame:
-    """metric, mean, sd, n and the per-seed values, one row per metric of the runs' metric dicts."""
-    rows = []
-    for key in runs[0]:
-        values = [r[key] for r in runs]
-        mean, sd = mean_sd(values)
-        rows.append({"metric": key, "mean": mean, "sd": sd, "n": len(values), "values": values})
-    return pd.DataFrame(rows)
 
 
 def classification_details(runs: list[Evaluation], classes: tuple[str, ...]) -> dict:

@@ -14,9 +14,30 @@ from musictune.training.selection import best_epoch_figures, rank_order, selecti
 from musictune.tuning.storage import TRIALS_FILE, is_uri
 
 if TYPE_CHECKING:
+    from musictune.training.baselines import Figures
     from musictune.tuning.plan import SweepPlan
 
 MODE = "max"
+METRIC_LABELS = {"macro_f1": "macro F1", "mse": "MSE", "spearman": "Spearman"}
+
+
+def text_table(rows: list[Figures], metrics: list[str]) -> str:
+    """The comparison as an aligned console table: labels left, mean ± sd right."""
+
+    def cell(f: Figures, metric: str) -> str:
+        mean, sd = f.mean_sd(metric)
+        if mean is None or mean != mean:  # undefined (a constant prediction), or not measured
+            return "n/a (constant)" if mean is None else "-"
+        return f"{mean:.3f}" + ("" if sd != sd else f" ± {sd:.3f}")
+
+    heads = [METRIC_LABELS.get(m, m.replace("spearman_", "Spearman ")) for m in metrics]
+    grid = [["", *heads]] + [[f.title, *(cell(f, m) for m in metrics)] for f in rows]
+    widths = [max(len(r[i]) for r in grid) for i in range(len(grid[0]))]
+    lines = [
+        "  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])])
+        for r in grid
+    ]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def ray_trials(results) -> list:
@@ -287,7 +308,7 @@ def compare_on_test(results, data: Dataset, plan: SweepPlan, meta: dict) -> dict
     default, trained = train_untuned_default(data, plan, meta, config, seed)
     seeds = [seed + i for i in range(baselines.CHANCE_SEEDS)]
     rows = [tuned, default, *baselines.chance_baselines(data, seeds)]
-    print(baselines.text_table(rows, metrics))
+    print(text_table(rows, metrics))
     test = {
         "split": data.test_note,
         "clips": len(data.test),
