@@ -100,6 +100,9 @@ def gpu_row() -> common.Row:
 
 def build(args) -> common.Outcome:
     names = chosen(args.only, args.quick)
+    # Up front, once the options are known to be good: what runs and how long it should take.
+    said = estimate(names, args.quick, args.repeats, Path(args.results))
+    print(f"running {', '.join(names)}; {said}", file=sys.stderr, flush=True)
     folder, extra = common.prepare(args)
     settings = [f"preset {args.preset}", f"data {folder}", f"Ray CPUs {args.cpus}"]
     rows, seeds, took = [], [], []
@@ -128,13 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these")
     args = p.parse_args(argv)
-    names = chosen(args.only, args.quick)
-    print(
-        f"running {', '.join(names)}; "
-        + estimate(names, args.quick, args.repeats, Path(args.results)),
-        file=sys.stderr,
-        flush=True,
-    )
     return common.run_main(build, args, "All benchmarks")
 
 
