@@ -3,6 +3,10 @@
 python sweeps/cnn_regression.py --target valence --samples 50
 python sweeps/cnn_regression.py --target danceability --features fused --full
 python sweeps/cnn_regression.py --smoke-test          # tiny budget (CI)
+
+= `musictune sweep cnn_regression`. It overrides only the preset: task regression, model cnn,
+mel beat-synced, target energy. Every other option is the shared CLI's, with its defaults
+(--help lists them).
 """
 
 from musictune.commands.cli import sweep_main

@@ -2,6 +2,9 @@
 
 python sweeps/cnn_spectrogram.py --samples 100
 python sweeps/cnn_spectrogram.py --smoke-test          # tiny budget (CI)
+
+= `musictune sweep cnn_spectrogram`. It overrides only the preset: task genre, model cnn, mel
+full-length. Every other option is the shared CLI's, with its defaults (--help lists them).
 """
 
 from musictune.commands.cli import sweep_main

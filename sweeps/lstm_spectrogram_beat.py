@@ -2,6 +2,9 @@
 
 python sweeps/lstm_spectrogram_beat.py --samples 100
 python sweeps/lstm_spectrogram_beat.py --smoke-test          # tiny budget (CI)
+
+= `musictune sweep lstm_spectrogram_beat`. It overrides only the preset: task genre, model lstm,
+mel beat-synced. Every other option is the shared CLI's, with its defaults (--help lists them).
 """
 
 from musictune.commands.cli import sweep_main

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -269,3 +270,82 @@ def test_every_package_of_the_library_is_installed():
     inits = src.glob("musictune/**/__init__.py")
     found = {".".join(init.parent.relative_to(src).parts) for init in inits}
     assert found and found | {"trainables"} == listed
+
+
+def parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every parser a user meets: `musictune`, each subcommand, each sweeps/ preset script."""
+    from musictune.commands.cli import preset_parser, subcommands
+    from musictune.tuning.presets import PRESETS
+
+    top = build_parser()
+    found = {"musictune": top, **{f"musictune {n}": p for n, p in subcommands(top).items()}}
+    return found | {f"sweeps/{name}.py": preset_parser(name) for name in PRESETS}
+
+
+def test_help_shows_every_default():
+    """Every option whose default is a value says it in --help (parse only, no run)."""
+    from musictune.options import shown_default
+
+    checked = 0
+    for name, parser in parsers().items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            default = action.default
+            if default is None or default is False or default is argparse.SUPPRESS:
+                continue
+            if action.nargs == 0 or isinstance(action, argparse._SubParsersAction):
+                continue  # a switch (its default is off), or the subcommand choice
+            text = formatter._expand_help(action)
+            assert "default" in text and shown_default(default) in text, (name, action.dest, text)
+            checked += 1
+    assert checked > 100  # sweep alone has ~30; the preset scripts repeat them
+    page = " ".join(parsers()["musictune sweep"].format_help().split())
+    assert "--samples SAMPLES trials (default 20; smoke test 4)" in page  # said once, not twice
+    assert "--reduction-factor REDUCTION_FACTOR ASHA: about 1 in N trials" in page
+    assert "goes on at each rung (default: 3)" in page
+    assert "lowest learning rate (default: 3.98107e-05)" in page  # short, not 17 digits
+
+
+def test_long_commands_group_their_options_by_topic():
+    from dataclasses import fields
+
+    from musictune.commands.lab import LabOptions
+    from musictune.commands.train import TrainOptions
+    from musictune.tuning.options import SweepOptions
+
+    for cls, skip in ((SweepOptions, {"preset"}), (LabOptions, set()), (TrainOptions, set())):
+        grouped = [n for names in cls.OPTION_GROUPS.values() for n in names]
+        options = {f.name for f in fields(cls) if "cli" in f.metadata} - skip
+        assert sorted(grouped) == sorted(options), cls  # each option in exactly one group
+    sweep = parsers()["musictune sweep"].format_help()
+    assert "resources and cluster:\n  --cpus-per-trial" in sweep
+    assert "data and results:\n  --data-dir" in sweep
+    assert "the plan:\n  --budget" in parsers()["musictune lab"].format_help()
+    assert "model knobs (from the model registry):" in parsers()["musictune train"].format_help()
+
+
+def test_version_is_the_installed_package_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"musictune {version('musictune')}\n"
+
+
+def test_each_sweep_script_shows_its_command_and_what_it_overrides():
+    """sweeps/<preset>.py is `musictune sweep <preset>` under its own name; its docstring says
+    so and names what the preset fixes (kept in step with tuning/presets.py)."""
+    import ast
+
+    from musictune.tuning.presets import PRESETS
+
+    scripts = {p.stem for p in (ROOT / "sweeps").glob("*.py")}
+    assert scripts == {*PRESETS, "lab"}
+    for name, preset in PRESETS.items():
+        code = (ROOT / "sweeps" / f"{name}.py").read_text()
+        doc = " ".join(ast.get_docstring(ast.parse(code)).split())
+        assert f"python sweeps/{name}.py" in doc and f"= `musictune sweep {name}`" in doc, name
+        assert f"overrides only the preset: {preset.summary}." in doc, name
+        assert f'sweep_main("{name}")' in code, name
+    assert 'main(["lab", *sys.argv[1:]])' in (ROOT / "sweeps" / "lab.py").read_text()

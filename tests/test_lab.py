@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 
-from musictune.commands.lab import BUDGETS, LabOptions, lab_plan, step_argv
+from musictune.commands.lab import BUDGETS, LabOptions, lab_plan, step_options
 
 
 def sweep_options(step, recipe: str, budget: str = "full"):
-    from musictune.commands.cli import build_parser, sweep_options_from_args
-
     options = LabOptions(budget=budget, recipe=recipe)
-    argv = step_argv(step, options, BUDGETS[budget], "/tmp/results", "/tmp/data")
-    return sweep_options_from_args(build_parser().parse_args(["sweep", *argv]))
+    return step_options(step, options, BUDGETS[budget], "/tmp/results", "/tmp/data")
 
 
 def test_the_plan_runs_the_course_models_with_the_course_settings():
     steps = {s.name: s for s in lab_plan()}
     assert len(steps) == len(lab_plan())  # one experiment per name
     for step in steps.values():
-        argv = " ".join(step.argv)
-        assert "--select-by loss" in argv and "batch_size=64" in argv
+        sweep = sweep_options(step, "course")
+        assert sweep.select_by == "loss" and "batch_size=64" in sweep.sets
+        assert (sweep.preset, sweep.name, sweep.baseline_train) == (step.preset, step.name, False)
         if step.preset != "transfer_energy":
-            assert "--model course_" in argv
-    assert "lr=0.0001" in " ".join(steps["lab-genre-cnn-mel-beat"].argv)
+            assert sweep.model.startswith("course_")
+    assert "lr=0.0001" in steps["lab-genre-cnn-mel-beat"].settings["sets"]
     # The transfer's source runs before it, in the same storage folder.
     names = [s.name for s in lab_plan()]
     assert names.index("lab-genre-cnn-mel-beat") < names.index("lab-transfer-finetuned")
@@ -56,9 +55,18 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
 
     results, reports = tmp_path / "results", tmp_path / "reports"
     argv = ["lab", "--budget", "smoke", "--data-dir", str(demo_tiny), "--storage", str(results)]
+    # Two experiments at a time, each sweep in a Ray task on the test's cluster (2 CPUs).
+    argv += ["--concurrent-experiments", "2"]
     assert main([*argv, "--recipe", "course", "--out", str(reports)]) == 0
+    metas = {s.name: json.loads((results / s.name / "sweep.json").read_text()) for s in lab_plan()}
+    spans = sorted((m["started"], m["finished"]) for m in metas.values())
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), "no two experiments overlapped"
     for step in lab_plan():
-        meta = json.loads((results / step.name / "sweep.json").read_text())
+        meta = metas[step.name]
+        if step.after:  # a transfer starts from its genre sweep's best checkpoint: after it
+            assert meta["started"] > metas[step.after]["finished"], step.name
+            assert meta["transfer"]["source_sweep"] == step.after
+        assert meta["command"] == " ".join(sys.argv)  # the caller's, not the Ray worker's
         assert meta["status"] == "finished" and meta["select_by"] == "loss"
         space, name = meta["space"], step.name
         assert space["batch_size"] == 64
@@ -114,16 +122,12 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
 
 
 def test_lab_passes_resources_and_cluster_options_to_every_sweep():
-    from musictune.commands.cli import build_parser, sweep_options_from_args
-    from musictune.commands.lab import LabOptions, step_argv
-
     options = LabOptions(
         budget="smoke", gpus_per_trial=0.25, max_concurrent=3, address="127.0.0.1:6379", amp=True,
         cpus_per_trial=2, crop=3, folds=4,
     )  # fmt: skip
     for step in lab_plan():
-        argv = step_argv(step, options, BUDGETS["smoke"], "/tmp/results", "/tmp/data")
-        sweep = sweep_options_from_args(build_parser().parse_args(["sweep", *argv]))
+        sweep = step_options(step, options, BUDGETS["smoke"], "/tmp/results", "/tmp/data")
         assert (sweep.gpus_per_trial, sweep.cpus_per_trial, sweep.max_concurrent) == (0.25, 2, 3)
         assert sweep.address == "127.0.0.1:6379" and sweep.amp
         assert (sweep.crop, sweep.folds) == (3, 4)

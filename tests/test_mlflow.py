@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from musictune.commands.cli import build_parser, main, sweep_options_from_args
-from musictune.commands.lab import BUDGETS, LabOptions, lab_plan, step_argv
+from musictune.commands.cli import main
+from musictune.commands.lab import BUDGETS, LabOptions, lab_plan, step_options
 from musictune.errors import UserError
 from musictune.serving.predict import MODEL_FILE
 from musictune.tuning.mlflow_tracking import INSTALL, store
@@ -118,5 +118,4 @@ def test_the_store_is_a_uri_or_a_sqlite_database_in_a_folder(tmp_path):
 def test_the_lab_passes_mlflow_to_every_sweep(given):
     options = LabOptions(budget="smoke", mlflow=given)
     for step in lab_plan():
-        argv = step_argv(step, options, BUDGETS["smoke"], "/tmp/results", "/tmp/data")
-        assert sweep_options_from_args(build_parser().parse_args(["sweep", *argv])).mlflow == given
+        assert step_options(step, options, BUDGETS["smoke"], "/tmp/r", "/tmp/d").mlflow == given

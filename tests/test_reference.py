@@ -1,8 +1,8 @@
 """The course's reference figures against the lab plan: each figure belongs to exactly one lab
 experiment, by task, model kind, feature view, target and (transfer) a fine-tuned backbone.
 
-The lab steps' sweep.json is built by the sweep's own code: `make_plan` on the step's command
-line, then `runner.sweep_meta`. A transfer step needs a finished genre sweep on disk
+The lab steps' sweep.json is built by the sweep's own code: `make_plan` on the step's options
+then `runner.sweep_meta`. A transfer step needs a finished genre sweep on disk
 (`--from-sweep`); here only that lookup is replaced, by one that hands back the source step's
 plan, so the transfer's space (its --set freeze_backbone) and view still come from `make_plan`.
 """
@@ -15,7 +15,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from musictune.commands.cli import build_parser, sweep_options_from_args
 from musictune.commands.lab import lab_plan
 from musictune.reporting import reference
 from musictune.reporting.reference import MODEL_KIND, REFERENCES, Measured, matches, pairs
@@ -43,10 +42,7 @@ def lab_metas(tmp_path_factory) -> dict[str, dict]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(plan_module, "find_source", source)
         for step in lab_plan():
-            argv = ["sweep", step.preset, *step.argv, "--storage", str(storage)]
-            options = sweep_options_from_args(
-                build_parser().parse_args([*argv, "--name", step.name])
-            )
+            options = step.options(storage=str(storage))  # the step's own sweep options
             metas[step.name] = sweep_meta(make_plan(options), NO_DATA, "data", {})
     return metas
 

@@ -337,3 +337,26 @@ def test_with_select_by_loss_the_lowest_loss_ranks_first_then_the_metric():
     ]  # fmt: skip
     assert rank_order(rows, "val_f1", "loss") == [3, 2, 1, 0, 4]
     assert rank_order(rows, "val_f1", "metric") == [0, 3, 2, 1, 4]
+
+
+def test_a_sweep_checks_its_options_once_however_they_were_made(tmp_path, monkeypatch):
+    """`make_plan` is the one check of a sweep's options: a command line parsed by the CLI and
+    a lab step built in Python are each checked once (and a bad value built in Python is still
+    refused there). Counts calls of the real `validate`, which still runs."""
+    from dataclasses import replace
+
+    from musictune.commands.lab import BUDGETS, LabOptions, lab_plan, step_options
+    from musictune.errors import UserError
+    from musictune.tuning.options import SweepOptions
+
+    checked, validate = [], SweepOptions.validate
+    monkeypatch.setattr(SweepOptions, "validate", lambda o: checked.append(o.name) or validate(o))
+    make_plan(sweep_options("lstm_spectrogram", "--storage", str(tmp_path), "--name", "cli"))
+    step = lab_plan()[0]
+    lab = step_options(step, LabOptions(budget="smoke"), BUDGETS["smoke"], str(tmp_path), "d")
+    make_plan(lab)
+    assert checked == ["cli", step.name]
+    with pytest.raises(UserError, match="--samples must be at least 1, got 0"):
+        make_plan(replace(lab, samples=0))
+    with pytest.raises(UserError, match="unknown preset 'nope': choose one of cnn_regression"):
+        make_plan(replace(lab, preset="nope"))

@@ -80,31 +80,50 @@ def option(
 
 
 def add_options(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """Add every option field of dataclass `cls` (except `skip`) to `parser`."""
+    """Add every option field of dataclass `cls` (except `skip`) to `parser`, under the argument
+    groups of `cls.OPTION_GROUPS` ({title: field names}) where it has them, so a long --help
+    reads by topic."""
+    where = _groups(parser, cls)
     for f in fields(cls):
         meta = f.metadata.get("cli")
         if meta is None or f.name in skip:
             continue
+        target = where.get(f.name, parser)
         kwargs = dict(meta["kwargs"])
         if callable(kwargs.get("choices")):
             kwargs["choices"] = kwargs["choices"]()
         default = f.default if f.default is not MISSING else f.default_factory()
         if meta["positional"]:
-            parser.add_argument(f.name, help=meta["help"], **kwargs)
+            target.add_argument(f.name, help=meta["help"], **kwargs)
             continue
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         if isinstance(default, bool) and "type" not in kwargs:
             kwargs["action"] = "store_false" if default else "store_true"
         else:
             kwargs["default"] = default
-        parser.add_argument(flag, dest=f.name, help=meta["help"], **kwargs)
+        target.add_argument(flag, dest=f.name, help=meta["help"], **kwargs)
 
 
-def from_args(cls: type, args: argparse.Namespace, **values: Any):
-    """The dataclass of a parsed command line (`values` fill fields that are not options)."""
+def _groups(parser: argparse.ArgumentParser, cls: type) -> dict[str, Any]:
+    """Field name -> its argument group; a name that is no option of `cls` is a typo here."""
+    groups: dict[str, tuple[str, ...]] = getattr(cls, "OPTION_GROUPS", {})
+    options = {f.name for f in fields(cls) if "cli" in f.metadata}
+    where = {}
+    for title, names in groups.items():
+        unknown = set(names) - options
+        if unknown:
+            raise ValueError(f"{cls.__name__}.OPTION_GROUPS names no option {sorted(unknown)}")
+        group = parser.add_argument_group(title)
+        where |= dict.fromkeys(names, group)
+    return where
+
+
+def from_args(cls: type, args: argparse.Namespace, *, check: bool = True, **values: Any):
+    """The dataclass of a parsed command line (`values` fill fields that are not options);
+    `check=False` leaves `validate()` to whoever runs them (a sweep checks once, in its plan)."""
     names = {f.name for f in fields(cls) if "cli" in f.metadata and hasattr(args, f.name)}
     options = cls(**{n: getattr(args, n) for n in names}, **values)
-    if hasattr(options, "validate"):
+    if check and hasattr(options, "validate"):
         options.validate()
     return options
 
@@ -116,12 +135,41 @@ def first_problem(problems: list[tuple[bool, str]]) -> None:
             raise UserError(message)
 
 
+def shown_default(value: Any) -> str:
+    """A default as --help shows it: floats short (1e-04, not 0.0001000000000000001)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(shown_default(v) for v in value)
+    return str(value)
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """--help names every default that is a value: `(default: X)` after the help, unless the
+    help already says it. Switches and options whose default is "none given" (None) are left
+    alone; their help says what happens without them."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if default is None or default is False or default is argparse.SUPPRESS:
+            return text
+        if action.nargs == 0 or "%(default)" in text:  # a switch, or help that shows it
+            return text
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, "*"):
+            return text  # a required positional has no default to show
+        shown = shown_default(default).replace("%", "%%")  # the help is %-formatted
+        return f"{text} (default: {shown})".lstrip()
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (and still exits 2), and that takes no
-    abbreviations: a typo such as `--sample 3` is an error, not silently `--samples 3`."""
+    """argparse that reports a usage error in one line (and still exits 2), that takes no
+    abbreviations (a typo such as `--sample 3` is an error, not silently `--samples 3`) and
+    whose --help shows every default."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse API

@@ -72,12 +72,11 @@ def sweep_arguments(parser: ArgumentParser, preset: str | None = None) -> None:
 
 
 def sweep_options_from_args(args: argparse.Namespace):
-    """The SweepOptions of a parsed `sweep` command line (checked one option at a time)."""
+    """The SweepOptions of a parsed `sweep` command line. argparse checked each value's type;
+    the checks of the options together run once, when the sweep plans itself (`make_plan`)."""
     from musictune.tuning.options import SweepOptions
-    from musictune.tuning.presets import get_preset
 
-    get_preset(args.preset)
-    return from_args(SweepOptions, args)
+    return from_args(SweepOptions, args, check=False)
 
 
 def run_sweep_command(args: argparse.Namespace) -> None:
@@ -87,9 +86,11 @@ def run_sweep_command(args: argparse.Namespace) -> None:
 
 
 def preset_parser(preset: str) -> ArgumentParser:
-    from musictune.tuning.presets import get_preset
+    from musictune.tuning.presets import PRESETS
 
-    parser = ArgumentParser(prog=f"python sweeps/{preset}.py", description=get_preset(preset).doc)
+    spec = PRESETS[preset]  # a sweeps/ script names its own preset
+    description = f"{spec.doc} ({spec.summary}): `musictune sweep {preset}` under another name."
+    parser = ArgumentParser(prog=f"python sweeps/{preset}.py", description=description)
     sweep_arguments(parser, preset)
     return parser
 
@@ -126,8 +127,8 @@ def add_extract_parser(sub) -> None:
         type=float,
         default=600.0,
         metavar="SECONDS",
-        help="the middle SECONDS of each file, all of it when shorter (default 600: whole "
-        "songs; 30: clips like the course's; 0: whole files however long)",
+        help="the middle SECONDS of each file, all of it when shorter (default %(default)g: "
+        "whole songs; 30: clips like the course's; 0: whole files however long)",
     )
     p.add_argument(
         "--mapping", type=Path, metavar="FILE", help='JSON {"genre": "class" or null} to fold'
@@ -196,10 +197,23 @@ SUBCOMMANDS = [
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="musictune", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     for add in SUBCOMMANDS:
         add(sub)
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version (what pip reports), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("musictune")
+    except PackageNotFoundError:
+        from musictune import __version__
+
+        return __version__
 
 
 def subcommands(parser: ArgumentParser) -> dict[str, ArgumentParser]:

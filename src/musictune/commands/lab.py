@@ -3,6 +3,7 @@
     musictune lab --budget quick                 # = python sweeps/lab.py --budget quick
     musictune lab --budget full --data-dir ~/data/patreco3
     musictune lab --recipe tuned                 # today's searches on the same splits
+    musictune lab --address auto --concurrent-experiments 4     # 4 sweeps at once on a cluster
 
 Each experiment is a preset with the course's own models (`course_lstm`, `course_cnn`), batch 64
 and the best epoch by validation loss. `--recipe course` (the default) uses the course's own
@@ -11,14 +12,18 @@ genre LSTMs only; one model at lr 1e-4 (no dropout) for every CNN, the transfer 
 the affect LSTMs on the course's best genre LSTM config; affect on an 80/20 split of the
 multitask set for 30 epochs. `--recipe tuned` searches every experiment, on the same splits. A
 finished experiment is skipped and a cut one resumed, so running the lab again finishes what is
-missing.
+missing. With --concurrent-experiments N, N experiments share the cluster at a time (each sweep
+in a Ray task of its own); the transfer experiments wait for the genre CNN they start from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import ClassVar
 
 from musictune.options import (
+    first_problem,
     non_negative_float,
     non_negative_int,
     option,
@@ -26,16 +31,30 @@ from musictune.options import (
     positive_int,
 )
 from musictune.tuning.mlflow_tracking import require_mlflow
+from musictune.tuning.options import SweepOptions
 from musictune.tuning.storage import experiment_path, read_sweep_meta, storage_root
 
-COURSE = ("--select-by", "loss", "--set", "batch_size=64", "--scheduler", "fifo")
+# The course's settings as sweep options: the fields `musictune sweep` fills from its flags,
+# fixed config keys as the "KEY=VALUE" texts its --set takes (layers add theirs up).
+COURSE = {"select_by": "loss", "scheduler": "fifo", "sets": ["batch_size=64"]}
 RECIPES = ("course", "tuned")
 # The course trained one model at lr 1e-4 where it searched nothing; its CNN had no dropout.
-COURSE_CNN = ("--set", "lr=0.0001", "--set", "dropout=0.0")
+COURSE_CNN = {"sets": ["lr=0.0001", "dropout=0.0"]}
 # The affect LSTMs reused the best genre LSTM's config, as the course published it.
-COURSE_BEST_LSTM = ("--set", "lr=9.1e-05", "--set", "dropout=0.196", "--set", "num_layers=2")
+COURSE_BEST_LSTM = {"sets": ["lr=9.1e-05", "dropout=0.196", "num_layers=2"]}
 AFFECT_TEST_FRACTION = 0.2  # the course's 80/20 train/evaluation split of the multitask set
 COURSE_AFFECT_EPOCHS = 30  # the course evaluated its affect models after 30 epochs
+TRANSFER_SOURCE = "lab-genre-cnn-mel-beat"  # the genre CNN the transfer experiments start from
+
+
+def layered(*layers: dict) -> dict:
+    """Sweep option values, later layers over earlier ones; their `sets` add up, in order, as
+    repeated --set flags do."""
+    merged: dict = {}
+    for layer in layers:
+        for key, value in layer.items():
+            merged[key] = [*merged.get(key, []), *value] if key == "sets" else value
+    return merged
 
 
 @dataclass(frozen=True)
@@ -59,16 +78,26 @@ BUDGETS = {
 class LabStep:
     name: str  # the experiment's name in the storage folder
     preset: str
-    argv: tuple[str, ...] = ()  # the course's settings for it, as sweep options
+    settings: dict = field(default_factory=dict)  # the course's settings: SweepOptions fields
     single: bool = False  # one model: every searched key fixed, one trial
     affect: bool = False  # on the course's 80/20 split of the multitask set
     epochs: int | None = None  # the course's epochs (a smaller budget's are fewer)
 
-    def budget_argv(self, budget: Budget) -> list[str]:
-        """--samples, --max-epochs (and the affect split) of this step under a budget."""
+    @property
+    def after(self) -> str | None:
+        """The experiment this one starts from (a transfer's genre sweep): it must finish first."""
+        return self.settings.get("from_sweep")
+
+    def options(self, **values) -> SweepOptions:
+        """This step's sweep options: the preset's defaults, as `musictune sweep PRESET` has
+        them, with the course's settings and then `values` over them."""
+        return replace(SweepOptions(preset=self.preset), name=self.name, **self.settings, **values)
+
+    def budget_settings(self, budget: Budget) -> dict:
+        """samples, max_epochs (and the affect split) of this step under a budget."""
         epochs = min(self.epochs or budget.max_epochs, budget.max_epochs)
-        argv = ["--samples", str(1 if self.single else budget.samples), "--max-epochs", str(epochs)]
-        return [*argv, "--test-fraction", f"{AFFECT_TEST_FRACTION:g}"] if self.affect else argv
+        values = {"samples": 1 if self.single else budget.samples, "max_epochs": epochs}
+        return values | ({"test_fraction": AFFECT_TEST_FRACTION} if self.affect else {})
 
 
 def lab_plan(recipe: str = "course") -> list[LabStep]:
@@ -79,34 +108,34 @@ def lab_plan(recipe: str = "course") -> list[LabStep]:
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     course = recipe == "course"
-    lstm = ("--model", "course_lstm", *COURSE)
-    cnn = ("--model", "course_cnn", *COURSE)
-    fixed_cnn = (*cnn, *COURSE_CNN) if course else cnn
-    genre_cnn = fixed_cnn if course else (*cnn, "--set", "lr=0.0001")
-    affect = ("--patience", "0") if course else ()  # the course trained all 30 epochs
-    affect_lstm = (*lstm, *COURSE_BEST_LSTM, *affect) if course else lstm
+    lstm = layered({"model": "course_lstm"}, COURSE)
+    cnn = layered({"model": "course_cnn"}, COURSE)
+    fixed_cnn = layered(cnn, COURSE_CNN) if course else cnn
+    genre_cnn = fixed_cnn if course else layered(cnn, {"sets": ["lr=0.0001"]})
+    affect = {"patience": 0} if course else {}  # the course trained all 30 epochs
+    affect_lstm = layered(lstm, COURSE_BEST_LSTM, affect) if course else lstm
     steps = [
         LabStep("lab-genre-lstm-mel", "lstm_spectrogram", lstm),
         LabStep("lab-genre-lstm-mel-beat", "lstm_spectrogram_beat", lstm),
         LabStep("lab-genre-lstm-chroma", "lstm_chroma", lstm),
         LabStep("lab-genre-lstm-fused", "lstm_fused", lstm),
         LabStep("lab-genre-cnn-mel", "cnn_spectrogram", genre_cnn, single=course),
-        LabStep("lab-genre-cnn-mel-beat", "cnn_spectrogram_beat", genre_cnn, single=course),
+        LabStep(TRANSFER_SOURCE, "cnn_spectrogram_beat", genre_cnn, single=course),
     ]
     one = {"single": course, "affect": True, "epochs": COURSE_AFFECT_EPOCHS if course else None}
     for target in ("valence", "energy", "danceability"):
-        lstm_argv, cnn_argv = (*affect_lstm, "--target", target), (*fixed_cnn, *affect)
+        lstm_settings = layered(affect_lstm, {"target": target})
+        cnn_settings = layered(fixed_cnn, affect, {"target": target})
         steps += [
-            LabStep(f"lab-{target}-lstm", "lstm_regression", lstm_argv, **one),
-            LabStep(f"lab-{target}-cnn", "cnn_regression", (*cnn_argv, "--target", target), **one),
+            LabStep(f"lab-{target}-lstm", "lstm_regression", lstm_settings, **one),
+            LabStep(f"lab-{target}-cnn", "cnn_regression", cnn_settings, **one),
         ]
-    source = ("--from-sweep", "lab-genre-cnn-mel-beat", *COURSE, *affect)
-    source += COURSE_CNN if course else ()
-    finetuned, frozen = ("--set", "freeze_backbone=false"), ("--set", "freeze_backbone=true")
+    source = layered({"from_sweep": TRANSFER_SOURCE}, COURSE, affect, COURSE_CNN if course else {})
+    finetuned, frozen = {"sets": ["freeze_backbone=false"]}, {"sets": ["freeze_backbone=true"]}
     steps += [
-        LabStep("lab-transfer-finetuned", "transfer_energy", (*source, *finetuned), **one),
-        LabStep("lab-transfer-frozen", "transfer_energy", (*source, *frozen), **one),
-        LabStep("lab-multitask", "multitask", (*fixed_cnn, *affect), **one),
+        LabStep("lab-transfer-finetuned", "transfer_energy", layered(source, finetuned), **one),
+        LabStep("lab-transfer-frozen", "transfer_energy", layered(source, frozen), **one),
+        LabStep("lab-multitask", "multitask", layered(fixed_cnn, affect), **one),
     ]
     return steps
 
@@ -163,53 +192,78 @@ class LabOptions:
         const="",
         metavar="URI",
     )
+    concurrent_experiments: int = option(
+        1,
+        "experiments run at once on the cluster (1: one after another); a transfer experiment "
+        f"still waits for {TRANSFER_SOURCE}",
+        type=positive_int,
+        metavar="N",
+    )
+
+    OPTION_GROUPS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "the plan": ("budget", "recipe", "seed", "concurrent_experiments"),
+        "every sweep": ("crop", "folds", "amp"),
+        "resources and cluster": ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "address"),
+        "data and results": ("data_dir", "storage", "out", "mlflow"),
+    }
 
     def validate(self) -> None:
+        n = self.concurrent_experiments
+        first_problem([(n < 1, f"--concurrent-experiments must be at least 1, got {n}")])
         if self.mlflow is not None:
             require_mlflow()  # before any sweep starts
 
 
-def step_argv(step: LabStep, options: LabOptions, budget: Budget, root: str, data: str) -> list:
-    """The sweep command line of one step; `--resume` when a cut run of it is there."""
-    argv = [
-        step.preset, *step.argv, "--name", step.name, "--storage", root, "--data-dir", data,
-        *step.budget_argv(budget),
-        "--seed", str(options.seed), "--cpus-per-trial", f"{options.cpus_per_trial:g}",
-        "--no-baseline-train",
-    ]  # fmt: skip
-    argv += ["--gpus-per-trial", f"{options.gpus_per_trial:g}"] if options.gpus_per_trial else []
-    argv += ["--max-concurrent", str(options.max_concurrent)] if options.max_concurrent else []
-    argv += ["--address", options.address] if options.address else []
-    argv += ["--amp"] if options.amp else []
-    argv += ["--crop", f"{options.crop:g}"] if options.crop else []
-    argv += ["--folds", str(options.folds)] if options.folds else []
-    if options.mlflow is not None:  # "": the default store under the storage folder
-        argv += ["--mlflow", options.mlflow] if options.mlflow else ["--mlflow"]
-    if read_sweep_meta(experiment_path(root, step.name)):
-        argv.append("--resume")
-    return argv
+# Lab options that every sweep takes as they are: the same names as SweepOptions fields.
+PASSED_ON = (
+    "seed", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "address", "amp", "crop",
+    "folds", "mlflow",  # mlflow "": the default store under the storage folder
+)  # fmt: skip
+
+
+def step_options(
+    step: LabStep, options: LabOptions, budget: Budget, root: str, data: str
+) -> SweepOptions:
+    """The sweep options of one step under a budget, with the lab's resources, data and storage;
+    `resume` when a cut run of it is there."""
+    return step.options(
+        **step.budget_settings(budget),
+        **{name: getattr(options, name) for name in PASSED_ON},
+        storage=root,
+        data_dir=data,
+        baseline_train=False,
+        resume=bool(read_sweep_meta(experiment_path(root, step.name))),
+    )
 
 
 def run_steps(options: LabOptions) -> list[str]:
-    """Run every step of the plan not finished yet; return the names of those it ran."""
-    from musictune.commands.cli import build_parser, sweep_options_from_args
+    """Run every step of the plan not finished yet; return the names of those it ran.
+
+    One after another, or with --concurrent-experiments N, N at a time on the cluster (each
+    sweep in a Ray task of its own; a step waits for the experiment it starts from)."""
     from musictune.data.files import resolve_data_dir
+    from musictune.tuning.concurrent import Job, run_concurrently
     from musictune.tuning.runner import run_sweep
 
     budget = BUDGETS[options.budget]
     root = storage_root(options.storage)
     data = str(resolve_data_dir(options.data_dir, budget.demo))
-    steps, ran = lab_plan(options.recipe), []
+    steps, todo = lab_plan(options.recipe), []
     for i, step in enumerate(steps, 1):
-        status = read_sweep_meta(experiment_path(root, step.name)).get("status")
-        if status == "finished":
+        if read_sweep_meta(experiment_path(root, step.name)).get("status") == "finished":
             print(f"lab {i}/{len(steps)}: {step.name} finished earlier: kept")
             continue
-        print(f"\nlab {i}/{len(steps)}: {step.name}", flush=True)
-        argv = ["sweep", *step_argv(step, options, budget, root, data)]
-        run_sweep(sweep_options_from_args(build_parser().parse_args(argv)))
-        ran.append(step.name)
-    return ran
+        label = f"lab {i}/{len(steps)}: {step.name}"
+        # Built when the step starts, so that a cut run of it resumes.
+        options_of = partial(step_options, step, options, budget, root, data)
+        todo.append(Job(step.name, label, options_of, after=step.after))
+    if options.concurrent_experiments > 1:
+        run_concurrently(todo, options.concurrent_experiments, options.address)
+    else:
+        for job in todo:
+            print(f"\n{job.label}", flush=True)
+            run_sweep(job.options())
+    return [job.name for job in todo]
 
 
 def run_lab(options: LabOptions) -> None:

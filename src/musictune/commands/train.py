@@ -13,6 +13,7 @@ import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from musictune.atomic import ensure_writable
 from musictune.audio.features import VIEWS
@@ -37,6 +38,15 @@ WRITABLE_FIX = "choose a folder you can write"
 
 @dataclass
 class TrainOptions:
+    OPTION_GROUPS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "model and data": ("model", "data_dir", "features", "beat", "task", "target"),
+        "training": (
+            "epochs", "lr", "weight_decay", "batch_size", "dropout", "crop", "patience",
+            "select_by", "seed", "device", "overfit",
+        ),
+        "checkpoints": ("checkpoint_dir", "resume"),
+    }  # fmt: skip
+
     model: str = option("lstm", "model family: lstm, cnn, or one of $MUSICTUNE_MODELS")
     data_dir: str | None = option(
         None, "data in the patreco3 layout (default: $MUSICTUNE_DATA, else the demo data set)"
@@ -86,6 +96,7 @@ class TrainOptions:
 
 def add_knob_options(parser: argparse.ArgumentParser) -> None:
     """Every registered family's knobs, each flag once (families may share a knob)."""
+    group = parser.add_argument_group("model knobs (from the model registry)")
     flags: dict[str, list] = {}
     for family in families():
         for knob in family.knobs:
@@ -105,7 +116,7 @@ def add_knob_options(parser: argparse.ArgumentParser) -> None:
         defaults = [f"{f.name} {f.defaults[k.name]}" for f, k in owners]
         shown = [d for d in defaults if not d.endswith(" None")]
         text = f"{knob.help} (default: {', '.join(shown)})" if shown else knob.help
-        parser.add_argument(flag, dest=f"knob_{knob.name}", help=text, **kwargs)
+        group.add_argument(flag, dest=f"knob_{knob.name}", help=text, **kwargs)
 
 
 def add_train_parser(sub) -> None:

@@ -7,6 +7,7 @@ it into a `SweepPlan`, where the options are checked against the preset and each
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from musictune.audio.features import VIEWS
 from musictune.data.dataset import MULTITASK_TEST_FRACTION
@@ -21,7 +22,7 @@ from musictune.options import (
 )
 from musictune.training.selection import PATIENCE, SELECT_BY
 from musictune.tuning.mlflow_tracking import INSTALL, require_mlflow
-from musictune.tuning.presets import PRESETS
+from musictune.tuning.presets import PRESETS, get_preset
 from musictune.tuning.space import DROPOUT_RANGE, LR_RANGE
 
 SMOKE = {"samples": 4, "max_epochs": 2}  # --smoke-test shrinks counts, never the code path
@@ -30,6 +31,25 @@ DEFAULTS = {"samples": 20, "max_epochs": 50}
 
 @dataclass
 class SweepOptions:
+    # --help by topic; an option named in no group is listed under "options".
+    OPTION_GROUPS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "search and schedule": (
+            "samples", "search", "scheduler", "max_epochs", "grace_period", "reduction_factor",
+            "seed", "smoke_test",
+        ),
+        "model, task and view": (
+            "model", "target", "features", "beat", "full", "loss_weights", "tune_loss_weights",
+            "from_sweep",
+        ),
+        "search space": ("sets", "space_file", "lr_min", "lr_max", "dropout_min", "dropout_max"),
+        "training and selection": (
+            "batch_size", "crop", "folds", "test_fraction", "patience", "select_by",
+            "checkpoint_every", "max_failures", "amp", "baseline_train",
+        ),
+        "resources and cluster": ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "address"),
+        "data and results": ("data_dir", "storage", "name", "resume", "mlflow"),
+    }  # fmt: skip
+
     preset: str = option(None, "one of: " + ", ".join(sorted(PRESETS)), positional=True)
     samples: int | None = option(
         None,
@@ -44,11 +64,9 @@ class SweepOptions:
         f"smoke test {SMOKE['max_epochs']})",
         type=positive_int,
     )
-    grace_period: int = option(
-        1, "ASHA: epochs before a trial can be stopped (default 1)", type=positive_int
-    )
+    grace_period: int = option(1, "ASHA: epochs before a trial can be stopped", type=positive_int)
     reduction_factor: int = option(
-        3, "ASHA: about 1 in N trials goes on at each rung (default 3)", type=positive_int
+        3, "ASHA: about 1 in N trials goes on at each rung", type=positive_int
     )
     model: str | None = option(
         None, "model family in place of the preset's: lstm, cnn, or one of $MUSICTUNE_MODELS"
@@ -175,73 +193,76 @@ class SweepOptions:
         self.max_epochs = base["max_epochs"] if self.max_epochs is None else self.max_epochs
 
     def validate(self) -> None:
-        """Checks of one option, or of options against each other; the preset's come later."""
-        lo, hi = self.lr_min, self.lr_max
-        first_problem(
-            [
-                (self.samples < 1, f"--samples must be at least 1, got {self.samples}"),
-                (self.max_epochs < 1, f"--max-epochs must be at least 1, got {self.max_epochs}"),
-                (
-                    self.grace_period < 1,
-                    f"--grace-period must be at least 1, got {self.grace_period}",
-                ),
-                (
-                    self.reduction_factor < 2,
-                    f"--reduction-factor must be at least 2, got {self.reduction_factor}",
-                ),
-                (
-                    self.scheduler == "asha" and self.grace_period > self.max_epochs,
-                    f"--grace-period {self.grace_period} is above --max-epochs "
-                    f"{self.max_epochs}: lower it or raise --max-epochs",
-                ),
-                (
-                    self.cpus_per_trial <= 0,
-                    f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}",
-                ),
-                (
-                    self.gpus_per_trial < 0,
-                    f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}",
-                ),
-                (
-                    self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial),
-                    f"--gpus-per-trial {self.gpus_per_trial}: above 1 it must be a whole number",
-                ),
-                (
-                    self.max_concurrent is not None and self.max_concurrent < 1,
-                    f"--max-concurrent must be at least 1, got {self.max_concurrent}",
-                ),
-                (lo <= 0 or hi <= 0, f"--lr-min/--lr-max must be > 0, got {lo:g} and {hi:g}"),
-                (lo >= hi, f"--lr-min {lo:g} must be below --lr-max {hi:g}"),
-                (
-                    not 0 <= self.dropout_min < self.dropout_max < 1,
-                    "--dropout-min/--dropout-max must satisfy 0 <= min < max < 1, got "
-                    f"{self.dropout_min:g} and {self.dropout_max:g}",
-                ),
-                (
-                    self.max_failures < 0,
-                    f"--max-failures must be >= 0, got {self.max_failures}",
-                ),
-                (
-                    self.beat and self.full,
-                    "--beat and --full contradict each other: give one",
-                ),
-                (
-                    not 0 < self.test_fraction < 1,
-                    f"--test-fraction must lie strictly between 0 and 1, not {self.test_fraction}",
-                ),
-                (
-                    self.folds == 1,
-                    "--folds 1 is one fold, no cross-validation: use --folds 2 or more, "
-                    "or 0 for one train/validation split",
-                ),
-                (
-                    self.batch_size < 1 or self.patience < 0 or self.checkpoint_every < 1,
-                    "--batch-size and --checkpoint-every must be >= 1, --patience >= 0",
-                ),
-            ]
-        )
+        """Checks of one option, or of options against each other, run once per sweep (by
+        `tuning.plan.make_plan`, whether the options came from a command line or were built
+        in Python); the checks against the preset come after, in the plan."""
+        get_preset(self.preset)  # an unknown name fails first, naming the known ones
+        first_problem([*self._budget_problems(), *self._resource_problems()])
+        first_problem([*self._space_problems(), *self._training_problems()])
         if self.mlflow is not None:
             require_mlflow()  # before any data is read or Ray starts
+
+    def _budget_problems(self) -> list[tuple[bool, str]]:
+        return [
+            (self.samples < 1, f"--samples must be at least 1, got {self.samples}"),
+            (self.max_epochs < 1, f"--max-epochs must be at least 1, got {self.max_epochs}"),
+            (self.grace_period < 1, f"--grace-period must be at least 1, got {self.grace_period}"),
+            (
+                self.reduction_factor < 2,
+                f"--reduction-factor must be at least 2, got {self.reduction_factor}",
+            ),
+            (
+                self.scheduler == "asha" and self.grace_period > self.max_epochs,
+                f"--grace-period {self.grace_period} is above --max-epochs "
+                f"{self.max_epochs}: lower it or raise --max-epochs",
+            ),
+        ]
+
+    def _resource_problems(self) -> list[tuple[bool, str]]:
+        gpus = self.gpus_per_trial
+        return [
+            (self.cpus_per_trial <= 0, f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}"),
+            (gpus < 0, f"--gpus-per-trial must be >= 0, got {gpus}"),
+            (
+                gpus > 1 and gpus != int(gpus),
+                f"--gpus-per-trial {gpus}: above 1 it must be a whole number",
+            ),
+            (
+                self.max_concurrent is not None and self.max_concurrent < 1,
+                f"--max-concurrent must be at least 1, got {self.max_concurrent}",
+            ),
+            (self.max_failures < 0, f"--max-failures must be >= 0, got {self.max_failures}"),
+        ]
+
+    def _space_problems(self) -> list[tuple[bool, str]]:
+        lo, hi = self.lr_min, self.lr_max
+        return [
+            (lo <= 0 or hi <= 0, f"--lr-min/--lr-max must be > 0, got {lo:g} and {hi:g}"),
+            (lo >= hi, f"--lr-min {lo:g} must be below --lr-max {hi:g}"),
+            (
+                not 0 <= self.dropout_min < self.dropout_max < 1,
+                "--dropout-min/--dropout-max must satisfy 0 <= min < max < 1, got "
+                f"{self.dropout_min:g} and {self.dropout_max:g}",
+            ),
+        ]
+
+    def _training_problems(self) -> list[tuple[bool, str]]:
+        return [
+            (self.beat and self.full, "--beat and --full contradict each other: give one"),
+            (
+                not 0 < self.test_fraction < 1,
+                f"--test-fraction must lie strictly between 0 and 1, not {self.test_fraction}",
+            ),
+            (
+                self.folds == 1,
+                "--folds 1 is one fold, no cross-validation: use --folds 2 or more, "
+                "or 0 for one train/validation split",
+            ),
+            (
+                self.batch_size < 1 or self.patience < 0 or self.checkpoint_every < 1,
+                "--batch-size and --checkpoint-every must be >= 1, --patience >= 0",
+            ),
+        ]
 
     @property
     def lr_range(self) -> tuple[float, float]:

@@ -20,7 +20,7 @@ from musictune.training.trial import TrialSettings
 from musictune.tuning.cluster import Resources, check_address
 from musictune.tuning.mlflow_tracking import store
 from musictune.tuning.options import SweepOptions
-from musictune.tuning.presets import PRESETS, Preset, get_preset
+from musictune.tuning.presets import PRESETS, Preset
 from musictune.tuning.space import (
     TRAINING_KEYS,
     apply_user_space,
@@ -179,9 +179,10 @@ def _transfer(options: SweepOptions, plan: SweepPlan) -> None:
 
 
 def make_plan(options: SweepOptions) -> SweepPlan:
-    """Check every option against the preset and each other; fail before any data is read."""
+    """Check every option against the preset and each other; fail before any data is read.
+    The one place a sweep's options are checked, however they were made."""
     options.validate()
-    preset = get_preset(options.preset)
+    preset = PRESETS[options.preset]  # validate() refused an unknown name
     check_affect_flags(options, preset)
     target = resolve_target(preset, options.target)
     address = options.address or os.environ.get("RAY_ADDRESS") or None

@@ -17,7 +17,7 @@ from musictune.data.files import resolve_data_dir
 from musictune.tuning.cluster import check_resources, connect
 from musictune.tuning.options import SweepOptions
 from musictune.tuning.plan import SweepPlan, make_plan
-from musictune.tuning.presets import get_preset
+from musictune.tuning.presets import PRESETS
 from musictune.tuning.progress import SweepInterrupted, SweepProgress
 from musictune.tuning.space import describe_space, largest
 from musictune.tuning.storage import (
@@ -137,7 +137,7 @@ def print_start(plan: SweepPlan, data: Dataset, data_dir: str) -> None:
     for line in selection_lines(plan, data):
         print(line)
     if o.model:
-        usual = get_preset(o.preset).model
+        usual = PRESETS[o.preset].model
         print(f"model: {plan.preset.model} (--model; {o.preset} uses {usual})")
     for note in plan.notes:
         print(note)
