@@ -131,3 +131,19 @@ def test_lab_passes_resources_and_cluster_options_to_every_sweep():
         assert (sweep.gpus_per_trial, sweep.cpus_per_trial, sweep.max_concurrent) == (0.25, 2, 3)
         assert sweep.address == "127.0.0.1:6379" and sweep.amp
         assert (sweep.crop, sweep.folds) == (3, 4)
+
+
+@pytest.mark.slow
+def test_concurrent_experiments_end_on_the_sweeps_own_error(ray_local, tmp_path, capsys):
+    """A sweep that fails in its Ray task ends the batch with the sweep's own error (one line
+    at the command line, not Ray's wrapper); a job waiting for it never starts."""
+    from musictune.errors import UserError
+    from musictune.tuning.concurrent import Job, run_concurrently
+    from musictune.tuning.options import SweepOptions
+
+    bad = SweepOptions(preset="lstm_spectrogram", samples=0, storage=str(tmp_path), name="bad")
+    waiting = Job("later", "later", lambda: pytest.fail("started after its source failed"), "bad")
+    with pytest.raises(UserError) as info:
+        run_concurrently([Job("bad", "lab 1/2: bad", lambda: bad), waiting], at_once=2)
+    assert type(info.value) is UserError and str(info.value).startswith("--samples must be")
+    assert "lab 1/2: bad: started" in capsys.readouterr().out
