@@ -2,10 +2,12 @@
 pruner (Hyperband or median), two worker processes sharing one SQLite study, as Optuna's docs run
 it on one machine.
 
-Each worker is this file run again (`--worker`): it builds the very SweepPlan our side runs
-(`make_plan` of the same options), so the search space, fixed config values, epoch budget,
-patience and torch threads (1 per worker, 1 CPU each) are the harness's, loads the data itself,
-then asks the shared study for configurations until the trial budget is used up. Every epoch's
+The benchmark builds the very SweepPlan our side runs (`make_plan` of the same options) and hands
+each worker what it holds: the search space as Optuna distributions, the fixed config values and
+the trial settings (epoch budget, patience, torch threads: 1 per worker, 1 CPU each). Each worker
+is this file run again (`--worker`), importing only Optuna, torch and the training code (no Ray,
+as a user's script would not); it loads the data itself, then asks the shared study for
+configurations until the trial budget is used up. Every epoch's
 validation macro F1 is reported to the pruner and appended, with its wall-clock time, to a
 shared log that the benchmark reads to build the best-so-far curve. The workers' imports and data
 loading count in its wall time, as they do for a user's script.
@@ -13,8 +15,8 @@ loading count in its wall time, as they do for a user's script.
 
 from __future__ import annotations
 
-import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -48,34 +50,49 @@ def make_pruner(name: str, max_epochs: int, grace: int = 1, reduction: int = 3):
     raise ValueError(f"unknown pruner {name!r}: one of {', '.join(PRUNERS)}")
 
 
-def worker(job: dict, index: int) -> None:
-    """One of the workers: ask, train with pruning, tell, until the study holds the budget."""
+def peer_job(options: dict) -> dict:
+    """What every worker needs, from the harness's own plan for these SweepOptions fields."""
     import optuna
-    import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import common
 
-    from musictune.data.dataset import load_task
-    from musictune.training.loop import fit
     from musictune.tuning.plan import make_plan
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    plan = make_plan(common.sweep_options(**job["options"]))
-    settings = plan.settings
-    torch.set_num_threads(settings.threads)
-    preset = plan.preset
-    data = load_task(plan.task, job["options"]["data_dir"], preset.features, preset.beat)
+    plan = make_plan(common.sweep_options(**options))
     space, fixed = distributions(plan.space)
+    return {
+        "space": {k: optuna.distributions.distribution_to_json(v) for k, v in space.items()},
+        "fixed": fixed,
+        "settings": plan.settings,
+        "data": (plan.task, options["data_dir"], plan.preset.features, plan.preset.beat),
+        "samples": options["samples"],
+        "seed": options["seed"],
+    }
+
+
+def worker(job_file: str, index: int) -> None:
+    """One of the workers: ask, train with pruning, tell, until the study holds the budget."""
+    import optuna
+    import torch
+
+    from musictune.data.dataset import load_task
+    from musictune.training.loop import fit
+    from musictune.training.trial import trial_model
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    job = pickle.loads(Path(job_file).read_bytes())
+    settings, fixed = job["settings"], job["fixed"]
+    space = {k: optuna.distributions.json_to_distribution(v) for k, v in job["space"].items()}
+    torch.set_num_threads(settings.threads)
+    data = load_task(*job["data"])
     study = optuna.load_study(
         study_name="peer",
         storage=job["storage"],
-        sampler=optuna.samplers.TPESampler(seed=job["options"]["seed"] * 100 + index),
+        sampler=optuna.samplers.TPESampler(seed=job["seed"] * 100 + index),
         pruner=make_pruner(job["pruner"], settings.max_epochs),
     )
     log = open(job["log"], "a", buffering=1)  # one line per epoch, appended by both workers
-    from musictune.training.trial import trial_model
-
     while True:
         trial = study.ask(space)
         if trial.number >= job["samples"]:  # the other worker took the last one
@@ -110,14 +127,10 @@ def run_peer(options: dict, pruner: str, workers: int, folder: Path) -> tuple[fl
     storage = f"sqlite:///{folder / 'study.db'}"
     optuna.create_study(study_name="peer", storage=storage, direction="maximize")
     log = folder / "epochs.txt"
-    job = {
-        "options": options,
-        "pruner": pruner,
-        "samples": options["samples"],
-        "storage": storage,
-        "log": str(log),
-    }
-    argv = [sys.executable, __file__, "--worker", json.dumps(job)]
+    job = peer_job(options) | {"pruner": pruner, "storage": storage, "log": str(log)}
+    job_file = folder / "job.pkl"
+    job_file.write_bytes(pickle.dumps(job))
+    argv = [sys.executable, __file__, "--worker", str(job_file)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = time.time()
     procs = [
@@ -144,4 +157,4 @@ def read_epochs(log: Path):
 if __name__ == "__main__":
     if sys.argv[1:2] != ["--worker"]:
         sys.exit("optuna_peer.py is run by search_efficiency.py (--worker JOB INDEX)")
-    worker(json.loads(sys.argv[2]), int(sys.argv[3]))
+    worker(sys.argv[2], int(sys.argv[3]))

@@ -262,17 +262,18 @@ def test_search_efficiency_optuna_peers_draw_from_the_harness_space_and_budget(t
     from musictune.tuning.plan import make_plan
 
     base = {"preset": "lstm_spectrogram", "samples": 6, "max_epochs": 4, "seed": 7}
-    base |= {"storage": str(tmp_path)}
+    base |= {"storage": str(tmp_path), "data_dir": str(tmp_path)}
     sides = search_efficiency.side_options(base, cpus=2, repeat=0)
     project = make_plan(sides["project"])
     for name in search_efficiency.PEERS:
-        peer = make_plan(common.sweep_options(**sides[name]))  # what each worker builds
-        space, fixed = optuna_peer.distributions(peer.space)
+        job = optuna_peer.peer_job(sides[name])  # what each worker is handed
+        space = {k: optuna.distributions.json_to_distribution(v) for k, v in job["space"].items()}
+        fixed = job["fixed"]
         searched = {k: v for k, v in project.space.items() if k not in fixed}
         assert space == OptunaSearch.convert_search_space(searched) and space
         assert fixed == {k: v for k, v in project.space.items() if k not in space}
-        assert fixed["seed"] == 7 and peer.options.samples == project.options.samples == 6
-        assert peer.settings == project.settings  # epochs, patience, threads, family
+        assert fixed["seed"] == 7 and job["samples"] == project.options.samples == 6
+        assert job["settings"] == project.settings  # epochs, patience, threads, family
     assert project.settings.threads == 1 and project.settings.max_epochs == 4
     for name in ("tpe_asha", "asha_r2", "course"):
         plan = make_plan(sides[name])
