@@ -331,7 +331,8 @@ def epoch_settings(args: argparse.Namespace, device: str, rows: list[dict]) -> s
         f"{args.batch_size}, 10 classes; {timed}; torch threads {torch.get_num_threads()}; "
         f"epoch = per-batch time x ceil({args.train_clips} / {args.batch_size}) "
         f"({'given' if args.train_clips != ASSUMED_TRAIN_CLIPS else 'assumed'} train clips, "
-        "validation pass not included)"
+        "validation pass not included); peak memory: "
+        + ("torch's CUDA peak of each row" if gpu else "the process's peak so far (ru_maxrss)")
     )
 
 
