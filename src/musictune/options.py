@@ -13,6 +13,7 @@ their help live in one place. Checks that involve several options belong to the 
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import MISSING, field, fields
 from typing import Any
 
@@ -146,8 +147,8 @@ def shown_default(value: Any) -> str:
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
     """--help names every default that is a value: `(default: X)` after the help, unless the
-    help already says it. Switches and options whose default is "none given" (None) are left
-    alone; their help says what happens without them."""
+    help already says it ("default X"). Switches and options whose default is "none given"
+    (None) are left alone; their help says what happens without them."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -158,8 +159,10 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
             return text
         if not action.option_strings and action.nargs not in (argparse.OPTIONAL, "*"):
             return text  # a required positional has no default to show
-        shown = shown_default(default).replace("%", "%%")  # the help is %-formatted
-        return f"{text} (default: {shown})".lstrip()
+        shown = shown_default(default)
+        if re.search(rf"\bdefault:? {re.escape(shown)}(?![\w.])", text):
+            return text  # the help says it already, e.g. "(default 3)"
+        return f"{text} (default: {shown.replace('%', '%%')})".lstrip()  # help is %-formatted
 
 
 class ArgumentParser(argparse.ArgumentParser):
