@@ -1,11 +1,6 @@
-"""What the CNN sees: mean activation maps of a tested CNN's first two conv blocks.
-
-Evaluation-time only (torch): forward hooks on `model.backbone.blocks[0]` and `[1]` (both CNN
-families, and a transfer model's genre backbone, have `.blocks`) record each block's output for
-one test clip at a time, so no clip is padded to another's length. The input column is what the
-first block receives (after course_cnn fits the clip to its frames). Maps are averaged over
-channels and shrunk, and kept in the results so `--render-only` redraws them without torch.
-"""
+"""What the CNN sees: a tested CNN's first two conv blocks (forward hooks on
+`model.backbone.blocks`), one test clip at a time so none is padded, averaged over channels and
+shrunk into the results, so `--render-only` redraws them without torch."""
 
 from __future__ import annotations
 

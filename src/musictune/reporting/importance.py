@@ -29,11 +29,8 @@ TIME_COLUMNS = ("timestamp", "time_total_s")
 
 
 def distributions(space: dict) -> dict[str, BaseDistribution]:
-    """sweep.json's space as Optuna distributions; fixed values are not hyperparameters.
-
-    Choices are labelled by their text (`True`, `64`), matched to the trial table's values by
-    `choice_label`; fANOVA one-hot encodes them, so only their identity matters.
-    """
+    """sweep.json's space as Optuna distributions (fixed values are not hyperparameters);
+    choices labelled by their text, as `choice_label` matches them."""
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
@@ -168,13 +165,9 @@ def bootstrap(trials: list[FrozenTrial], params: list[str]) -> list[dict[str, fl
 
 
 def report_times(frame: pd.DataFrame) -> tuple[np.ndarray, float] | None:
-    """Each report's wall-clock time and the trial's start (seconds since the Unix epoch).
-
-    Ray's `timestamp` is whole seconds, too coarse for short epochs; `time_total_s` is the
-    trial's own precise clock. The start is the latest `timestamp - time_total_s` over the
-    trial's reports (each is a lower bound of it) and each report is placed at start +
-    time_total_s: sub-second, and in order within the trial. None without those columns.
-    """
+    """Each report's wall-clock time and the trial's start: Ray's `timestamp` is whole
+    seconds, so the start is the latest `timestamp - time_total_s` (each a lower bound) and a
+    report sits at start + time_total_s, the trial's precise clock. None without them."""
     if not all(c in frame for c in TIME_COLUMNS):
         return None
     total = frame["time_total_s"].to_numpy(float)

@@ -1,16 +1,8 @@
-"""The course's published test figures, and which experiment each one may stand beside.
-
-The figures are the course lab's (patreco3) on the real FMA data, never measured here. Each is
-matched to an experiment only when everything that decides it agrees: task, model kind, feature
-view (features and beat), target, and for transfer a fine-tuned backbone. An experiment with
-no exact match gets no reference, because a near match (an LSTM beside the CNN's figure, full
-clips beside beat-synced ones) reads as a comparison that was never made.
-
-The measured side is always the same test metric as the figure, from the tested config's
-per-seed test metrics. The regression "mean" rows are not one experiment: they are computed from
-the three single-target experiments of that model kind. Pure data and functions: no Ray, no
-torch, so a `--render-only` page gets the same pairing from saved results.
-"""
+"""The course's published test figures (patreco3, real FMA data, never measured here) and the
+page's section that sets each beside the experiment it belongs to: only an exact match of task,
+model kind, feature view, target (transfer: a fine-tuned backbone) and the same test metric, as
+a near match reads as a comparison never made. Regression "mean" rows come from the three
+single-target experiments."""
 
 from __future__ import annotations
 
@@ -92,9 +84,8 @@ REFERENCES: tuple[Reference, ...] = (
 
 
 def fine_tuned(meta: dict, config: dict | None = None) -> bool | None:
-    """Whether a transfer experiment trained its backbone: the space's fixed freeze_backbone
-    (the lab runs a frozen and a fine-tuned sweep), else the tested config's value (a sweep that
-    tuned it); None when neither says."""
+    """Whether a transfer experiment trained its backbone: the space's fixed freeze_backbone,
+    else the tested config's; None when neither says."""
     fixed = (meta.get("space") or {}).get("freeze_backbone")
     if isinstance(fixed, bool):
         return not fixed
@@ -209,12 +200,8 @@ def pairs(measured: Iterable[Measured]) -> list[Pair]:
 
 
 def not_course_data(task: str, classes: list[str], extracted: bool | None) -> str:
-    """Why an experiment's data is not the course's data set ("" when it may be).
-
-    The manifest that `musictune extract` writes is the reliable sign: an extracted set can be
-    folded into the course's ten class names, and affect data has no classes at all. Genre
-    classes other than the course's ten folded ones also rule it out (a hand-made layout).
-    """
+    """Why an experiment's data is not the course's ("" when it may be): `musictune extract`'s
+    manifest, or genre classes other than the course's ten."""
     if extracted:
         return "made by `musictune extract` (its folder has a musictune.json manifest)"
     if task == "genre" and classes and sorted(classes) != sorted(FMA_CLASSES):
@@ -237,8 +224,7 @@ COURSE_NOTE = (
 
 
 def measured(results: ReportResults) -> tuple[list[Measured], list[str]]:
-    """The experiments as the pairing sees them, and why the others have no course figures
-    (their data is not the course's)."""
+    """The experiments as the pairing sees them, and why the others have no course figures."""
     kept, excluded = [], []
     for e in results.experiments:
         data = e.data
@@ -304,8 +290,7 @@ def pairs_frame(pairs: list[Pair]) -> pd.DataFrame:
 
 
 def reference_section(results: ReportResults, doc: Document) -> None:
-    """Every published figure beside the experiment it belongs to; none at all when no
-    experiment ran on the course's data set."""
+    """Every published figure beside its experiment; none when no data is the course's."""
     doc.heading("Course reference figures")
     kept, excluded = measured(results)
     if not kept:

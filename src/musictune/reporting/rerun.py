@@ -117,12 +117,9 @@ def run_rerun(
     settings: RerunSettings,
     config: dict | None = None,
 ) -> Rerun:
-    """Retrain trial `trial_id`'s config with K seeds, or reuse a finished rerun of it.
-
-    With `config`, that config is retrained instead and `trial_id` only names it (e.g.
-    "default", the untuned default); its folder name carries a hash of the config, so a changed
-    default is trained again rather than read back.
-    """
+    """Retrain trial `trial_id`'s config with K seeds, or reuse a finished rerun of it. With
+    `config`, that config instead (`trial_id` names it, e.g. "default"; a hash of it names the
+    folder, so a changed default is trained again)."""
     given = config is not None
     config = dict(config) if given else dict(exp.result_of(trial_id).config)
     s = settings
