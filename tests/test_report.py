@@ -65,7 +65,14 @@ def reported(ray_local, tmp_path_factory):
         mp.setitem(
             PRESETS,
             "report_multitask",
-            Preset("report_multitask", "multitask", "cnn", "mel", True, "test"),
+            Preset(
+                name="report_multitask",
+                task="multitask",
+                model="cnn",
+                features="mel",
+                beat=True,
+                doc="test",
+            ),
         )
         run_sweep(
             sweep_options(
