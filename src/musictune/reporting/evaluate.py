@@ -108,7 +108,7 @@ def evaluate_experiment(
         origin=data_origin(data_dir),
     )
     tested = []
-    for trial_id in exp.finished_trials.head(options.top)["trial_id"]:
+    for trial_id in exp.best_trials(options.top)["trial_id"]:
         config = shown(exp.result_of(trial_id).config)
         tested.append(test_config(exp, trial_id, data, options, config))
     best = chosen(tested)

@@ -59,12 +59,19 @@ class Experiment:
         return " ".join(p for p in parts if p)
 
     @property
+    def select_by(self) -> str:
+        return self.meta.get("select_by", "metric")
+
+    @property
     def finished_trials(self) -> pd.DataFrame:
         """Trials that ended normally with the metric, best first (`selection.rank_order`)."""
         t = self.trials
         done = t[(t["status"] == "TERMINATED") & t[self.best_column].notna()]
-        select_by = self.meta.get("select_by", "metric")
-        return done.iloc[rank_order(done.to_dict("records"), self.metric, select_by, self.mode)]
+        order = rank_order(done.to_dict("records"), self.metric, self.select_by, self.mode)
+        return done.iloc[order]
+
+    def best_trials(self, n: int = 1) -> pd.DataFrame:
+        return self.finished_trials.head(n)
 
     @cached_property
     def results(self):

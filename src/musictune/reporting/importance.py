@@ -120,18 +120,14 @@ def hyperparameter_importance(
     used = [t for _, t in rows if t is not None]
     epochs = [r.get("epochs") for r, t in rows if t is not None]
     stopped = sum(1 for e in epochs if max_epochs and pd.notna(e) and e < max_epochs)
-    if len(used) < MIN_TRIALS:
-        return absent(
-            f"{len(used)} finished trial(s) in the search space; importance needs at least "
-            f"{MIN_TRIALS}",
-            len(used),
-            stopped,
-        )
     varying = [k for k in dists if len({t.params[k] for t in used}) > 1]
-    if not varying:
-        return absent("no hyperparameter took more than one value", len(used), stopped)
-    if len({t.value for t in used}) < 2:
-        return absent("every trial has the same best value: no variance", len(used), stopped)
+    if len(used) < MIN_TRIALS:
+        why = f"{len(used)} finished trial(s) in the search space; importance needs at least "
+        return absent(why + str(MIN_TRIALS), len(used), stopped)
+    if not varying or len({t.value for t in used}) < 2:
+        why = "no hyperparameter took more than one value" if not varying else ""
+        why = why or "every trial has the same best value: no variance"
+        return absent(why, len(used), stopped)
     whole = fit(used, varying, SEED)
     order = sorted(varying, key=lambda k: -whole[k])
     draws = bootstrap(used, varying)

@@ -62,34 +62,23 @@ def describe_importance(exp: Experiment, result: ExperimentResult, doc: Document
         }
     )
     table.to_csv(folder / f"{IMPORTANCE}.csv", index=False)
+    spread = [format_mean_sd(m, s) for m, s in zip(imp.mean, imp.sd)]
+    shares = [f"{v:.3f}" for v in imp.importance]
+    resampled = f"mean ± sd ({imp.resamples} resamples)"
     doc.table(
-        pd.DataFrame(
-            {
-                "hyperparameter": imp.params,
-                "importance (all trials)": [f"{v:.3f}" for v in imp.importance],
-                f"mean ± sd ({imp.resamples} resamples)": [
-                    format_mean_sd(m, s) for m, s in zip(imp.mean, imp.sd)
-                ],
-            }
-        )
+        pd.DataFrame({"hyperparameter": imp.params, table.columns[1]: shares, resampled: spread})
     )
-    plots.importance_bars(
-        imp, folder / f"{IMPORTANCE}.png", f"{exp.name}: what explains {exp.best_column}"
-    )
+    title = f"{exp.name}: what explains {exp.best_column}"
+    plots.importance_bars(imp, folder / f"{IMPORTANCE}.png", title)
     doc.image(f"{exp.name}/{IMPORTANCE}.png", "hyperparameter importance (fANOVA), mean ± sd")
 
 
-def parallel_table(exp: Experiment, result: ExperimentResult) -> tuple[pd.DataFrame, list[str]]:
-    """The finished trials' varied hyperparameters and best metric, best first: the lines of
-    the parallel coordinates (and parallel.csv)."""
+def describe_parallel(exp: Experiment, result: ExperimentResult, doc: Document, folder: Path):
+    """One line per finished trial, best first, over its varied hyperparameters and metric."""
+    doc.heading("Parallel coordinates of the trials", 3)
     finished = exp.finished_trials
     hparams = [h for h in result.hyperparameters if h in finished]
-    return finished[["trial_id", *hparams, exp.best_column]].reset_index(drop=True), hparams
-
-
-def describe_parallel(exp: Experiment, result: ExperimentResult, doc: Document, folder: Path):
-    doc.heading("Parallel coordinates of the trials", 3)
-    table, hparams = parallel_table(exp, result)
+    table = finished[["trial_id", *hparams, exp.best_column]].reset_index(drop=True)
     if not hparams:
         doc.note("No hyperparameter varied between trials: no parallel coordinates.")
         return
@@ -101,23 +90,10 @@ def describe_parallel(exp: Experiment, result: ExperimentResult, doc: Document, 
         "spans the values tried (lr-like keys on a log scale; choices evenly spaced). Data: "
         f"`{exp.name}/{PARALLEL}.csv`."
     )
-    plots.parallel_coordinates(
-        table,
-        hparams,
-        exp.best_column,
-        exp.mode,
-        folder / f"{PARALLEL}.png",
-        f"{exp.name}: trials in parallel coordinates",
-    )
+    title = f"{exp.name}: trials in parallel coordinates"
+    png = folder / f"{PARALLEL}.png"
+    plots.parallel_coordinates(table, hparams, exp.best_column, exp.mode, png, title)
     doc.image(f"{exp.name}/{PARALLEL}.png", "parallel coordinates, one line per trial")
-
-
-def anytime_frame(result: ExperimentResult) -> pd.DataFrame:
-    c = result.anytime
-    frame = pd.DataFrame({"epochs_trained": np.arange(1, len(c.best) + 1)})
-    if c.wall_s:
-        frame["wall_s"] = c.wall_s
-    return frame.assign(value=c.value, best_so_far=c.best)
 
 
 def anytime_summary(exp: Experiment, result: ExperimentResult) -> str:
@@ -155,11 +131,11 @@ def describe_anytime(exp: Experiment, result: ExperimentResult, doc: Document, f
         + anytime_summary(exp, result)
         + f" Data: `{exp.name}/{ANYTIME}.csv`."
     )
-    anytime_frame(result).to_csv(folder / f"{ANYTIME}.csv", index=False)
-    plots.anytime_plot(
-        {exp.label: result.anytime},
-        exp.metric,
-        folder / f"{ANYTIME}.png",
-        f"{exp.name}: best {exp.metric} so far",
-    )
+    c = result.anytime
+    frame = pd.DataFrame({"epochs_trained": np.arange(1, len(c.best) + 1)})
+    if c.wall_s:
+        frame["wall_s"] = c.wall_s
+    frame.assign(value=c.value, best_so_far=c.best).to_csv(folder / f"{ANYTIME}.csv", index=False)
+    title = f"{exp.name}: best {exp.metric} so far"
+    plots.anytime_plot({exp.label: c}, exp.metric, folder / f"{ANYTIME}.png", title)
     doc.image(f"{exp.name}/{ANYTIME}.png", "best validation so far, by wall time and by epochs")

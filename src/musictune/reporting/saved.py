@@ -23,11 +23,17 @@ def save(results: ReportResults, folder: Path) -> None:
     """results.json (and results.npz if there are arrays) into a report's temporary folder."""
     arrays: dict[str, np.ndarray] = {}
     raw = results.model_dump(context={"arrays": arrays})
-    text = json.dumps(raw, indent=1, default=lambda v: v.item())  # NumPy scalars
+    text = json.dumps(raw, indent=1, default=_plain)
     if arrays:
         with open(folder / ARRAYS_FILE, "wb") as f:
             np.savez_compressed(f, **arrays)
     (folder / RESULTS_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def _plain(value):
+    if isinstance(value, np.generic):  # a NumPy scalar, as its Python value
+        return value.item()
+    raise TypeError(f"cannot save {type(value).__name__} in report results: {value!r}")
 
 
 def saved_files(results: ReportResults, folder: Path) -> list[Path]:
