@@ -1,9 +1,5 @@
-"""One report, one way: experiments -> evaluate -> results (saved) -> render.
-
-A report is built in a hidden temporary folder and renamed to a new dated folder
-(`reports/2026-11-26_120512`) only when complete, never over an earlier one. `--render-only`
-renders an existing report's saved results into a new dated folder the same way.
-"""
+"""Run the pipeline; a report is built in a hidden folder and renamed to a new dated one
+(`reports/2026-11-26_120512`) only when complete, never over an earlier one."""
 
 from __future__ import annotations
 

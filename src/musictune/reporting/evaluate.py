@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from musictune.reporting.featuremaps import CNN_FAMILIES, capture
 from musictune.reporting.importance import anytime_curve, hyperparameter_importance
 from musictune.reporting.noise import judged, paired_difference
 from musictune.reporting.options import ReportOptions
-from musictune.reporting.rerun import DONE_FILE, Rerun, rerun_done, run_rerun, selection_of
+from musictune.reporting.rerun import DONE_FILE, Rerun, run_rerun, selection_of
 from musictune.reporting.results import (
     Comparison,
     DataFacts,
@@ -48,20 +49,11 @@ TOP_CURVES = 5  # learning curves of this many best trials
 CURVE_COLUMNS = ("training_iteration", "train_loss", "val_loss")  # + the metric
 
 
-class DataCache:
-    """Experiments that share a data view load it once."""
-
-    def __init__(self, override: str | None):
-        self.override = override
-        self.loaded: dict[tuple, Dataset] = {}
-
-    def get(self, exp: Experiment) -> Dataset:
-        m = exp.meta
-        key = (m["task"], exp.data_dir(self.override), m["features"], m["beat"], m.get("target"))
-        fraction = m.get("test_fraction", MULTITASK_TEST_FRACTION)
-        if (*key, fraction) not in self.loaded:
-            self.loaded[(*key, fraction)] = load_task(*key, test_fraction=fraction)
-        return self.loaded[(*key, fraction)]
+def data_key(exp: Experiment, override: str | None) -> tuple:
+    """What loads an experiment's data view: experiments that share it load it once."""
+    m = exp.meta
+    view = (m["task"], exp.data_dir(override), m["features"], m["beat"], m.get("target"))
+    return (*view, m.get("test_fraction", MULTITASK_TEST_FRACTION))
 
 
 def evaluate_report(
@@ -72,11 +64,14 @@ def evaluate_report(
     folder: Path,
 ) -> ReportResults:
     """Evaluate every experiment; their trial tables are copied into the report `folder`."""
-    data = DataCache(options.data_dir)
+    loaded: dict[tuple, Dataset] = {}
     evaluated = []
     for exp in experiments:
         print(f"report: {exp.name} ({exp.label}, {len(exp.trials)} trials)", flush=True)
-        evaluated.append(evaluate_experiment(exp, data.get(exp), options, folder))
+        key = data_key(exp, options.data_dir)
+        if key not in loaded:
+            loaded[key] = load_task(*key[:-1], test_fraction=key[-1])
+        evaluated.append(evaluate_experiment(exp, loaded[key], options, folder))
     return ReportResults(
         version=VERSION,
         created=time.strftime("%Y-%m-%d %H:%M"),
@@ -97,16 +92,10 @@ def evaluate_experiment(
     shutil.copyfile(exp.path / TRIALS_FILE, folder / trials)
     data_dir = exp.data_dir(options.data_dir)
     facts = DataFacts(
-        task=data.task,
-        data_dir=data_dir,
-        train=len(data.train),
-        val=len(data.val),
-        test=len(data.test),
-        test_note=data.test_note,
-        classes=list(data.classes),
-        targets=list(data.targets),
-        origin=data_origin(data_dir),
-    )
+        task=data.task, data_dir=data_dir, train=len(data.train), val=len(data.val),
+        test=len(data.test), test_note=data.test_note, classes=list(data.classes),
+        targets=list(data.targets), origin=data_origin(data_dir),
+    )  # fmt: skip
     tested = []
     for trial_id in exp.best_trials(options.top)["trial_id"]:
         config = shown(exp.result_of(trial_id).config)
@@ -115,23 +104,15 @@ def evaluate_experiment(
     comparison = compare_with_baselines(exp, data, best, options)
     histories = exp.histories()
     max_epochs = exp.meta.get("max_epochs")
-    result = ExperimentResult(
-        name=exp.name,
-        path=str(exp.path),
-        meta=exp.meta,
-        trials=trials,
-        data=facts,
-        hyperparameters=exp.hyperparameters(),
-        curves=top_curves(exp, histories),
-        tested=tested,
-        comparison=comparison,
-        row={},
-        feature_maps=feature_maps(exp, best, data),
-        importance=hyperparameter_importance(
-            exp.finished_trials, exp.meta.get("space"), exp.best_column, max_epochs
-        ),
-        anytime=anytime_curve(histories, exp.metric, exp.mode, max_epochs),
+    importance = hyperparameter_importance(
+        exp.finished_trials, exp.meta.get("space"), exp.best_column, max_epochs
     )
+    result = ExperimentResult(
+        name=exp.name, path=str(exp.path), meta=exp.meta, trials=trials, data=facts,
+        hyperparameters=exp.hyperparameters(), curves=top_curves(exp, histories), tested=tested,
+        comparison=comparison, row={}, feature_maps=feature_maps(exp, best, data),
+        importance=importance, anytime=anytime_curve(histories, exp.metric, exp.mode, max_epochs),
+    )  # fmt: skip
     result.row = summary_row(exp, result, best)
     return result
 
@@ -210,7 +191,7 @@ def test_config(
 
 def summarise_rerun(rerun: Rerun, metric: str) -> RerunSummary:
     done = rerun.path / DONE_FILE
-    took = rerun_done(rerun.path).get("wall_time_s", float("nan")) if done.exists() else None
+    took = json.loads(done.read_text()).get("wall_time_s", math.nan) if done.exists() else None
     seeds = [
         SeedTraining(
             seed=r.seed,

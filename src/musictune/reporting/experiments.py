@@ -1,8 +1,5 @@
-"""Finished experiments in a storage folder, read through Ray's own result API.
-
-An experiment is `<storage>/<name>` as `run_sweep` wrote it: `sweep.json` (what was tuned, its
-status), `trials.csv` and Ray's state, read back with `tune.ExperimentAnalysis` / `ResultGrid`.
-"""
+"""Finished experiments in a storage folder (`<storage>/<name>/` as `run_sweep` wrote it:
+sweep.json, trials.csv and Ray's state), read through Ray's own result API."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""Data-set exploration figures, as the course's first lab step did them by hand
-(`python analysis/explore.py`; the lab report's first section): mel and chroma of one clip of
-each of two genres, full and beat-synced; clips per genre before and per class after the
-20 -> 10 mapping; sequence lengths."""
+"""Data-set exploration figures, the course's first lab step (`python analysis/explore.py`; the
+lab report's first section): two genres' clips, clips per genre and class, sequence lengths."""
 
 from __future__ import annotations
 
@@ -23,7 +21,7 @@ from musictune.reporting import plots
 SPLITS = ("train", "test")
 
 
-def _mapped(genres: np.ndarray, mapping: dict | None) -> list[str | None]:
+def mapped(genres: np.ndarray, mapping: dict | None) -> list[str | None]:
     return [str(g) if mapping is None else mapping.get(str(g)) for g in genres]
 
 
@@ -31,7 +29,7 @@ def pick_clips(
     train: dict, beat_ids: set[str] | None, mapping: dict | None, wanted: list[str] | None
 ) -> list[tuple[str, int]]:
     """(class, index) of one clip for each of two different classes, present in both views."""
-    classes = _mapped(train["genres"], mapping)
+    classes = mapped(train["genres"], mapping)
     raw = [str(g) for g in train["genres"]]
     usable = [i for i, t in enumerate(train["ids"]) if beat_ids is None or str(t) in beat_ids]
     if wanted:
@@ -66,19 +64,12 @@ def clip_figure(clips: list[tuple[str, np.ndarray, np.ndarray | None]], path: Pa
                     ax.set_title(f"{label}: no {view} clip")
                 continue
             timed = view == "full"
-            common = {
-                "sr": SAMPLE_RATE,
-                "hop_length": HOP_LENGTH,
-                "x_axis": "time" if timed else None,
-            }
-            image = librosa.display.specshow(
-                array[:N_MELS], y_axis="mel", fmax=SAMPLE_RATE / 2, ax=mel_ax, **common
-            )
-            fig.colorbar(image, ax=mel_ax, format="%+.0f dB")
-            image = librosa.display.specshow(
-                array[N_MELS:], y_axis="chroma", ax=chroma_ax, **common
-            )
-            fig.colorbar(image, ax=chroma_ax)
+            common = dict(sr=SAMPLE_RATE, hop_length=HOP_LENGTH, x_axis="time" if timed else None)
+            show = librosa.display.specshow
+            mel = show(array[:N_MELS], y_axis="mel", fmax=SAMPLE_RATE / 2, ax=mel_ax, **common)
+            fig.colorbar(mel, ax=mel_ax, format="%+.0f dB")
+            chroma = show(array[N_MELS:], y_axis="chroma", ax=chroma_ax, **common)
+            fig.colorbar(chroma, ax=chroma_ax)
             mel_ax.set_title(f"{label}\nmel spectrogram, {view}")
             chroma_ax.set_title(f"{label}\nchromagram, {view}")
             if not timed:
@@ -87,14 +78,12 @@ def clip_figure(clips: list[tuple[str, np.ndarray, np.ndarray | None]], path: Pa
     return plots.save(fig, path)
 
 
-def class_figure(
-    genres: dict[str, np.ndarray], mapping: dict | None, path: Path
-) -> tuple[Path, dict, dict]:
+def class_figure(genres: dict[str, np.ndarray], mapping: dict | None, path: Path) -> tuple:
     """Clips per raw genre and per mapped class (with the dropped ones), train and test."""
     import matplotlib.pyplot as plt
 
     before = {s: Counter(str(g) for g in genres[s]) for s in SPLITS}
-    after = {s: Counter(c or "(dropped)" for c in _mapped(genres[s], mapping)) for s in SPLITS}
+    after = {s: Counter(c or "(dropped)" for c in mapped(genres[s], mapping)) for s in SPLITS}
     fig, axes = plt.subplots(1, 2, figsize=(15, 4.5), layout="constrained")
     for ax, counts, title in (
         (axes[0], before, "before the mapping: FMA genres"),
@@ -113,7 +102,7 @@ def class_figure(
         ax.legend()
         ax.grid(axis="y", alpha=0.3)
     plots.save(fig, path)
-    return path, before, after
+    return before, after
 
 
 def length_figure(lengths: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
@@ -169,17 +158,19 @@ def raw_clip(raw: dict, i: int) -> np.ndarray:
     return raw["frames"][start : start + int(raw["lengths"][i])]
 
 
-def _print_summary(root: Path, target: Path, before: dict, after: dict, clips: list) -> None:
-    total = {s: sum(before[s].values()) for s in SPLITS}
-    kept = {s: total[s] - after[s].get("(dropped)", 0) for s in SPLITS}
-    print(f"data: {root}")
-    print(
-        f"clips: {total['train']} train / {total['test']} test in {len(before['train'])} genres; "
-        f"after the mapping {kept['train']} / {kept['test']} in "
-        f"{len([c for c in after['train'] if c != '(dropped)'])} classes"
-    )
-    print(f"clips compared: {', '.join(c[0] for c in clips)}")
-    print(f"figures: {target}/clips.png, classes.png, lengths.png")
+def figures(views: tuple, folder: Path, genres: list[str] | None, prefix: str = "") -> tuple:
+    """The clip and class figures (and, without a prefix, the lengths) into `folder`; returns
+    the clips compared and the counts before and after the mapping."""
+    _, mapping, full, beat = views
+    clips = clips_to_show(full, beat, mapping, genres)
+    clip_figure(clips, folder / f"{prefix}clips.png")
+    genre = {s: full[s]["genres"] for s in SPLITS}
+    before, after = class_figure(genre, mapping, folder / f"{prefix}classes.png")
+    if not prefix:
+        shown = {"full": full} | ({"beat-synced": beat} if beat is not None else {})
+        lengths = {v: {s: d[s]["lengths"] for s in SPLITS} for v, d in shown.items()}
+        length_figure(lengths, folder / "lengths.png")
+    return clips, before, after
 
 
 def explore(
@@ -190,7 +181,7 @@ def explore(
     """Write the exploration PNGs into a new folder (built aside, renamed when complete)."""
     if genres is not None and len(set(genres)) != 2:
         raise UserError(f"--genres takes two different genres, got {' '.join(genres)}")
-    root, mapping, full, beat = data_views(data_dir)
+    views = data_views(data_dir)
     reports = paths.default_results_dir().parent / "reports"
     target = Path(out).expanduser() if out else reports / time.strftime("explore-%Y-%m-%d_%H%M%S")
     if target.exists():
@@ -198,19 +189,20 @@ def explore(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
     try:
-        clips = clips_to_show(full, beat, mapping, genres)
-        clip_figure(clips, tmp / "clips.png")
-        _, before, after = class_figure(
-            {s: full[s]["genres"] for s in SPLITS}, mapping, tmp / "classes.png"
-        )
-        lengths = {"full": {s: full[s]["lengths"] for s in SPLITS}}
-        if beat is not None:
-            lengths["beat-synced"] = {s: beat[s]["lengths"] for s in SPLITS}
-        length_figure(lengths, tmp / "lengths.png")
+        clips, before, after = figures(views, tmp, genres)
         os.chmod(tmp, 0o755)
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _print_summary(root, target, before, after, clips)
+    total = {s: sum(before[s].values()) for s in SPLITS}
+    kept = {s: total[s] - after[s].get("(dropped)", 0) for s in SPLITS}
+    print(f"data: {views[0]}")
+    print(
+        f"clips: {total['train']} train / {total['test']} test in {len(before['train'])} genres; "
+        f"after the mapping {kept['train']} / {kept['test']} in "
+        f"{len([c for c in after['train'] if c != '(dropped)'])} classes"
+    )
+    print(f"clips compared: {', '.join(c[0] for c in clips)}")
+    print(f"figures: {target}/clips.png, classes.png, lengths.png")
     return target

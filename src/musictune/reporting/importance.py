@@ -1,11 +1,5 @@
-"""What mattered in a sweep, computed at evaluation: hyperparameter importance and the anytime
-curve (best validation so far, all trials pooled).
-
-Importance is Optuna's fANOVA (Hutter et al., 2014) over the trial table as an Optuna study,
-distributions rebuilt from sweep.json's "space", with bootstrap resamples for its spread. Optuna
-uses COMPLETE trials only, so every finished trial (ASHA stops most early) enters as COMPLETE
-with its best value so far; the page says so.
-"""
+"""What mattered in a sweep, computed at evaluation: hyperparameter importance (Optuna's fANOVA
+over the trial table, with bootstrap resamples for its spread) and the anytime curve."""
 
 from __future__ import annotations
 
@@ -29,8 +23,7 @@ TIME_COLUMNS = ("timestamp", "time_total_s")
 
 
 def distributions(space: dict) -> dict[str, BaseDistribution]:
-    """sweep.json's space as Optuna distributions (fixed values are not hyperparameters);
-    choices labelled by their text, as `choice_label` matches them."""
+    """sweep.json's space as Optuna distributions; choices labelled by their text."""
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
@@ -142,8 +135,7 @@ def hyperparameter_importance(
 
 
 def bootstrap(trials: list[FrozenTrial], params: list[str]) -> list[dict[str, float]]:
-    """Importances over RESAMPLES resamples (with replacement) of the trials; a resample whose
-    values are all equal has no variance to split and is left out."""
+    """Importances over RESAMPLES resamples of the trials (those with no variance left out)."""
     rng = np.random.default_rng(SEED)
     draws = []
     for i in range(RESAMPLES):
@@ -172,23 +164,15 @@ def report_times(frame: pd.DataFrame) -> tuple[np.ndarray, float] | None:
 
 
 def pooled_reports(histories: dict[str, pd.DataFrame], metric: str) -> tuple[pd.DataFrame, bool]:
-    """Every report of every trial, in the order they were made (by estimated time; by epoch
-    then trial when a history has no timestamps). Returns (reports, timed)."""
+    """Every report of every trial in the order made (by time; else by epoch, then trial)."""
     parts, starts, timed = [], [], True
     for trial_id, frame in histories.items():
         if metric not in frame or not len(frame):
             continue
         times = report_times(frame)
         timed = timed and times is not None
-        part = pd.DataFrame(
-            {
-                "trial": trial_id,
-                "epoch": frame["training_iteration"].to_numpy()
-                if "training_iteration" in frame
-                else np.arange(1, len(frame) + 1),
-                "value": frame[metric].to_numpy(float),
-            }
-        )
+        epoch, value = frame["training_iteration"].to_numpy(), frame[metric].to_numpy(float)
+        part = pd.DataFrame({"trial": trial_id, "epoch": epoch, "value": value})
         if times is not None:
             part["time"], start = times
             starts.append(start)

@@ -18,11 +18,7 @@ NEAR_ZERO = 0.05  # the final training loss that passes the check
 
 def exploration(data_dir: str | None, folder: Path, doc: Document) -> None:
     """The exploration figures in `folder`, and their section in `doc`."""
-    _, mapping, full, beat = explore.data_views(data_dir)
-    clips = explore.clips_to_show(full, beat, mapping, None)
-    explore.clip_figure(clips, folder / "explore-clips.png")
-    genres = {s: full[s]["genres"] for s in explore.SPLITS}
-    _, before, after = explore.class_figure(genres, mapping, folder / "explore-classes.png")
+    clips, before, after = explore.figures(explore.data_views(data_dir), folder, None, "explore-")
     doc.heading("Lab: data exploration")
     shapes = [
         f"{label}: full {full_clip.shape}, beat-synced "

@@ -1,6 +1,5 @@
-"""What mattered in one sweep: hyperparameter importance, parallel coordinates of the trials
-and the anytime curve, from saved results and the report's trial table; each section writes the
-numbers it drew as a CSV beside its PNG."""
+"""What mattered in one sweep: hyperparameter importance, parallel coordinates and the anytime
+curve; each section writes the numbers it drew as a CSV beside its PNG."""
 
 from __future__ import annotations
 
@@ -53,14 +52,8 @@ def describe_importance(exp: Experiment, result: ExperimentResult, doc: Document
         doc.note(f"No importance for this sweep: {imp.absent}.")
         return
     doc.text(importance_method(exp, result))
-    table = pd.DataFrame(
-        {
-            "hyperparameter": imp.params,
-            "importance (all trials)": imp.importance,
-            "bootstrap mean": imp.mean,
-            "bootstrap sd": imp.sd,
-        }
-    )
+    heads = ["hyperparameter", "importance (all trials)", "bootstrap mean", "bootstrap sd"]
+    table = pd.DataFrame(dict(zip(heads, [imp.params, imp.importance, imp.mean, imp.sd])))
     table.to_csv(folder / f"{IMPORTANCE}.csv", index=False)
     spread = [format_mean_sd(m, s) for m, s in zip(imp.mean, imp.sd)]
     shares = [f"{v:.3f}" for v in imp.importance]
@@ -97,8 +90,7 @@ def describe_parallel(exp: Experiment, result: ExperimentResult, doc: Document, 
 
 
 def anytime_summary(exp: Experiment, result: ExperimentResult) -> str:
-    """When the sweep first had its final best, and what running every trial in full would
-    have cost in epochs."""
+    """When the sweep first had its final best, and what every trial in full would have cost."""
     c = result.anytime
     trained = len(c.best)
     first = next(i for i, b in enumerate(c.best) if b == c.best[-1] or np.isnan(c.best[-1]))

@@ -1,7 +1,5 @@
 """Whether a report's differences are real: the tuned best against the untuned default, paired
-by seed and judged by one stated rule (`RULE`), and a warning when few validation clips chose
-the tuned best (a search on a small split picks what the split's noise favoured). Also the
-report command's top lines. Pure functions of saved results."""
+by seed and judged by `RULE`; a warning when few validation clips chose the tuned best."""
 
 from __future__ import annotations
 
@@ -24,16 +22,18 @@ def paired_difference(
     """Tuned - default of `metric` on the seeds both were tested with (None leaves a seed out)."""
     if absent:
         return PairedDifference(metric=metric, seeds=[], differences=[], absent=absent)
-    seeds = sorted(s for s in tuned.keys() & default.keys() if _value(tuned[s], default[s]))
+
+    def finite(v) -> bool:
+        return isinstance(v, (int, float)) and math.isfinite(v)
+
+    seeds = sorted(
+        s for s in tuned.keys() & default.keys() if finite(tuned[s]) and finite(default[s])
+    )
     if not seeds:
         why = "no seed tested both" if tuned and default else "the untuned default has no result"
         return PairedDifference(metric=metric, seeds=[], differences=[], absent=why)
     differences = [float(tuned[s]) - float(default[s]) for s in seeds]
     return PairedDifference(metric=metric, seeds=seeds, differences=differences)
-
-
-def _value(*values) -> bool:
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
 def judged(p: PairedDifference) -> str:
@@ -57,19 +57,16 @@ def verdict(p: PairedDifference) -> str:
 
 
 def difference_text(p: PairedDifference) -> str:
-    """`+0.012 ± 0.034 (n=2)`, or `-` without a difference."""
-    if not p.n:
-        return "-"
-    sd = "" if math.isnan(p.sd) else f" ± {p.sd:.3f}"
-    return f"{p.mean:+.3f}{sd} (n={p.n})"
+    """`+0.012 ± 0.034` (a difference is measured)."""
+    return f"{p.mean:+.3f}" + ("" if math.isnan(p.sd) else f" ± {p.sd:.3f}")
 
 
 def headline(p: PairedDifference) -> str:
     """`tuned - default test_macro_f1 +0.012 ± 0.034 (n=2, paired seeds [0, 1]): within ...`"""
     if not p.n:
         return f"tuned - default test_{p.metric}: {verdict(p)}"
-    text = difference_text(p).removesuffix(f" (n={p.n})")
-    return f"tuned - default test_{p.metric} {text} (n={p.n}, paired seeds {p.seeds}): {verdict(p)}"
+    text = f"{difference_text(p)} (n={p.n}, paired seeds {p.seeds})"
+    return f"tuned - default test_{p.metric} {text}: {verdict(p)}"
 
 
 def paragraph(p: PairedDifference) -> str:
@@ -79,7 +76,7 @@ def paragraph(p: PairedDifference) -> str:
     per_seed = ", ".join(f"seed {s}: {d:+.3f}" for s, d in zip(p.seeds, p.differences))
     return (
         f"Tuned best − untuned default (test {p.metric}), paired by seed (both retrained with "
-        f"seeds {p.seeds}): {difference_text(p)}, mean ± sd of the per-seed differences "
+        f"seeds {p.seeds}): {difference_text(p)} (n={p.n}), mean ± sd of the per-seed differences "
         f"({per_seed}): **{verdict(p)}**. The rule: {RULE}."
     )
 

@@ -20,6 +20,9 @@ LOG_KEYS = {"lr", "weight_decay"}  # sampled log-uniformly (as are loss weights)
 MARKERS = "os^Dv<>P*X"
 DPI = 100
 TOP = 3  # trials highlighted in the parallel coordinates
+POINT = {"cmap": "viridis", "edgecolors": "k", "linewidths": 0.4}  # a trial in a scatter
+TOP_LINE = {"linewidth": 2.6, "alpha": 1.0, "zorder": 3}  # parallel coordinates: the TOP best
+LINE = {"linewidth": 1.0, "alpha": 0.6, "zorder": 2}  # and the others
 LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1}  # over the lines
 
 
@@ -65,6 +68,7 @@ def hyperparameter_scatter(
     colour = trials["dropout"].to_numpy(float) if "dropout" in trials else None
     layer_key = next((k for k in LAYER_KEYS if k in trials and trials[k].nunique() > 1), None)
     groups = sorted(trials[layer_key].unique()) if layer_key else [None]
+    lo, hi = (None, None) if colour is None else (np.nanmin(colour), np.nanmax(colour))
     rng = np.random.default_rng(0)
     scatter = None
     for ax, key in zip(axes.flat, hparams):
@@ -72,19 +76,12 @@ def hyperparameter_scatter(
         if labels is not None:
             x = x + rng.uniform(-0.12, 0.12, len(x))  # jitter categories so points separate
         for marker, group in zip(MARKERS, groups):
-            mask = np.ones(len(trials), bool) if group is None else trials[layer_key] == group
-            mask = np.asarray(mask)
+            mask = np.asarray(True if group is None else trials[layer_key] == group)
+            mask = np.broadcast_to(mask, len(trials))
+            y, c = trials[value].to_numpy(float)[mask], None if colour is None else colour[mask]
+            label = None if group is None else f"{layer_key}={group}"
             scatter = ax.scatter(
-                x[mask],
-                trials[value].to_numpy(float)[mask],
-                c=None if colour is None else colour[mask],
-                cmap="viridis",
-                vmin=None if colour is None else np.nanmin(colour),
-                vmax=None if colour is None else np.nanmax(colour),
-                marker=marker,
-                edgecolors="k",
-                linewidths=0.4,
-                label=None if group is None else f"{layer_key}={group}",
+                x[mask], y, c=c, vmin=lo, vmax=hi, marker=marker, label=label, **POINT
             )
         if labels is None and logarithmic(key, trials[key].to_numpy(float)):
             ax.set_xscale("log")
@@ -242,31 +239,17 @@ def parallel_coordinates(
     x = np.arange(len(columns))
     for row in reversed(range(len(table))):  # the best last, on top
         top = row < TOP
-        ax.plot(
-            x,
-            lines[row],
-            color=colours[row],
-            linewidth=2.6 if top else 1.0,
-            alpha=1.0 if top else 0.6,
-            zorder=3 if top else 2,
-            label=f"#{row + 1} {table['trial_id'].iloc[row]}" if top else None,
-        )
+        label = f"#{row + 1} {table['trial_id'].iloc[row]}" if top else None
+        ax.plot(x, lines[row], color=colours[row], label=label, **(TOP_LINE if top else LINE))
     ax.set_xticks(x, columns, rotation=20)
     ax.set_yticks([])
     ax.set_xlim(-0.2, len(columns) - 0.4)
     ax.set_ylim(-0.05, 1.05)
     handles, labels = ax.get_legend_handles_labels()  # drawn worst first: list the best first
-    ax.legend(
-        handles[::-1],
-        labels[::-1],
-        fontsize=7,
-        title=f"top {min(TOP, len(table))}",
-        loc="upper left",
-        bbox_to_anchor=(1.0, 1.0),
-    )
-    fig.colorbar(
-        plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=value, shrink=0.8, location="left"
-    )
+    where = {"loc": "upper left", "bbox_to_anchor": (1.0, 1.0)}
+    ax.legend(handles[::-1], labels[::-1], fontsize=7, title=f"top {min(TOP, len(table))}", **where)
+    mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(mappable, ax=ax, label=value, shrink=0.8, location="left")
     ax.set_title(title)
     return save(fig, path)
 
@@ -288,13 +271,8 @@ def anytime_plot(curves: dict[str, AnytimeCurve], metric: str, path: Path, title
             right.scatter(epochs, c.value, s=8, color="grey", alpha=0.5, label="each epoch")
             budget = (c.max_epochs or 0) * c.trials
             if budget > len(c.best):
-                right.axvline(
-                    budget,
-                    color="k",
-                    linestyle="--",
-                    linewidth=1,
-                    label=f"{c.trials} trials x {c.max_epochs} epochs, no early stop",
-                )
+                label = f"{c.trials} trials x {c.max_epochs} epochs, no early stop"
+                right.axvline(budget, color="k", linestyle="--", linewidth=1, label=label)
     if not any(c.wall_s for c in curves.values()):
         left.text(0.5, 0.5, "no timestamps logged", ha="center", transform=left.transAxes)
     left.set(xlabel="wall time since the first trial began (s)", ylabel=f"best {metric} so far")
@@ -315,14 +293,8 @@ def views_plot(groups: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
     )
     for ax, (name, frame) in zip(axes.flat, groups.items()):
         x = np.arange(len(frame))
-        ax.errorbar(
-            x,
-            frame["mean"],
-            yerr=np.nan_to_num(frame["sd"].to_numpy(float)),
-            fmt="o",
-            capsize=5,
-            color="C0",
-        )
+        sd = np.nan_to_num(frame["sd"].to_numpy(float))
+        ax.errorbar(x, frame["mean"], yerr=sd, fmt="o", capsize=5, color="C0")
         ax.set_xticks(x, frame["label"], rotation=20, ha="right")
         ax.set_xlim(-0.6, len(frame) - 0.4)
         ax.set(ylabel=frame["metric"].iloc[0], title=name)

@@ -83,28 +83,17 @@ REFERENCES: tuple[Reference, ...] = (
 # --------------------------------------------------------------------------- matching
 
 
-def fine_tuned(meta: dict, config: dict | None = None) -> bool | None:
-    """Whether a transfer experiment trained its backbone: the space's fixed freeze_backbone,
-    else the tested config's; None when neither says."""
-    fixed = (meta.get("space") or {}).get("freeze_backbone")
-    if isinstance(fixed, bool):
-        return not fixed
-    chosen = (config or {}).get("freeze_backbone")
-    return not chosen if isinstance(chosen, bool) else None
-
-
-def task_of(meta: dict) -> str:
-    """genre | regression | multitask from sweep.json, transfer for a transfer regression."""
-    task = str(meta.get("task", ""))
-    return "transfer" if task == "regression" and meta.get("transfer") else task
-
-
 def matches(meta: dict, config: dict | None = None) -> list[Reference]:
     """The figures an experiment (its sweep.json, its tested config) stands beside; the derived
-    regression means are never matched to a single experiment."""
-    task = task_of(meta)
-    if task == "transfer" and not fine_tuned(meta, config):
-        return []  # the course published the fine-tuned figure only
+    regression means are never matched to a single experiment. Transfer: only a fine-tuned
+    backbone (the space's fixed freeze_backbone, else the tested config's), as published."""
+    task = str(meta.get("task", ""))
+    if task == "regression" and meta.get("transfer"):
+        task = "transfer"
+        frozen = (meta.get("space") or {}).get("freeze_backbone")
+        frozen = frozen if isinstance(frozen, bool) else (config or {}).get("freeze_backbone")
+        if not isinstance(frozen, bool) or frozen:
+            return []
     target = meta.get("target") or ""
     return [
         r
@@ -158,7 +147,8 @@ def measured_pair(ref: Reference, m: Measured) -> Pair:
 def derived_pair(ref: Reference, measured: list[Measured]) -> Pair:
     """A regression mean: the mean of the three single-target experiments' test means, when
     each target has exactly one experiment of that model kind in the report."""
-    singles = {t: single(ref, t) for t in TARGETS}
+    same = [r for r in REFERENCES if (r.task, r.model) == (ref.task, ref.model)]
+    singles = {t: next(r for r in same if r.target == t) for t in TARGETS}
     found = {t: [m for m in measured if r in matches(m.meta, m.config)] for t, r in singles.items()}
     missing = [t for t, ms in found.items() if not ms]
     if missing:
@@ -173,13 +163,6 @@ def derived_pair(ref: Reference, measured: list[Measured]) -> Pair:
     data = "; ".join(dict.fromkeys(m.data for m in chosen.values()))
     names = tuple(m.name for m in chosen.values())
     return Pair(ref, names, tuple(means), data, "mean of the three experiments' test means")
-
-
-def single(mean: Reference, target: str) -> Reference:
-    """The single-target figure of the same task and model kind as a mean row."""
-    same = [r for r in REFERENCES if (r.task, r.model) == (mean.task, mean.model)]
-    (ref,) = [r for r in same if r.target == target]
-    return ref
 
 
 def pairs(measured: Iterable[Measured]) -> list[Pair]:
@@ -235,51 +218,34 @@ def measured(results: ReportResults) -> tuple[list[Measured], list[str]]:
         tested = [t for t in e.tested if t.trial_id == e.row.get("tested_trial")][:1]
         demo = data.origin == "demo" if data.origin else bool(e.row.get("demo_data"))
         where = "demo data (synthetic)" if demo else data.data_dir
+        held_out = "" if data.test_note == "held-out test split" else f" ({data.test_note})"
         kept.append(
             Measured(
                 name=f"{e.name} ({e.meta.get('model')})",
                 meta=e.meta,
                 config=tested[0].config if tested else {},
                 runs=[r.metrics for r in tested[0].runs] if tested else [],
-                data=f"{where}, {data.test} test clips" + split_note(data.test_note),
+                data=f"{where}, {data.test} test clips" + held_out,
             )
         )
     return kept, excluded
 
 
-def split_note(test_note: str) -> str:
-    """How the test clips were held out, when not as a labelled test split."""
-    return "" if test_note == "held-out test split" else f" ({test_note})"
-
-
-def view_label(r: Reference) -> str:
-    features = "fused (mel+chroma)" if r.features == "fused" else r.features
-    return f"{features}, {'beat-synced' if r.beat else 'full-length'}"
-
-
-def measured_cell(pair: Pair) -> str:
-    mean = pair.mean
-    if mean is None:
-        return "-"
-    if pair.reference.derived:
-        return f"{mean:.3f}"
-    return f"{format_mean_sd(mean, pair.sd)} (n={len(pair.values)})"
-
-
 def pairs_frame(pairs: list[Pair]) -> pd.DataFrame:
     rows = []
     for p in pairs:
-        r = p.reference
-        target = r.target + (" (fine-tuned)" if r.task == "transfer" else "")
+        r, mean = p.reference, p.mean
+        measured = "-" if mean is None else f"{format_mean_sd(mean, p.sd)} (n={len(p.values)})"
+        features = "fused (mel+chroma)" if r.features == "fused" else r.features
         rows.append(
             {
                 "task": r.task,
                 "model": r.model.upper(),
-                "view": view_label(r),
-                "target": target or "-",
+                "view": f"{features}, {'beat-synced' if r.beat else 'full-length'}",
+                "target": r.target + (" (fine-tuned)" if r.task == "transfer" else "") or "-",
                 "test metric": metric_label(r.metric.removesuffix(f"_{r.target}")),
                 "course (real FMA)": f"{r.value:g}",
-                "measured here": measured_cell(p),
+                "measured here": f"{mean:.3f}" if r.derived and mean is not None else measured,
                 "experiment": ", ".join(p.experiments) or "-",
                 "measured on": p.data or "-",
                 "note": p.note,

@@ -1,9 +1,5 @@
-"""The render step: a report's pages and files from its saved results alone (no Ray, no data,
-no training), so `--render-only` rebuilds the same page in seconds.
-
-The head: the cross-experiment table, summary.csv / summary.json, anytime curves per task and
-the experiments of one task compared (only those sharing task, target, test metric and data).
-"""
+"""The render step: the pages from saved results alone (no Ray, no data, no training), so
+`--render-only` rebuilds the same page in seconds; here the head of the page and summary files."""
 
 from __future__ import annotations
 
@@ -74,31 +70,23 @@ def method_note(results: ReportResults) -> str:
 
 
 def cross_table(rows: list[dict]) -> pd.DataFrame:
-    def column(make) -> list[str]:
-        return [make(r) for r in rows]
+    def test(r: dict) -> str:
+        return f"{r['test_metric']} {format_mean_sd(r['test_mean'], r['test_sd'])} (n={r['seeds']})"
 
-    return pd.DataFrame(
-        {
-            "experiment": column(lambda r: r["experiment"]),
-            "model": column(lambda r: r["model"]),
-            "features": column(
-                lambda r: r["features"] + (f" ({r['target']})" if r["target"] else "")
-            ),
-            "beat": column(lambda r: "yes" if r["beat"] else "no"),
-            "best validation": column(lambda r: f"{r['metric']} {r['best_val']:.4f}"),
-            "test mean ± sd": column(
-                lambda r: (
-                    f"{r['test_metric']} {format_mean_sd(r['test_mean'], r['test_sd'])}"
-                    f" (n={r['seeds']})"
-                )
-            ),
-            "untuned default (test)": column(default_cell),
-            "tuned − default (paired)": column(paired_cell),
-            "chance (test)": column(chance_cell),
-            "trials": column(lambda r: f"{r['finished_trials']}/{r['trials']}"),
-            "wall time": column(lambda r: f"{r['wall_time_s'] / 60:.1f} min"),
-        }
-    )
+    columns = {
+        "experiment": lambda r: r["experiment"],
+        "model": lambda r: r["model"],
+        "features": lambda r: r["features"] + (f" ({r['target']})" if r["target"] else ""),
+        "beat": lambda r: "yes" if r["beat"] else "no",
+        "best validation": lambda r: f"{r['metric']} {r['best_val']:.4f}",
+        "test mean ± sd": test,
+        "untuned default (test)": default_cell,
+        "tuned − default (paired)": paired_cell,
+        "chance (test)": chance_cell,
+        "trials": lambda r: f"{r['finished_trials']}/{r['trials']}",
+        "wall time": lambda r: f"{r['wall_time_s'] / 60:.1f} min",
+    }
+    return pd.DataFrame({head: [make(r) for r in rows] for head, make in columns.items()})
 
 
 def _mean_sd_cell(row: dict, key: str) -> str:
@@ -115,12 +103,9 @@ def default_cell(row: dict) -> str:
 
 def paired_cell(row: dict) -> str:
     """Tuned - default, paired by seed, and its verdict; `-` for results saved before it."""
-    if "paired_n" not in row:
-        return "-"
-    if not row["paired_n"]:
-        return "not measured"
-    sd = row.get("paired_sd")
-    spread = "" if sd is None or math.isnan(sd) else f" ± {sd:.3f}"
+    if not row.get("paired_n"):
+        return "not measured" if "paired_n" in row else "-"
+    spread = "" if math.isnan(row["paired_sd"]) else f" ± {row['paired_sd']:.3f}"
     return f"{row['paired_mean']:+.3f}{spread} (n={row['paired_n']}), {row['paired_verdict']}"
 
 
@@ -198,7 +183,7 @@ def views_frame(results: ReportResults) -> pd.DataFrame:
                     "n": len(values),
                     "trials": r["trials"],
                     "max_epochs": m.get("max_epochs"),
-                }
+                }  # fmt: skip
             )
     return pd.DataFrame(rows)
 

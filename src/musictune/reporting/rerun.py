@@ -1,14 +1,9 @@
-"""Best-config reruns: the winning config retrained with K seeds, a long budget and early
-stopping (as the course did), the seeds as trials of one Ray Tune run. Ray keeps each seed's
-best checkpoint (of equal scores, the later epoch), which the test split sees.
-
-Reruns live in `<experiment>/reruns/<trial>-seeds<K>-epochs<N>-patience<P>/`; a finished one
-(`rerun.json`) is read back with Ray's result API, an interrupted one resumed.
-"""
+"""Best-config reruns: the winning config retrained with K seeds (trials of one Tune run), a
+long budget and early stopping, as the course did. Reruns live in `<experiment>/reruns/`; a
+finished one (`rerun.json`) is read back with Ray's result API, an interrupted one resumed."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -99,7 +94,7 @@ def collect(grid, meta: dict, trial_id: str, config: dict, path: Path, reused: b
                 checkpoint_epoch=int(metrics.get("training_iteration", 0)),
                 epochs=int(history["training_iteration"].max()),
                 history=history,
-            )
+            )  # fmt: skip
         )
     rerun.runs.sort(key=lambda r: r.seed)
     return rerun
@@ -134,20 +129,13 @@ def run_rerun(
     grid = train_seeds(exp, data, settings, config, path, what)
     rerun = collect(grid, exp.meta, trial_id, config, path, reused=False)
     if not rerun.errors:  # a rerun with failed seeds is tried again next time
-        write_json_atomic(
-            path / DONE_FILE,
-            {
-                "experiment": exp.name,
-                "trial_id": trial_id,
-                "metric": exp.metric,
-                "seeds": [r.seed for r in rerun.runs],
-                "max_epochs": settings.max_epochs,
-                "patience": settings.patience,
-                "wall_time_s": time.time() - started,
-                "finished": time.time(),
-                **({"config": config} if given else {}),
-            },
-        )
+        done = {
+            "experiment": exp.name, "trial_id": trial_id, "metric": exp.metric,
+            "seeds": [r.seed for r in rerun.runs], "max_epochs": settings.max_epochs,
+            "patience": settings.patience, "wall_time_s": time.time() - started,
+            "finished": time.time(), **({"config": config} if given else {}),
+        }  # fmt: skip
+        write_json_atomic(path / DONE_FILE, done)
     return rerun
 
 
@@ -162,14 +150,11 @@ def train_seeds(
     connect(resources)
     check_resources(resources)
     trial = TrialSettings(
-        family=get_family(exp.meta["model"]),
-        max_epochs=settings.max_epochs,
-        patience=settings.patience,
+        family=get_family(exp.meta["model"]), max_epochs=settings.max_epochs,
+        patience=settings.patience, threads=resources.threads, quiet=True,
         checkpoint_every=1,  # every epoch, so the best epoch is on disk
-        threads=resources.threads,
-        quiet=True,
         select_by=exp.meta.get("select_by", "metric"),
-    )
+    )  # fmt: skip
     keep = selection_of(exp.meta)
     trainable = bind_trainable(data, trial, resources, transfer_source(exp.meta))
     resumed = tune.Tuner.can_restore(str(path))
@@ -181,19 +166,11 @@ def train_seeds(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     plan = TunerPlan(
-        name=path.name,
-        root=str(path.parent),
-        metric=exp.metric,
-        param_space=rerun_space(config, settings),
-        keep_best=keep,
+        name=path.name, root=str(path.parent), metric=exp.metric, keep_best=keep,
+        param_space=rerun_space(config, settings), resume=resumed,
         callbacks=[RerunProgress(settings.seeds, exp.metric)],
-        resume=resumed,
-    )
+    )  # fmt: skip
     outcome = run_tuner(build_tuner(plan, trainable), settings.seeds, lambda: INTERRUPTED)
     if outcome.interrupted:
         raise KeyboardInterrupt  # unfinished: the next report resumes it (Tuner.restore)
     return outcome.results
-
-
-def rerun_done(path: Path) -> dict:
-    return json.loads((path / DONE_FILE).read_text())

@@ -1,8 +1,5 @@
-"""What a report's evaluation found: the typed contract between `evaluate` and `render`.
-
-Pydantic models, saved by `saved` as results.json; NumPy arrays go to results.npz, referenced
-by name, so a page rebuilt from the saved results equals the first.
-"""
+"""What a report's evaluation found, the contract between `evaluate` and `render`: pydantic
+models saved as results.json, their NumPy arrays in results.npz (referenced by name)."""
 
 from __future__ import annotations
 

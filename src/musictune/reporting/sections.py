@@ -111,18 +111,9 @@ def describe_trials(exp: Experiment, result: ExperimentResult, doc: Document, fo
         doc.image(f"{exp.name}/curves.png", f"learning curves of the top {n} trials")
 
 
-def summary_table(runs: list[dict[str, float]]) -> pd.DataFrame:
-    """metric, mean, sd and n over the runs, one row per metric."""
-    rows = []
-    for key in runs[0]:
-        mean, sd = mean_sd([r[key] for r in runs])
-        rows.append({"metric": key, "mean": mean, "sd": sd, "n": len(runs)})
-    return pd.DataFrame(rows)
-
-
-def mean_sd_table(first: str, names, summary: pd.DataFrame, head: str) -> pd.DataFrame:
-    cells = [format_mean_sd(m, s) for m, s in zip(summary["mean"], summary["sd"])]
-    return pd.DataFrame({first: names, head: cells})
+def mean_sd_table(runs: list[dict], keys: list[str], first: str, head: str, prefix: str = ""):
+    cells = [format_mean_sd(*mean_sd([r[k] for r in runs])) for k in keys]
+    return pd.DataFrame({first: [k.removeprefix(prefix) for k in keys], head: cells})
 
 
 def describe_test(
@@ -149,19 +140,18 @@ def describe_test(
         return
     if t.rerun:
         describe_rerun(exp, t, doc, folder)
-    summary = summary_table([r.metrics for r in t.runs])
-    main = summary[~summary["metric"].str.startswith("f1_")]
+    metrics = [r.metrics for r in t.runs]
+    main = [k for k in metrics[0] if not k.startswith("f1_")]
     doc.text(
         f"Test split ({result.data.test_note}, {result.data.test} clips): mean ± sd over seeds."
     )
-    doc.table(mean_sd_table("test metric", main["metric"], main, "mean ± sd").assign(n=main["n"]))
-    save_seed_metrics(exp, t, folder / f"{t.trial_id}-test.csv")
+    doc.table(mean_sd_table(metrics, main, "test metric", "mean ± sd").assign(n=len(metrics)))
+    pd.DataFrame(seed_rows(exp, t)).to_csv(folder / f"{t.trial_id}-test.csv", index=False)
     if exp.task != "genre":
         describe_regression(exp, t, doc, folder)
         return
-    per_class = summary[summary["metric"].str.startswith("f1_")]
-    classes = per_class["metric"].str.removeprefix("f1_")
-    doc.table(mean_sd_table("class", classes, per_class, "F1 mean ± sd"))
+    f1 = [k for k in metrics[0] if k.startswith("f1_")]
+    doc.table(mean_sd_table(metrics, f1, "class", "F1 mean ± sd", "f1_"))
     doc.text("scikit-learn classification report (predictions of all seeds pooled):")
     doc.pre(t.report)
     png = f"{t.trial_id}-confusion.png"
@@ -207,23 +197,29 @@ def describe_feature_maps(
 # --------------------------------------------------------------------------- per seed
 
 
+def seed_rows(exp: Experiment, t: TestedConfig) -> list[dict]:
+    """One row per tested seed: its training (when rerun) and every test metric."""
+    trained = {s.seed: s for s in t.rerun.seeds} if t.rerun else {}
+    rows = []
+    for run in t.runs:
+        s, extra = trained.get(run.seed), {}
+        if s:
+            extra = {"epochs": s.epochs, "best_epoch": s.best_epoch}
+            extra |= {"tested_epoch": s.checkpoint_epoch, f"best_{exp.metric}": s.best_val}
+        rows.append({"seed": run.seed, **extra, **run.metrics})
+    return rows
+
+
 def describe_rerun(
     exp: Experiment, t: TestedConfig, doc: Document, folder: Path, curves: bool = True
 ) -> None:
     """Per-seed table (epochs, best epoch, validation and test metrics) and the seeds' curves."""
-    trained = [s for s in t.rerun.seeds if s.tested]
+    training = {"seed", "epochs", "best_epoch", "tested_epoch", f"best_{exp.metric}"}
     rows = [
-        {
-            "seed": s.seed,
-            "epochs": s.epochs,
-            "best epoch": s.best_epoch,
-            "tested epoch": s.checkpoint_epoch,
-            f"best {exp.metric}": s.best_val,
-            **{f"test {k}": v for k, v in run.metrics.items() if not k.startswith("f1_")},
-        }
-        for s, run in zip(trained, t.runs)
+        {(k.replace("_", " ", 1) if k in training else f"test {k}"): v for k, v in r.items()}
+        for r in seed_rows(exp, t)
     ]
-    doc.table(pd.DataFrame(rows))
+    doc.table(pd.DataFrame(rows).filter(regex="^(?!test f1_)"))
     if t.rerun.errors:
         doc.note("Failed seeds (retried on the next report run): " + "; ".join(t.rerun.errors))
     if t.rerun.wall_time_s is not None:
@@ -238,20 +234,6 @@ def describe_rerun(
         f"{exp.name}: reruns of {t.trial_id}",
     )
     doc.image(f"{exp.name}/{png}", "rerun learning curves, one per seed")
-
-
-def save_seed_metrics(exp: Experiment, t: TestedConfig, path: Path) -> None:
-    """`<trial>-test.csv`: one row per seed, training summary and every test metric."""
-    trained = {s.seed: s for s in t.rerun.seeds} if t.rerun else {}
-    rows = []
-    for run in t.runs:
-        s = trained.get(run.seed)
-        extra = {}
-        if s:
-            extra = {"epochs": s.epochs, "best_epoch": s.best_epoch}
-            extra |= {"tested_epoch": s.checkpoint_epoch, f"best_{exp.metric}": s.best_val}
-        rows.append({"seed": run.seed, **extra, **run.metrics})
-    pd.DataFrame(rows).to_csv(path, index=False)
 
 
 # --------------------------------------------------------------------------- baselines
@@ -291,7 +273,8 @@ def describe_comparison(
         doc.text(f"Untuned default, per seed ({json.dumps(c.default_config, default=str)}):")
         if c.default.runs:
             describe_rerun(exp, c.default, doc, folder, curves=False)
-            save_seed_metrics(exp, c.default, folder / f"{c.default.trial_id}-test.csv")
+            csv = folder / f"{c.default.trial_id}-test.csv"
+            pd.DataFrame(seed_rows(exp, c.default)).to_csv(csv, index=False)
         else:
             doc.note("No checkpoint to test: " + "; ".join(c.default.rerun.errors))
     per_seed_frame(c).to_csv(folder / BASELINES_CSV, index=False)
