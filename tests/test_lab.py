@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from musictune.commands.lab import BUDGETS, LabOptions, lab_plan, step_options
+from musictune.commands.lab import BUDGETS, RECIPES, LabOptions, lab_plan, step_options
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def sweep_options(step, recipe: str, budget: str = "full"):
@@ -49,24 +54,90 @@ def test_the_tuned_recipe_searches_every_experiment_on_the_course_splits():
         lab_plan("mine")
 
 
-@pytest.mark.slow
-def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_tiny, tmp_path):
-    from musictune.commands.cli import main
+# --------------------------------------------------------------------------- the smoke lab
 
-    results, reports = tmp_path / "results", tmp_path / "reports"
-    argv = ["lab", "--budget", "smoke", "--data-dir", str(demo_tiny), "--storage", str(results)]
-    # Two experiments at a time, each sweep in a Ray task on the test's cluster (2 CPUs).
-    argv += ["--concurrent-experiments", "2"]
-    assert main([*argv, "--recipe", "course", "--out", str(reports)]) == 0
-    metas = {s.name: json.loads((results / s.name / "sweep.json").read_text()) for s in lab_plan()}
-    spans = sorted((m["started"], m["finished"]) for m in metas.values())
+# One run of each recipe serves every lab test below: a head and a worker node of one CPU each
+# (ray.cluster_utils), the lab through its command line with two experiments at a time, each
+# sweep in a Ray task. Its own process: the session's `ray_local` may own this one's Ray.
+CLUSTER_LAB_SCRIPT = r"""
+import json, subprocess, sys, time
+from pathlib import Path
+
+from ray.cluster_utils import Cluster
+
+data_dir, root, out = sys.argv[1:4]
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+worker = cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+report = {"head": cluster.head_node.node_id, "worker": worker.node_id}
+try:
+    for recipe in ("course", "tuned"):
+        started = time.time()
+        lab = subprocess.run(
+            [sys.executable, "-m", "musictune", "lab", "--budget", "smoke", "--recipe", recipe,
+             "--data-dir", data_dir, "--storage", f"{root}/results-{recipe}",
+             "--out", f"{root}/reports-{recipe}", "--address", cluster.address,
+             "--concurrent-experiments", "2"],
+            capture_output=True, text=True, timeout=600,
+        )
+        report[recipe] = {"code": lab.returncode, "stderr": lab.stderr[-3000:],
+                          "seconds": time.time() - started}
+finally:
+    Path(out).write_text(json.dumps(report))
+    cluster.shutdown()
+"""
+
+
+@pytest.fixture(scope="module")
+def lab_runs(tmp_path_factory, demo_tiny) -> dict:
+    """The smoke lab of each recipe on two nodes: exit codes, node ids, folders."""
+    root = tmp_path_factory.mktemp("lab")
+    out = root / "cluster.json"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", CLUSTER_LAB_SCRIPT, str(demo_tiny), str(root), str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1300,
+    )  # fmt: skip
+    assert proc.returncode == 0 and out.exists(), proc.stderr[-3000:]
+    runs = json.loads(out.read_text())
+    for recipe in RECIPES:
+        assert runs[recipe]["code"] == 0, runs[recipe]["stderr"]
+        runs[recipe] |= {
+            "results": root / f"results-{recipe}",
+            "reports": root / f"reports-{recipe}",
+        }
+    return runs
+
+
+def trial_rows(results: Path) -> dict[str, list[dict]]:
+    """Every trial's reported rows (its result.json), by experiment/trial folder."""
+    return {
+        str(path.parent.relative_to(results)): [
+            json.loads(line) for line in path.read_text().splitlines() if line.strip()
+        ]
+        for path in sorted(results.glob("*/*/result.json"))
+    }
+
+
+def metas(results: Path, recipe: str) -> dict[str, dict]:
+    return {
+        s.name: json.loads((results / s.name / "sweep.json").read_text()) for s in lab_plan(recipe)
+    }
+
+
+@pytest.mark.slow
+def test_lab_smoke_runs_the_course_recipe_two_experiments_at_a_time(lab_runs):
+    results = lab_runs["course"]["results"]
+    found = metas(results, "course")
+    spans = sorted((m["started"], m["finished"]) for m in found.values())
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), "no two experiments overlapped"
     for step in lab_plan():
-        meta = metas[step.name]
+        meta = found[step.name]
         if step.after:  # a transfer starts from its genre sweep's best checkpoint: after it
-            assert meta["started"] > metas[step.after]["finished"], step.name
+            assert meta["started"] > found[step.after]["finished"], step.name
             assert meta["transfer"]["source_sweep"] == step.after
-        assert meta["command"] == " ".join(sys.argv)  # the caller's, not the Ray worker's
+        # The caller's command, not the Ray worker's that ran the sweep.
+        assert " lab --budget smoke --recipe course " in meta["command"], meta["command"]
         assert meta["status"] == "finished" and meta["select_by"] == "loss"
         space, name = meta["space"], step.name
         assert space["batch_size"] == 64
@@ -79,12 +150,48 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
         affect = not name.startswith("lab-genre-")
         assert meta["test_fraction"] == (0.2 if affect else 0.15)  # affect: the 80/20 split
         assert meta["patience"] == (0 if affect else 10)
-    (report,) = reports.iterdir()
+    trials = trial_rows(results)
+    assert {key.split("/")[0] for key in trials} == set(found)  # every experiment trained
+    assert all(rows and rows[-1]["epoch"] == 1 for rows in trials.values()), trials  # smoke: 1
+
+
+@pytest.mark.slow
+def test_lab_trials_run_on_both_nodes(lab_runs):
+    rows = [
+        row
+        for recipe in RECIPES
+        for trial in trial_rows(lab_runs[recipe]["results"]).values()
+        for row in trial
+    ]
+    assert {row["node_id"] for row in rows} == {lab_runs["head"], lab_runs["worker"]}
+    assert {row["device"] for row in rows} == {"cpu"}  # no GPU on either node
+
+
+@pytest.mark.slow
+def test_lab_smoke_runs_the_tuned_recipe_on_the_same_splits(lab_runs):
+    course, tuned = (
+        metas(lab_runs["course"]["results"], "course"),
+        metas(lab_runs["tuned"]["results"], "tuned"),
+    )
+    for name, meta in tuned.items():
+        assert (
+            meta["status"] == "finished" and meta["test_fraction"] == course[name]["test_fraction"]
+        )
+        searched = isinstance(meta["space"]["lr"], dict)
+        assert searched == ("-genre-cnn-" not in name), name  # the genre CNNs keep lr 1e-4
+    (report,) = lab_runs["tuned"]["reports"].iterdir()
+    page = (report / "index.md").read_text()
+    assert all(name in page for name in tuned)
+
+
+@pytest.mark.slow
+def test_lab_report_sets_every_course_figure_beside_a_measured_one(lab_runs):
+    from musictune.reporting.reference import REFERENCES
+
+    (report,) = lab_runs["course"]["reports"].iterdir()
     page = (report / "index.md").read_text()
     assert all(step.name in page for step in lab_plan())
     # Every published course figure stands beside its measured one, labelled as demo data.
-    from musictune.reporting.reference import REFERENCES
-
     figures = page.split("## Course reference figures", 1)[1].split("\n## ", 1)[0]
     rows = [r for r in figures.splitlines() if r.startswith("| ") and "lab-" in r]
     assert len(rows) == len(REFERENCES)
@@ -105,10 +212,13 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
         assert ("20% of train held out as test" in row) != genre, row
     measured = [r.split(" | ")[6] for r in rows]  # the "measured here" column
     assert all(re.match(r"-?\d+\.\d+", m.strip()) for m in measured), measured  # a number
-    # Run again: every experiment is kept, none trained again (the report is not rebuilt here:
-    # that would repeat the part above).
-    from musictune.commands.lab import LabOptions, run_steps
 
+
+@pytest.mark.slow
+def test_lab_again_keeps_finished_experiments_and_resumes_a_cut_one(lab_runs, demo_tiny, ray_local):
+    from musictune.commands.lab import run_steps
+
+    results = lab_runs["course"]["results"]
     before = {p: p.stat().st_mtime for p in results.glob("*/sweep.json")}
     again = LabOptions(budget="smoke", data_dir=str(demo_tiny), storage=str(results))
     assert run_steps(again) == []
@@ -119,6 +229,21 @@ def test_lab_smoke_runs_every_experiment_and_writes_one_report(ray_local, demo_t
     meta_file.write_text(json.dumps(meta | {"status": "interrupted"}))
     assert run_steps(again) == ["lab-multitask"]
     assert json.loads(meta_file.read_text())["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_another_recipe_or_budget_in_the_same_storage_is_refused(lab_runs, demo_tiny, capsys):
+    """Their experiments carry the same names: kept as finished, they would pass for this lab's."""
+    from musictune.commands.cli import main
+
+    results = lab_runs["course"]["results"]
+    before = {p: p.read_bytes() for p in results.glob("*/sweep.json")}
+    for other in (["--recipe", "tuned"], ["--budget", "quick"]):
+        argv = ["lab", "--budget", "smoke", *other, "--data-dir", str(demo_tiny)]
+        assert main([*argv, "--storage", str(results)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "lab.json" in err and "--storage" in err, err
+    assert before == {p: p.read_bytes() for p in results.glob("*/sweep.json")}
 
 
 def test_lab_passes_resources_and_cluster_options_to_every_sweep():

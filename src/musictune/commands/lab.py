@@ -18,10 +18,12 @@ in a Ray task of its own); the transfer experiments wait for the genre CNN they 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import ClassVar
 
+from musictune.errors import UserError
 from musictune.options import (
     first_problem,
     non_negative_float,
@@ -32,7 +34,14 @@ from musictune.options import (
 )
 from musictune.tuning.mlflow_tracking import require_mlflow
 from musictune.tuning.options import SweepOptions
-from musictune.tuning.storage import experiment_path, read_sweep_meta, storage_root
+from musictune.tuning.storage import (
+    experiment_path,
+    json_text,
+    read_experiment_file,
+    read_sweep_meta,
+    storage_root,
+    write_experiment_file,
+)
 
 # The course's settings as sweep options: the fields `musictune sweep` fills from its flags,
 # fixed config keys as the "KEY=VALUE" texts its --set takes (layers add theirs up).
@@ -45,6 +54,7 @@ COURSE_BEST_LSTM = {"sets": ["lr=9.1e-05", "dropout=0.196", "num_layers=2"]}
 AFFECT_TEST_FRACTION = 0.2  # the course's 80/20 train/evaluation split of the multitask set
 COURSE_AFFECT_EPOCHS = 30  # the course evaluated its affect models after 30 epochs
 TRANSFER_SOURCE = "lab-genre-cnn-mel-beat"  # the genre CNN the transfer experiments start from
+LAB_FILE = "lab.json"  # the recipe, budget and data a storage folder's lab experiments ran with
 
 
 def layered(*layers: dict) -> dict:
@@ -236,6 +246,25 @@ def step_options(
     )
 
 
+def claim_storage(root: str, options: LabOptions, data: str) -> None:
+    """Record which lab this storage folder holds, or refuse another one there: its finished
+    experiments carry the same names, so they would be kept as if they were this lab's."""
+    plan = {"recipe": options.recipe, "budget": options.budget, "data_dir": data}
+    try:
+        held = json.loads(read_experiment_file(root, LAB_FILE) or "{}")
+    except ValueError:
+        held = {}
+    if held and held != plan:
+        differ = ", ".join(f"{k} {held.get(k)}" for k in plan if held.get(k) != plan[k])
+        raise UserError(
+            f"{root} holds a lab run with {differ} ({LAB_FILE}): pass another --storage for "
+            f"--recipe {options.recipe} --budget {options.budget} on this data, or the same "
+            "options to finish that lab"
+        )
+    if not held:
+        write_experiment_file(root, LAB_FILE, json_text(plan))
+
+
 def run_steps(options: LabOptions) -> list[str]:
     """Run every step of the plan not finished yet; return the names of those it ran.
 
@@ -248,6 +277,7 @@ def run_steps(options: LabOptions) -> list[str]:
     budget = BUDGETS[options.budget]
     root = storage_root(options.storage)
     data = str(resolve_data_dir(options.data_dir, budget.demo))
+    claim_storage(root, options, data)
     steps, todo = lab_plan(options.recipe), []
     for i, step in enumerate(steps, 1):
         if read_sweep_meta(experiment_path(root, step.name)).get("status") == "finished":
