@@ -19,7 +19,7 @@ from musictune.reporting.featuremaps import CNN_FAMILIES, capture
 from musictune.reporting.importance import anytime_curve, hyperparameter_importance
 from musictune.reporting.noise import judged, paired_difference
 from musictune.reporting.options import ReportOptions
-from musictune.reporting.rerun import DONE_FILE, Rerun, run_rerun, selection_of
+from musictune.reporting.rerun import DONE_FILE, Rerun, history, run_rerun, selection_of
 from musictune.reporting.results import (
     Comparison,
     DataFacts,
@@ -30,7 +30,6 @@ from musictune.reporting.results import (
     ReportResults,
     RerunSummary,
     SeedTest,
-    SeedTraining,
     TestedConfig,
 )  # fmt: skip
 from musictune.reporting.saved import VERSION
@@ -46,7 +45,6 @@ from musictune.training.evaluation import (
 
 DEFAULT_LABEL = "default"  # the untuned default's rerun and file names
 TOP_CURVES = 5  # learning curves of this many best trials
-CURVE_COLUMNS = ("training_iteration", "train_loss", "val_loss")  # + the metric
 
 
 def data_key(exp: Experiment, override: str | None) -> tuple:
@@ -138,11 +136,6 @@ def shown(config: dict) -> dict:
     return json.loads(json.dumps(kept, default=str))
 
 
-def history(frame: pd.DataFrame, metric: str) -> History:
-    """The columns a learning curve plots, as plain lists."""
-    return {c: frame[c].tolist() for c in (*CURVE_COLUMNS, metric) if c in frame}
-
-
 def top_curves(exp: Experiment, histories: dict[str, pd.DataFrame]) -> dict[str, History]:
     top = [t for t in exp.finished_trials["trial_id"] if t in histories][:TOP_CURVES]
     return {t: history(histories[t], exp.metric) for t in top}
@@ -177,7 +170,7 @@ def test_config(
     tests = [SeedTest(seed=r.seed, checkpoint=r.checkpoint, metrics=r.metrics) for r in runs]
     tested = TestedConfig(trial_id=trial_id, source=source, config=config, runs=tests)
     if rerun is not None:
-        tested.rerun = summarise_rerun(rerun, exp.metric)
+        tested.rerun = summarise_rerun(rerun)
     if retrain is not None or not runs:
         return tested
     if exp.task == "genre":
@@ -189,23 +182,11 @@ def test_config(
     return tested
 
 
-def summarise_rerun(rerun: Rerun, metric: str) -> RerunSummary:
+def summarise_rerun(rerun: Rerun) -> RerunSummary:
     done = rerun.path / DONE_FILE
     took = json.loads(done.read_text()).get("wall_time_s", math.nan) if done.exists() else None
-    seeds = [
-        SeedTraining(
-            seed=r.seed,
-            tested=r.checkpoint is not None,
-            epochs=r.epochs,
-            best_epoch=r.best_epoch,
-            checkpoint_epoch=r.checkpoint_epoch,
-            best_val=r.best_val,
-            history=history(r.history, metric),
-        )  # fmt: skip
-        for r in rerun.runs
-    ]
     return RerunSummary(
-        path=str(rerun.path), reused=rerun.reused, seeds=seeds, errors=rerun.errors,
+        path=str(rerun.path), reused=rerun.reused, seeds=rerun.runs, errors=rerun.errors,
         wall_time_s=took,
     )  # fmt: skip
 

@@ -107,11 +107,7 @@ def class_figure(genres: dict[str, np.ndarray], mapping: dict | None, path: Path
 
 def length_figure(lengths: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
     """Histograms of clip lengths in frames, one panel per view, train and test overlaid."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        1, len(lengths), figsize=(6 * len(lengths), 3.8), squeeze=False, layout="constrained"
-    )
+    fig, axes = plots.panels(1, len(lengths), (6 * len(lengths), 3.8))
     for ax, (view, per_split) in zip(axes.flat, lengths.items()):
         every = np.concatenate(list(per_split.values()))
         low, high = int(every.min()), int(every.max())

@@ -51,13 +51,9 @@ class ReportOptions:
     @property
     def settings(self) -> RerunSettings:
         return RerunSettings(
-            seeds=self.seeds,
-            max_epochs=self.rerun_max_epochs,
-            patience=self.rerun_patience,
-            cpus_per_trial=self.cpus_per_trial,
-            gpus_per_trial=self.gpus_per_trial,
-            address=self.address,
-        )
+            self.seeds, self.rerun_max_epochs, self.rerun_patience, self.cpus_per_trial,
+            self.gpus_per_trial, self.address,
+        )  # fmt: skip
 
     def validate(self) -> None:
         if self.top < 1:

@@ -33,6 +33,10 @@ def save(fig, path: Path) -> Path:
     return path
 
 
+def panels(rows: int, cols: int, size: tuple[float, float]):
+    return plt.subplots(rows, cols, figsize=size, squeeze=False, layout="constrained")
+
+
 def categories(values: pd.Series) -> list | None:
     """Booleans, strings and few-valued integers (layers, sizes) as sorted categories; None
     for continuous values."""
@@ -62,9 +66,7 @@ def hyperparameter_scatter(
     n = len(hparams)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, layout="constrained"
-    )
+    fig, axes = panels(rows, cols, (4.2 * cols, 3.4 * rows))
     colour = trials["dropout"].to_numpy(float) if "dropout" in trials else None
     layer_key = next((k for k in LAYER_KEYS if k in trials and trials[k].nunique() > 1), None)
     groups = sorted(trials[layer_key].unique()) if layer_key else [None]
@@ -143,9 +145,7 @@ def predicted_vs_true(
     pairs: dict[str, tuple[np.ndarray, np.ndarray]], rhos: dict, path: Path, title: str
 ) -> Path:
     """One scatter per affect target with the identity line and Spearman's rho."""
-    fig, axes = plt.subplots(
-        1, len(pairs), figsize=(4.3 * len(pairs), 3.8), squeeze=False, layout="constrained"
-    )
+    fig, axes = panels(1, len(pairs), (4.3 * len(pairs), 3.8))
     for ax, (target, (true, pred)) in zip(axes.flat, pairs.items()):
         ax.scatter(true, pred, s=12, alpha=0.6, edgecolors="none")
         ax.plot([0, 1], [0, 1], color="grey", linewidth=1, linestyle="--")
@@ -163,9 +163,7 @@ def feature_map_grid(
     """Rows: clips; columns: the input and each conv block's channel-mean map (features up,
     time across), every panel scaled to its own range."""
     rows, cols = len(clips), len(columns)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(2.6 * cols, 1.1 * rows + 0.7), squeeze=False, layout="constrained"
-    )
+    fig, axes = panels(rows, cols, (2.6 * cols, 1.1 * rows + 0.7))
     for r, (label, row) in enumerate(zip(clips, maps)):
         for c, image in enumerate(row):
             ax = axes[r, c]
@@ -288,9 +286,7 @@ def anytime_plot(curves: dict[str, AnytimeCurve], metric: str, path: Path, title
 def views_plot(groups: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
     """Test metric mean ± sd over seeds per experiment, one panel per comparable group
     (`label`, `mean`, `sd`, `metric` columns)."""
-    fig, axes = plt.subplots(
-        1, len(groups), figsize=(4.5 * len(groups) + 1, 3.8), squeeze=False, layout="constrained"
-    )
+    fig, axes = panels(1, len(groups), (4.5 * len(groups) + 1, 3.8))
     for ax, (name, frame) in zip(axes.flat, groups.items()):
         x = np.arange(len(frame))
         sd = np.nan_to_num(frame["sd"].to_numpy(float))

@@ -215,19 +215,13 @@ def measured(results: ReportResults) -> tuple[list[Measured], list[str]]:
         if why:
             excluded.append(f"{e.name} ({data.data_dir}): {why}")
             continue
-        tested = [t for t in e.tested if t.trial_id == e.row.get("tested_trial")][:1]
+        tested = next((t for t in e.tested if t.trial_id == e.row.get("tested_trial")), None)
         demo = data.origin == "demo" if data.origin else bool(e.row.get("demo_data"))
         where = "demo data (synthetic)" if demo else data.data_dir
         held_out = "" if data.test_note == "held-out test split" else f" ({data.test_note})"
-        kept.append(
-            Measured(
-                name=f"{e.name} ({e.meta.get('model')})",
-                meta=e.meta,
-                config=tested[0].config if tested else {},
-                runs=[r.metrics for r in tested[0].runs] if tested else [],
-                data=f"{where}, {data.test} test clips" + held_out,
-            )
-        )
+        config, runs = (tested.config, [r.metrics for r in tested.runs]) if tested else ({}, [])
+        name, on = f"{e.name} ({e.meta.get('model')})", f"{where}, {data.test} test clips{held_out}"
+        kept.append(Measured(name, e.meta, config, runs, on))
     return kept, excluded
 
 
@@ -259,19 +253,16 @@ def reference_section(results: ReportResults, doc: Document) -> None:
     """Every published figure beside its experiment; none when no data is the course's."""
     doc.heading("Course reference figures")
     kept, excluded = measured(results)
+    why = "; ".join(excluded)
     if not kept:
         doc.note(
             "No course figures: they are the course's results on its own data set, and this "
-            "report's data is not that data set (" + "; ".join(excluded) + ")."
+            f"report's data is not that data set ({why})."
         )
         return
     doc.note(COURSE_NOTE)
     if excluded:
-        doc.note(
-            "Not set beside course figures, their data is not the course's: "
-            + "; ".join(excluded)
-            + "."
-        )
+        doc.note(f"Not set beside course figures, their data is not the course's: {why}.")
     if any(e.data.origin is None for e in results.experiments):
         doc.note(
             "These results predate the record of the data's origin: only genre classes were "

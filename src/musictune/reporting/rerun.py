@@ -16,6 +16,7 @@ from musictune.data.dataset import Dataset
 from musictune.models import get_family
 from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
+from musictune.reporting.results import History, SeedTraining
 from musictune.training.baselines import config_digest
 from musictune.training.selection import selection
 from musictune.training.trial import TrialSettings
@@ -29,18 +30,17 @@ DONE_FILE = "rerun.json"
 # What the config of a sweep from before the settings left the trial config still lists.
 OLD_SETTINGS = ("model", "max_epochs", "patience", "checkpoint_every", "threads", "amp")
 OLD_SETTINGS += ("features", "beat", "source_sweep")
+CURVE_COLUMNS = ("training_iteration", "train_loss", "val_loss")  # + the metric
 INTERRUPTED = "finished reruns are kept and an unfinished one resumes on the next run"
 
 
-@dataclass
-class SeedRun:
-    seed: int
-    checkpoint: str | None  # the best-scoring checkpoint folder Ray kept
-    best_val: float
-    best_epoch: int  # first epoch with best_val (early stopping counts from here)
-    checkpoint_epoch: int  # epoch of `checkpoint` (of equal scores Ray keeps the later)
-    epochs: int
-    history: pd.DataFrame
+class SeedRun(SeedTraining):
+    checkpoint: str | None  # the best-scoring checkpoint folder Ray kept (not saved)
+
+
+def history(frame: pd.DataFrame, metric: str) -> History:
+    """The columns a learning curve plots, as plain lists."""
+    return {c: frame[c].tolist() for c in (*CURVE_COLUMNS, metric) if c in frame}
 
 
 @dataclass
@@ -76,7 +76,7 @@ def collect(grid, meta: dict, trial_id: str, config: dict, path: Path, reused: b
             seed = (result.config or {}).get("seed")
             rerun.errors.append(f"seed {seed}: {str(result.error).splitlines()[0][:200]}")
             continue
-        history = result.metrics_dataframe
+        frame = result.metrics_dataframe
         # Ray kept the best-scoring checkpoint; of equal scores, the later epoch.
         kept = [(c, m) for c, m in result.best_checkpoints if m.get(attr) is not None]
         checkpoint, metrics = max(
@@ -84,18 +84,15 @@ def collect(grid, meta: dict, trial_id: str, config: dict, path: Path, reused: b
             key=lambda p: (sign * p[1][attr], p[1]["training_iteration"]),
             default=(None, {}),
         )
-        best = history[attr].idxmax() if mode == "max" else history[attr].idxmin()
-        rerun.runs.append(
-            SeedRun(
-                seed=int(result.config["seed"]),
-                checkpoint=checkpoint.path if checkpoint else None,
-                best_val=float(history.loc[best, metric]),
-                best_epoch=int(history.loc[best, "training_iteration"]),
-                checkpoint_epoch=int(metrics.get("training_iteration", 0)),
-                epochs=int(history["training_iteration"].max()),
-                history=history,
-            )  # fmt: skip
-        )
+        best = frame[attr].idxmax() if mode == "max" else frame[attr].idxmin()
+        run = SeedRun(
+            seed=int(result.config["seed"]), checkpoint=checkpoint.path if checkpoint else None,
+            tested=checkpoint is not None, best_val=float(frame.loc[best, metric]),
+            best_epoch=int(frame.loc[best, "training_iteration"]),
+            checkpoint_epoch=int(metrics.get("training_iteration", 0)),
+            epochs=int(frame["training_iteration"].max()), history=history(frame, metric),
+        )  # fmt: skip
+        rerun.runs.append(run)
     rerun.runs.sort(key=lambda r: r.seed)
     return rerun
 

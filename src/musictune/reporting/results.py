@@ -12,9 +12,7 @@ from pydantic_core import PydanticCustomError
 from musictune.reporting.options import RerunSettings
 from musictune.training.baselines import Figures
 
-History = dict[
-    str, list[int | float]
-]  # column -> per-epoch values (training_iteration, metric, losses)
+History = dict[str, list[int | float]]  # column -> per-epoch values
 ARRAY_KEY = "__array__"
 
 
@@ -65,8 +63,8 @@ class SeedTraining(Model):
     seed: int
     tested: bool  # Ray kept a checkpoint, so this seed has a test result
     epochs: int
-    best_epoch: int
-    checkpoint_epoch: int
+    best_epoch: int  # first epoch with best_val (early stopping counts from here)
+    checkpoint_epoch: int  # of the tested checkpoint (of equal scores Ray keeps the later)
     best_val: float
     history: History
 

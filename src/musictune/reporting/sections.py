@@ -101,13 +101,9 @@ def describe_trials(exp: Experiment, result: ExperimentResult, doc: Document, fo
     else:
         doc.note("No hyperparameter varied between trials: no scatter plot.")
     if result.curves:
-        n = len(result.curves)
-        plots.learning_curves(
-            {t: pd.DataFrame(h) for t, h in result.curves.items()},
-            exp.metric,
-            folder / "curves.png",
-            f"{exp.name}: learning curves of the top {n} trials",
-        )
+        n, curves = len(result.curves), {t: pd.DataFrame(h) for t, h in result.curves.items()}
+        title = f"{exp.name}: learning curves of the top {n} trials"
+        plots.learning_curves(curves, exp.metric, folder / "curves.png", title)
         doc.image(f"{exp.name}/curves.png", f"learning curves of the top {n} trials")
 
 
@@ -166,12 +162,9 @@ def describe_regression(exp: Experiment, t: TestedConfig, doc: Document, folder:
 
     rhos = {target: float(np.mean([rho(r.metrics, target) for r in t.runs])) for target in t.pairs}
     png = f"{t.trial_id}-scatter-test.png"
-    plots.predicted_vs_true(
-        {target: (p.true, p.predicted) for target, p in t.pairs.items()},
-        rhos,
-        folder / png,
-        f"{exp.name}: predicted vs true (test, seeds pooled)",
-    )
+    title = f"{exp.name}: predicted vs true (test, seeds pooled)"
+    pairs = {target: (p.true, p.predicted) for target, p in t.pairs.items()}
+    plots.predicted_vs_true(pairs, rhos, folder / png, title)
     doc.image(f"{exp.name}/{png}", "predicted against true on the test split")
 
 
@@ -227,12 +220,8 @@ def describe_rerun(
     if not curves:
         return
     png = f"{t.trial_id}-rerun-curves.png"
-    plots.learning_curves(
-        {f"seed {s.seed}": pd.DataFrame(s.history) for s in t.rerun.seeds},
-        exp.metric,
-        folder / png,
-        f"{exp.name}: reruns of {t.trial_id}",
-    )
+    curves = {f"seed {s.seed}": pd.DataFrame(s.history) for s in t.rerun.seeds}
+    plots.learning_curves(curves, exp.metric, folder / png, f"{exp.name}: reruns of {t.trial_id}")
     doc.image(f"{exp.name}/{png}", "rerun learning curves, one per seed")
 
 
