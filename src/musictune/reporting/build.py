@@ -100,22 +100,14 @@ def build_report(options: ReportOptions) -> Path:
 
 def newest_report(root: Path) -> Path:
     """The newest dated report folder under `root` that holds saved results."""
-    found = [
-        p
-        for p in (root.iterdir() if root.is_dir() else [])
-        if REPORT_NAME.fullmatch(p.name) and (p / saved.RESULTS_FILE).is_file()
-    ]
+    named = {p: REPORT_NAME.fullmatch(p.name) for p in (root.iterdir() if root.is_dir() else [])}
+    found = {p: m.groups() for p, m in named.items() if m and (p / saved.RESULTS_FILE).is_file()}
     if not found:
         raise UserError(
             f"no report with {saved.RESULTS_FILE} in {root}: build one with musictune report "
             "(without --render-only), or pass the report folder or --out"
         )
-
-    def key(p: Path) -> tuple[str, int]:
-        stamp, n = REPORT_NAME.fullmatch(p.name).groups()
-        return stamp, int(n or 1)
-
-    return max(found, key=key)
+    return max(found, key=lambda p: (found[p][0], int(found[p][1] or 1)))
 
 
 def render_saved_report(options: ReportOptions) -> Path:

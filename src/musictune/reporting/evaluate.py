@@ -96,8 +96,7 @@ def evaluate_experiment(
     )  # fmt: skip
     tested = []
     for trial_id in exp.best_trials(options.top)["trial_id"]:
-        config = shown(exp.result_of(trial_id).config)
-        tested.append(test_config(exp, trial_id, data, options, config))
+        tested.append(test_config(exp, trial_id, data, options))
     best = chosen(tested)
     comparison = compare_with_baselines(exp, data, best, options)
     histories = exp.histories()
@@ -149,12 +148,12 @@ def test_config(
     trial_id: str,
     data: Dataset,
     options: ReportOptions,
-    config: dict,
     retrain: dict | None = None,
 ) -> TestedConfig:
     """Rerun a config with K seeds and test each seed's best checkpoint (`retrain`: this config
     in place of the trial's, no figures); or, without reruns, test the sweep's own checkpoint."""
-    rerun, tests = None, []
+    config = shown(exp.result_of(trial_id).config if retrain is None else retrain)
+    rerun = None
     if options.rerun:
         rerun = run_rerun(exp, trial_id, data, options.settings, retrain)
         done = [(r.checkpoint, r.seed) for r in rerun.runs if r.checkpoint]
@@ -219,7 +218,7 @@ def compare_with_baselines(
     default = Figures("default", "untuned default", note="not retrained: --no-rerun")
     retrained, metric = None, TEST_METRIC[exp.metric]
     if options.rerun:
-        retrained = test_config(exp, DEFAULT_LABEL, data, options, shown(config), retrain=config)
+        retrained = test_config(exp, DEFAULT_LABEL, data, options, retrain=config)
         default = figures("default", "untuned default", retrained, retrained.source)
     paired = paired_difference(
         metric,
@@ -227,15 +226,11 @@ def compare_with_baselines(
         {ev.seed: ev.metrics.get(metric) for ev in retrained.runs} if retrained else {},
         "" if options.rerun else "the untuned default is not retrained in a --no-rerun report",
     )
+    rows = [tuned, default, *baselines.chance_baselines(data, seeds)]
     return Comparison(
-        metrics=baselines.shown_metrics(data),
-        seeds=seeds,
-        rows=[tuned, default, *baselines.chance_baselines(data, seeds)],
-        default_config=shown(config),
-        default_described=baselines.describe_default(exp.meta),
-        default=retrained,
-        paired=paired,
-    )
+        metrics=baselines.shown_metrics(data), seeds=seeds, rows=rows, default_config=shown(config),
+        default_described=baselines.describe_default(exp.meta), default=retrained, paired=paired,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the summary row

@@ -81,35 +81,27 @@ def paragraph(p: PairedDifference) -> str:
     )
 
 
-def val_clips(meta: dict, data: DataFacts) -> tuple[int, int] | None:
-    """(clips, folds) that chose the tuned best (K-fold: the smallest fold's), as sweep.json
-    records them, else the single validation split loaded; None when not known."""
-    folds = meta.get("folds") or 0
-    clips = meta.get("val_clips")
-    if isinstance(clips, int) and not isinstance(clips, bool):
-        return clips, int(folds)
-    if not folds and data.val:
-        return int(data.val), 0
-    return None
-
-
-def few_val_clips(meta: dict, data: DataFacts) -> str:
-    """`the validation split holds 9 clips` when under FEW_VAL_CLIPS, else ''."""
-    known = val_clips(meta, data)
-    if known is None or known[0] >= FEW_VAL_CLIPS:
-        return ""
-    clips, folds = known
+def few_val_clips(meta: dict, data: DataFacts) -> tuple[int, str] | None:
+    """(clips, where) when fewer than FEW_VAL_CLIPS chose the tuned best: sweep.json's count
+    (K-fold: the smallest fold's), else the validation split loaded; None if enough or unknown."""
+    folds, clips = meta.get("folds") or 0, meta.get("val_clips")
+    if not isinstance(clips, int) or isinstance(clips, bool):
+        if folds or not data.val:
+            return None
+        clips = int(data.val)
+    if clips >= FEW_VAL_CLIPS:
+        return None
     if folds:
-        return f"the smallest of the {folds} folds holds {clips} validation clips"
-    return f"the validation split holds {clips} clips"
+        return clips, f"the smallest of the {int(folds)} folds holds {clips} validation clips"
+    return clips, f"the validation split holds {clips} clips"
 
 
 def val_warning(meta: dict, data: DataFacts) -> str:
     """The page's warning on few validation clips, with what a clip is worth; '' if enough."""
-    where = few_val_clips(meta, data)
-    if not where:
+    few = few_val_clips(meta, data)
+    if few is None:
         return ""
-    clips = val_clips(meta, data)[0]
+    clips, where = few
     if data.task == "genre":
         step = f"{1 / clips:.3f}" if clips else "-"
         noise = f"one clip more or less classified right moves validation accuracy by {step}"
@@ -163,10 +155,9 @@ def top_lines(results: ReportResults) -> list[str]:
         )
         if e.comparison.paired is not None:
             lines.append(f"{e.name}: {headline(e.comparison.paired)}")
-        where = few_val_clips(e.meta, e.data)
-        if where:
+        if few := few_val_clips(e.meta, e.data):
             lines.append(
-                f"{e.name}: warning: {where} (fewer than {FEW_VAL_CLIPS}): the tuned best may be "
+                f"{e.name}: warning: {few[1]} (fewer than {FEW_VAL_CLIPS}): the tuned best may be "
                 "noise, judge it by the paired difference"
             )
     return lines

@@ -204,15 +204,11 @@ def axis_positions(values: pd.Series, key: str) -> tuple[np.ndarray, list[float]
     log = logarithmic(key, raw)
     scaled = np.log10(raw) if log else raw
     low, high = float(np.nanmin(scaled)), float(np.nanmax(scaled))
-    span = high - low or 1.0
-    ticks = np.linspace(low, high, 3) if high > low else np.array([low])
+    if not high > low:  # one value: mid-axis
+        return np.full(len(raw), 0.5), [0.5], [f"{10**low if log else low:.3g}"]
+    ticks = np.linspace(low, high, 3)
     labels = [f"{10**t if log else t:.3g}" for t in ticks]
-    positions = (ticks - low) / span if high > low else [0.5]
-    return (
-        ((scaled - low) / span if high > low else np.full(len(raw), 0.5)),
-        list(positions),
-        labels,
-    )
+    return (scaled - low) / (high - low), list((ticks - low) / (high - low)), labels
 
 
 def parallel_coordinates(
