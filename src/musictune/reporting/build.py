@@ -56,8 +56,7 @@ def publish(tmp: Path, out: Path) -> Path:
 
 
 def in_new_report(out: Path, fill: Callable[[Path], ReportResults]) -> Path:
-    """Run `fill` on a temporary folder in `out` and publish it; on any failure remove it.
-    Prints the report's top lines and where its pages are."""
+    """Run `fill` on a temporary folder in `out` and publish it (on any failure remove it)."""
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".tmp-report-"))
     try:
         results = fill(tmp)

@@ -70,15 +70,11 @@ def evaluate_report(
         if key not in loaded:
             loaded[key] = load_task(*key[:-1], test_fraction=key[-1])
         evaluated.append(evaluate_experiment(exp, loaded[key], options, folder))
+    created = time.strftime("%Y-%m-%d %H:%M")
     return ReportResults(
-        version=VERSION,
-        created=time.strftime("%Y-%m-%d %H:%M"),
-        storage=str(storage),
-        skipped=list(skipped),
-        rerun=options.rerun,
-        settings=options.settings,
-        experiments=evaluated,
-    )
+        version=VERSION, created=created, storage=str(storage), skipped=list(skipped),
+        rerun=options.rerun, settings=options.settings, experiments=evaluated,
+    )  # fmt: skip
 
 
 def evaluate_experiment(

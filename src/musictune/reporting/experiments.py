@@ -160,10 +160,8 @@ def _problem(exp: Experiment) -> str | None:
 def find_experiments(
     storage: str | os.PathLike, names: list[str] | None = None
 ) -> tuple[list[Experiment], list[str]]:
-    """Every finished experiment in `storage`, or the named ones (each must be finished).
-
-    Returns (experiments, skipped): unnamed ones not finished are skipped with the reason.
-    """
+    """Every finished experiment in `storage` and why others were skipped; or the named ones
+    (each must be finished)."""
     if "://" in str(storage):
         raise UserError(f"--storage {storage}: reports read a local folder; copy the results here")
     # Absolute: pyarrow refuses a relative path from Ray's result API; the page records it.

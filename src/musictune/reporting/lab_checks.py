@@ -59,8 +59,7 @@ def overfit_losses(data_dir: str | None, model: str) -> list[float]:
 
 
 def overfit(data_dir: str | None, folder: Path, doc: Document) -> dict[str, bool]:
-    """Both models' overfit curves in one figure, their section in `doc`, and whether each
-    passed."""
+    """Both models' overfit curves in one figure and their section; whether each passed."""
     import matplotlib.pyplot as plt
 
     curves = {m: overfit_losses(data_dir, m) for m in OVERFIT}

@@ -38,8 +38,7 @@ def panels(rows: int, cols: int, size: tuple[float, float]):
 
 
 def categories(values: pd.Series) -> list | None:
-    """Booleans, strings and few-valued integers (layers, sizes) as sorted categories; None
-    for continuous values."""
+    """Booleans, strings and few-valued integers (layers, sizes) as sorted categories, else None."""
     discrete = pd.api.types.is_integer_dtype(values) and values.nunique() <= 6
     if discrete or pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
         return sorted(values.unique(), key=lambda v: (str(type(v)), v))
@@ -280,8 +279,7 @@ def anytime_plot(curves: dict[str, AnytimeCurve], metric: str, path: Path, title
 
 
 def views_plot(groups: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
-    """Test metric mean ± sd over seeds per experiment, one panel per comparable group
-    (`label`, `mean`, `sd`, `metric` columns)."""
+    """Test metric mean ± sd over seeds per experiment, one panel per comparable group."""
     fig, axes = panels(1, len(groups), (4.5 * len(groups) + 1, 3.8))
     for ax, (name, frame) in zip(axes.flat, groups.items()):
         x = np.arange(len(frame))

@@ -169,22 +169,13 @@ def views_frame(results: ReportResults) -> pd.DataFrame:
             r, m = e.row, e.meta
             values = [float(v) for v in r["test_values"]]
             mean, sd = mean_sd(values) if values else (float("nan"), float("nan"))
-            rows.append(
-                {
-                    "group": name,
-                    "experiment": e.name,
-                    "label": experiment_label(e),
-                    "model": m["model"],
-                    "features": m["features"],
-                    "beat": bool(m["beat"]),
-                    "metric": r["test_metric"],
-                    "mean": mean,
-                    "sd": sd,
-                    "n": len(values),
-                    "trials": r["trials"],
-                    "max_epochs": m.get("max_epochs"),
-                }  # fmt: skip
-            )
+            row = {
+                "group": name, "experiment": e.name, "label": experiment_label(e),
+                "model": m["model"], "features": m["features"], "beat": bool(m["beat"]),
+                "metric": r["test_metric"], "mean": mean, "sd": sd, "n": len(values),
+                "trials": r["trials"], "max_epochs": m.get("max_epochs"),
+            }  # fmt: skip
+            rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -231,8 +231,7 @@ def describe_rerun(
 def describe_comparison(
     exp: Experiment, result: ExperimentResult, report: ReportResults, doc: Document, folder: Path
 ) -> None:
-    """The tuned best against the untuned default and chance, the default's per-seed figures
-    and `baselines.csv`."""
+    """The tuned best against the untuned default and chance; writes `baselines.csv`."""
     c, data, settings = result.comparison, result.data, report.settings
     doc.heading("Tuned best against baselines (test split)", 3)
     retrained = (
