@@ -24,26 +24,20 @@ TIME_COLUMNS = ("timestamp", "time_total_s")
 
 def distributions(space: dict) -> dict[str, BaseDistribution]:
     """sweep.json's space as Optuna distributions; choices labelled by their text."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
+    from optuna.distributions import CategoricalDistribution as Choice
+    from optuna.distributions import FloatDistribution as Float
+    from optuna.distributions import IntDistribution as Int
 
-    out: dict[str, BaseDistribution] = {}
-    for key, spec in space.items():
-        if not (isinstance(spec, dict) and len(spec) == 1):
-            continue
-        ((kind, args),) = spec.items()
-        if kind == "loguniform":
-            out[key] = FloatDistribution(args[0], args[1], log=True)
-        elif kind == "uniform":
-            out[key] = FloatDistribution(args[0], args[1])
-        elif kind == "randint":  # [low, high): Optuna's bounds are inclusive
-            out[key] = IntDistribution(int(args[0]), int(args[1]) - 1)
-        elif kind == "choice":
-            out[key] = CategoricalDistribution(list(dict.fromkeys(str(a) for a in args)))
-    return out
+    make = {
+        "loguniform": lambda a: Float(a[0], a[1], log=True),
+        "uniform": lambda a: Float(a[0], a[1]),
+        "randint": lambda a: Int(int(a[0]), int(a[1]) - 1),  # [low, high): Optuna's is inclusive
+        "choice": lambda a: Choice(list(dict.fromkeys(str(x) for x in a))),
+    }
+    single = {
+        k: next(iter(v.items())) for k, v in space.items() if isinstance(v, dict) and len(v) == 1
+    }
+    return {k: make[kind](args) for k, (kind, args) in single.items() if kind in make}
 
 
 def choice_label(value, choices: tuple) -> str | None:

@@ -93,9 +93,7 @@ def lab_checks_section(data_dir: str | None, folder: Path) -> dict[str, bool]:
     index = folder / "index.md"
     index.write_text(index.read_text() + "\n" + markdown)
     page = folder / "index.html"
-    if page.is_file():
-        added = doc.to_html(folder).split("\n<body>\n", 1)[1].split("\n", 1)[1]  # no <h1>
-        text = page.read_text(encoding="utf-8")
-        head, _, _ = text.rpartition("</body></html>")
-        page.write_text(head.rstrip("\n") + "\n" + added, encoding="utf-8")
+    added = doc.to_html(folder).split("\n<body>\n", 1)[1].split("\n", 1)[1]  # no <h1>
+    head, _, _ = page.read_text(encoding="utf-8").rpartition("</body></html>")
+    page.write_text(head.rstrip("\n") + "\n" + added, encoding="utf-8")
     return passed

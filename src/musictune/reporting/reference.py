@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -130,7 +130,7 @@ class Pair:
     values: tuple[float, ...] = ()  # per seed; a derived mean: per experiment (their means)
     data: str = ""
     note: str = ""
-    sd: float = field(default=math.nan)
+    sd: float = math.nan
 
     @property
     def mean(self) -> float | None:
