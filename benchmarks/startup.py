@@ -19,6 +19,7 @@ import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,6 +44,8 @@ def probe(data_dir: str, storage: str, preset: str) -> dict:
     connect = runner.connect
 
     def timed_connect(resources) -> None:
+        if "init_end" in stamps:  # the second sweep: Ray is running
+            return connect(resources)
         stamps["init_start"] = time.time()
         connect(resources)
         stamps["init_end"] = time.time()
@@ -52,12 +55,38 @@ def probe(data_dir: str, storage: str, preset: str) -> dict:
     with common.quiet(Path(storage) / "sweep.log"):
         runner.run_sweep(make_plan(options), trainable=common.timed(train_trial, log))
     first_line = common.read_spans(log)[0][0]
+    # A second sweep in the same driver, Ray running: what each further sweep of a test session
+    # or a `musictune lab` run pays (Tune's actors live only as long as their Tuner).
+    again = sweep_options_from_args(build_parser().parse_args([*argv, "--name", "again"]))
+    again_log = Path(storage) / "trial-times-again.txt"
+    with common.quiet(Path(storage) / "sweep-again.log"):
+        start = time.time()
+        runner.run_sweep(make_plan(again), trainable=common.timed(train_trial, again_log))
+        returned = time.time()
+    (span,) = common.read_spans(again_log)
     return {
         "command_to_first_line": first_line - PROCESS_START,
         "ray_init": stamps["init_end"] - stamps["init_start"],
         "after_init": first_line - stamps["init_end"],
         "before_init": stamps["init_start"] - PROCESS_START,
+        "again_to_first_line": span[0] - start,
+        "again_trial": span[1] - span[0],
+        "again_tail": returned - span[1],
+        "again_whole": returned - start,
     }
+
+
+# Torch's optimizers import torch._dynamo on their first construction (`add_param_group` is
+# wrapped in `torch._disable_dynamo`): every fresh trial process pays it in its first epoch.
+DYNAMO_PROBE = "import time, torch; t = time.time(); import torch._dynamo; print(time.time() - t)"
+
+
+def dynamo_import_s() -> float:
+    """`import torch._dynamo` after `import torch`, in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-c", DYNAMO_PROBE], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.split()[-1])
 
 
 def one_repeat(data_dir: Path, preset: str) -> dict:
@@ -72,7 +101,7 @@ def one_repeat(data_dir: Path, preset: str) -> dict:
         )
         if done.returncode:
             raise RuntimeError(f"the start-up probe failed:\n{done.stderr[-2000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return json.loads(done.stdout.strip().splitlines()[-1]) | {"dynamo": dynamo_import_s()}
 
 
 def run(
@@ -116,6 +145,41 @@ def run(
             common.at_most(TARGET_S),
             note,
         ),
+        *later_sweep_rows(values),
+    ]
+
+
+def later_sweep_rows(values: Callable[[str], list[float]]) -> list[common.Row]:
+    """A second one-trial sweep in the same process, Ray running, split where its time goes."""
+    name = "a second 1-trial, 1-epoch sweep in the same process, Ray running"
+    return [
+        common.Row("start-up", f"{name}: whole run_sweep (s)", values("again_whole")),
+        common.Row(
+            "start-up",
+            f"{name}: run_sweep's start to its trial's first line (s)",
+            values("again_to_first_line"),
+            note="Tune's start and a fresh trial process with its imports (ray.tune, torch, "
+            "trainables): each Tuner starts its own actors",
+        ),
+        common.Row(
+            "start-up",
+            f"{name}: its trial function, one epoch (s)",
+            values("again_trial"),
+            note="data fetch, model, one epoch, checkpoint; holds torch's lazy torch._dynamo "
+            "import at the first optimizer (next row)",
+        ),
+        common.Row(
+            "start-up",
+            f"{name}: trial end to run_sweep's return (s)",
+            values("again_tail"),
+            note="Tune's end, trials.csv, sweep.json, summary, test-split check",
+        ),
+        common.Row(
+            "start-up",
+            "import torch._dynamo after torch, a fresh process (s)",
+            values("dynamo"),
+            note="what a fresh trial process's first optimizer adds",
+        ),
     ]
 
 
@@ -126,7 +190,8 @@ def sizes(quick: bool) -> dict:
 def describe(cpus: int) -> str:
     return (
         "start-up: per repeat a fresh process runs one 1-epoch trial through run_sweep, starting "
-        f"its own local Ray with the machine's cores; the trial gets {cpus} CPUs"
+        f"its own local Ray with the machine's cores, then a second such sweep in the same "
+        f"process; the trial gets {cpus} CPUs"
     )
 
 

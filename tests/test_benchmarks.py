@@ -103,6 +103,13 @@ def test_startup_probe_is_a_fresh_sweep_process_whose_stamps_add_up(tmp_path):
     assert min(before, init, after.value) > 0
     assert before + init + after.value == pytest.approx(whole, abs=1e-6)
     assert after.target == "<= 3" and after.met == (after.value <= 3)
+    # The second sweep in the same process: its parts add up to its whole run_sweep.
+    again = "a second 1-trial, 1-epoch sweep in the same process, Ray running"
+    parts = ["run_sweep's start to its trial's first line", "its trial function, one epoch"]
+    parts = [rows[f"{again}: {p} (s)"].value for p in [*parts, "trial end to run_sweep's return"]]
+    assert min(parts) > 0
+    assert sum(parts) == pytest.approx(rows[f"{again}: whole run_sweep (s)"].value, abs=1e-6)
+    assert 0 < rows["import torch._dynamo after torch, a fresh process (s)"].value < 60
 
 
 def test_main_job_sides_run_their_own_code(tmp_path):
