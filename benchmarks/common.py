@@ -476,8 +476,10 @@ def data_dir(given: str | None) -> Path:
 
 
 def plot_path(args: argparse.Namespace, name: str) -> Path:
-    """A figure beside the results file; with --no-save in a temp folder, so a smoke run never
-    replaces a recorded figure."""
+    """A figure beside the results file (`<name>-quick.png` for --quick, so a quick run never
+    replaces a full run's figure); with --no-save in a temp folder."""
+    if getattr(args, "quick", False):
+        name = name.replace(".png", "-quick.png")
     if args.no_save:
         return Path(tempfile.gettempdir()) / "musictune-benchmarks" / name
     return Path(args.results).resolve().parent / name

@@ -108,11 +108,8 @@ def build(args) -> common.Outcome:
     rows, seeds, took = [], [], []
     for name in names:
         module = BENCHMARKS[name]
-        print(
-            f"running {name} {module.sizes(args.quick)} x {args.repeats} ...",
-            file=sys.stderr,
-            flush=True,
-        )
+        sizes = module.sizes(args.quick)
+        print(f"running {name} {sizes or ''} x {args.repeats} ...", file=sys.stderr, flush=True)
         t = time.perf_counter()
         more, described, seeded = common.run_module(module, args, folder)
         took.append(f"{name} {time.perf_counter() - t:.0f} s")
