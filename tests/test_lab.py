@@ -57,9 +57,8 @@ def test_the_tuned_recipe_searches_every_experiment_on_the_course_splits():
 # --------------------------------------------------------------------------- the smoke lab
 
 # One run of each recipe serves every lab test below: a head and a worker node of one CPU each
-# (ray.cluster_utils), the two labs at once through their command line, each with two
-# experiments at a time, each sweep in a Ray task. Its own process: the session's `ray_local`
-# may own this one's Ray.
+# (ray.cluster_utils), the lab through its command line with two experiments at a time, each
+# sweep in a Ray task. Its own process: the session's `ray_local` may own this one's Ray.
 CLUSTER_LAB_SCRIPT = r"""
 import json, subprocess, sys, time
 from pathlib import Path
@@ -71,21 +70,18 @@ cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
 worker = cluster.add_node(num_cpus=1)
 cluster.wait_for_nodes()
 report = {"head": cluster.head_node.node_id, "worker": worker.node_id}
-started = time.time()
 try:
-    labs = {}
-    for recipe in ("course", "tuned"):  # both at once: their sweeps share the two nodes
-        labs[recipe] = subprocess.Popen(
+    for recipe in ("course", "tuned"):
+        started = time.time()
+        lab = subprocess.run(
             [sys.executable, "-m", "musictune", "lab", "--budget", "smoke", "--recipe", recipe,
              "--data-dir", data_dir, "--storage", f"{root}/results-{recipe}",
              "--out", f"{root}/reports-{recipe}", "--address", cluster.address,
              "--concurrent-experiments", "2"],
-            stdout=subprocess.DEVNULL, stderr=open(f"{root}/lab-{recipe}.err", "w"),
+            capture_output=True, text=True, timeout=600,
         )
-    for recipe, lab in labs.items():
-        code = lab.wait(timeout=900)
-        err = Path(f"{root}/lab-{recipe}.err").read_text(errors="replace")
-        report[recipe] = {"code": code, "stderr": err[-3000:], "seconds": time.time() - started}
+        report[recipe] = {"code": lab.returncode, "stderr": lab.stderr[-3000:],
+                          "seconds": time.time() - started}
 finally:
     Path(out).write_text(json.dumps(report))
     cluster.shutdown()
