@@ -18,7 +18,6 @@ in a Ray task of its own); the transfer experiments wait for the genre CNN they 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import ClassVar
@@ -37,7 +36,7 @@ from musictune.tuning.options import SweepOptions
 from musictune.tuning.storage import (
     experiment_path,
     json_text,
-    read_experiment_file,
+    read_json_file,
     read_sweep_meta,
     storage_root,
     write_experiment_file,
@@ -250,10 +249,7 @@ def claim_storage(root: str, options: LabOptions, data: str) -> None:
     """Record which lab this storage folder holds, or refuse another one there: its finished
     experiments carry the same names, so they would be kept as if they were this lab's."""
     plan = {"recipe": options.recipe, "budget": options.budget, "data_dir": data}
-    try:
-        held = json.loads(read_experiment_file(root, LAB_FILE) or "{}")
-    except ValueError:
-        held = {}
+    held = read_json_file(root, LAB_FILE)
     if held and held != plan:
         differ = ", ".join(f"{k} {held.get(k)}" for k in plan if held.get(k) != plan[k])
         raise UserError(

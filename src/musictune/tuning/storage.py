@@ -110,10 +110,15 @@ def write_sweep_meta(folder: str | Path, meta: dict) -> None:
     write_experiment_file(folder, SWEEP_FILE, json_text(meta))
 
 
-def read_sweep_meta(folder: str | Path) -> dict:
-    """An experiment's sweep.json, or {} when absent or damaged (a resume rewrites it)."""
+def read_json_file(folder: str | Path, name: str) -> dict:
+    """The JSON object in `folder/name`, local or a URI; {} when absent or damaged."""
     try:
-        meta = json.loads(read_experiment_file(folder, SWEEP_FILE) or "")
+        payload = json.loads(read_experiment_file(folder, name) or "")
     except ValueError:
         return {}
-    return meta if isinstance(meta, dict) else {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def read_sweep_meta(folder: str | Path) -> dict:
+    """An experiment's sweep.json, or {} when absent or damaged (a resume rewrites it)."""
+    return read_json_file(folder, SWEEP_FILE)
