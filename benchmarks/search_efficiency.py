@@ -41,7 +41,7 @@ import common  # noqa: E402
 import optuna_peer  # noqa: E402
 
 from musictune.errors import UserError  # noqa: E402
-from musictune.tuning.options import SweepOptions  # noqa: E402
+from musictune.tuning.options import BOHB_INSTALL, SweepOptions  # noqa: E402
 from musictune.tuning.runner import run_sweep  # noqa: E402
 
 METRIC = "val_macro_f1"
@@ -64,6 +64,10 @@ SIDES = {
     "asha_r2": Side("harness: random + ASHA reduction 2", {"reduction_factor": 2}),
     "asha_r4": Side("harness: random + ASHA reduction 4", {"reduction_factor": 4}),
     "asha_g2": Side("harness: random + ASHA grace 2", {"grace_period": 2}),
+    "hyperband": Side("harness: random + HyperBand", {"scheduler": "hyperband"}),
+    "bohb": Side(
+        "harness: BOHB (TuneBOHB + HyperBandForBOHB)", {"search": "bohb", "scheduler": "hyperband"}
+    ),
     "optuna_hyperband": Side(
         "plain Optuna: TPE + HyperbandPruner, 2 processes", pruner="hyperband"
     ),
@@ -73,6 +77,14 @@ SIDES = {
 DEFAULT_SIDES = ("project", "tpe_asha", "optuna_hyperband", "optuna_median", "course")
 QUICK_SIDES = ("project", "optuna_hyperband", "course")
 PEERS = tuple(name for name, side in SIDES.items() if side.pruner)
+
+
+def bohb_installed() -> bool:
+    """BOHB's packages are optional (`pip install "musictune[bohb]"`): without them its side is
+    skipped, saying so in the table."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("hpbandster", "ConfigSpace"))
 
 
 def result_times(history: pd.DataFrame) -> pd.Series:
@@ -294,6 +306,17 @@ def run(
     unknown = [s for s in sides if s not in SIDES]
     if unknown:
         raise UserError(f"unknown side {unknown[0]!r}: choose from {', '.join(SIDES)}")
+    skipped = []
+    if "bohb" in sides and not bohb_installed():
+        sides = tuple(s for s in sides if s != "bohb")
+        skipped.append(
+            common.Row(
+                "search efficiency",
+                f"{SIDES['bohb'].label}: skipped",
+                f"hpbandster or ConfigSpace not installed: {BOHB_INSTALL}",
+            )
+        )
+        print(f"search_efficiency: bohb skipped: {skipped[0].value}", file=sys.stderr)
     cpus = common.ray_cpus()
     results = []
     for r in range(repeats):
@@ -307,7 +330,7 @@ def run(
             f"{time.strftime('%Y-%m-%d %H:%M')}; each repeat a line, seed + repeat per repeat"
         )
         plot_curves(results, plot, title)
-    return side_rows(results, samples, max_epochs, cpus) + ratio_rows(results)
+    return side_rows(results, samples, max_epochs, cpus) + ratio_rows(results) + skipped
 
 
 def figure(results: list[dict], side: str, key: str) -> list[float]:

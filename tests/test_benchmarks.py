@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -267,6 +268,7 @@ def test_search_efficiency_optuna_peers_draw_from_the_harness_space_and_budget(t
     from ray.tune.search.optuna import OptunaSearch
 
     from musictune.tuning.plan import make_plan
+    from musictune.tuning.space import describe_space
 
     base = {"preset": "lstm_spectrogram", "samples": 6, "max_epochs": 4, "seed": 7}
     base |= {"storage": str(tmp_path), "data_dir": str(tmp_path)}
@@ -282,11 +284,44 @@ def test_search_efficiency_optuna_peers_draw_from_the_harness_space_and_budget(t
         assert fixed["seed"] == 7 and job["samples"] == project.options.samples == 6
         assert job["settings"] == project.settings  # epochs, patience, threads, family
     assert project.settings.threads == 1 and project.settings.max_epochs == 4
-    for name in ("tpe_asha", "asha_r2", "course"):
+    # Every harness side is the project's sweep with its own change only, the same space too.
+    harness = [n for n in sides if n not in search_efficiency.PEERS]
+    assert {"tpe_asha", "hyperband", "bohb", "asha_r2", "course"} <= set(harness)
+    fields = asdict(sides["project"]) | {"name": None}
+    course = {"max_concurrent": 1, "cpus_per_trial": 2.0}
+    for name in harness:
+        side = search_efficiency.SIDES[name]
+        changed = side.overrides | (course if name == "course" else {})
+        assert asdict(sides[name]) | {"name": None} == fields | changed, name
+        if name == "bohb" and not search_efficiency.bohb_installed():
+            continue  # its packages are optional; run() skips it saying so
         plan = make_plan(sides[name])
-        assert plan.options.samples == 6 and plan.settings.max_epochs == 4
-        assert plan.settings.patience == project.settings.patience
-        assert plan.space.keys() == project.space.keys()
+        assert describe_space(plan.space) == describe_space(project.space), name
+    # HyperBand and BOHB: the epoch budget as max_t; BOHB only with its own brackets.
+    from ray.tune.schedulers import HyperBandScheduler
+
+    from musictune.tuning.runner import build_scheduler
+
+    hyperband = build_scheduler(sides["hyperband"])
+    assert type(hyperband) is HyperBandScheduler and hyperband._max_t_attr == 4
+    with pytest.raises(common.UserError, match="--search bohb needs --scheduler hyperband"):
+        replace(sides["bohb"], scheduler="asha").validate()
+    if search_efficiency.bohb_installed():
+        from ray.tune.schedulers import HyperBandForBOHB
+
+        assert type(build_scheduler(sides["bohb"])) is HyperBandForBOHB
+    # BOHB's ConfigSpace suggests numpy scalars, which torch's layers refuse: trials get plain ones.
+    from ray.tune.search import Searcher
+
+    from musictune.tuning.runner import PlainValues
+
+    class Numpy(Searcher):
+        def suggest(self, trial_id):
+            return {"hidden_size": np.int64(64), "bidirectional": np.bool_(True), "lr": 0.01}
+
+    config = PlainValues(Numpy(metric="m", mode="max"), max_concurrent=2).suggest("t1")
+    assert config == {"hidden_size": 64, "bidirectional": True, "lr": 0.01}
+    assert [type(v) for v in config.values()] == [int, bool, float]
     hyperband = optuna_peer.make_pruner("hyperband", 4)
     assert isinstance(hyperband, optuna.pruners.HyperbandPruner)
     assert (hyperband._min_resource, hyperband._max_resource) == (1, 4)

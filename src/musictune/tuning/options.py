@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from musictune.audio.features import VIEWS
 from musictune.data.dataset import MULTITASK_TEST_FRACTION
+from musictune.errors import UserError
 from musictune.layout import AFFECT_TARGETS
 from musictune.options import (
     first_problem,
@@ -25,6 +26,9 @@ from musictune.tuning.mlflow_tracking import INSTALL, require_mlflow
 from musictune.tuning.presets import PRESETS, get_preset
 from musictune.tuning.space import DROPOUT_RANGE, LR_RANGE
 
+SEARCHES = ("random", "optuna", "bohb")
+SCHEDULERS = ("asha", "hyperband", "fifo")
+BOHB_INSTALL = 'pip install "musictune[bohb]"'
 SMOKE = {"samples": 4, "max_epochs": 2}  # --smoke-test shrinks counts, never the code path
 DEFAULTS = {"samples": 20, "max_epochs": 50}
 
@@ -56,8 +60,17 @@ class SweepOptions:
         f"trials (default {DEFAULTS['samples']}; smoke test {SMOKE['samples']})",
         type=positive_int,
     )
-    search: str = option("random", "random or Optuna TPE", choices=["random", "optuna"])
-    scheduler: str = option("asha", "ASHA stops poor trials early", choices=["asha", "fifo"])
+    search: str = option(
+        "random",
+        f"random, Optuna TPE, or BOHB (with --scheduler hyperband; needs {BOHB_INSTALL})",
+        choices=list(SEARCHES),
+    )
+    scheduler: str = option(
+        "asha",
+        "ASHA stops poor trials early; HyperBand pauses and resumes them in synchronous "
+        "brackets; FIFO trains every trial to the budget",
+        choices=list(SCHEDULERS),
+    )
     max_epochs: int | None = option(
         None,
         f"epoch budget per trial (default {DEFAULTS['max_epochs']}; "
@@ -201,6 +214,8 @@ class SweepOptions:
         first_problem([*self._space_problems(), *self._training_problems()])
         if self.mlflow is not None:
             require_mlflow()  # before any data is read or Ray starts
+        if self.search == "bohb":
+            require_bohb()
 
     def _budget_problems(self) -> list[tuple[bool, str]]:
         return [
@@ -210,6 +225,11 @@ class SweepOptions:
             (
                 self.reduction_factor < 2,
                 f"--reduction-factor must be at least 2, got {self.reduction_factor}",
+            ),
+            (
+                self.search == "bohb" and self.scheduler != "hyperband",
+                f"--search bohb needs --scheduler hyperband (BOHB's own brackets), not "
+                f"--scheduler {self.scheduler}",
             ),
             (
                 self.scheduler == "asha" and self.grace_period > self.max_epochs,
@@ -271,3 +291,12 @@ class SweepOptions:
     @property
     def dropout_range(self) -> tuple[float, float]:
         return (self.dropout_min, self.dropout_max)
+
+
+def require_bohb() -> None:
+    """Refuse --search bohb in one line when its packages are missing, before anything runs."""
+    import importlib.util
+
+    missing = [m for m in ("hpbandster", "ConfigSpace") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"--search bohb needs {' and '.join(missing)}: {BOHB_INSTALL}")

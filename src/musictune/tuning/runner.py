@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ray.tune.search import ConcurrencyLimiter
 
 from musictune import paths
 from musictune.data.dataset import Dataset, load_task
@@ -37,10 +38,21 @@ KEPT_ON_RESUME = ("samples", "search", "scheduler", "max_epochs", "seed", "smoke
 KEPT_ON_RESUME += ("command", "started", "wall_time_s", "mlflow")
 
 
+class PlainValues(ConcurrencyLimiter):
+    """A ConcurrencyLimiter whose configs hold plain Python values: BOHB's ConfigSpace hands
+    back numpy scalars (an np.int64 hidden size), which torch's layers refuse."""
+
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            config = {k: v.item() if isinstance(v, np.generic) else v for k, v in config.items()}
+        return config
+
+
 def build_search(options: SweepOptions, metric: str, slots: int = 2):
-    """Random search, or Optuna's TPE asking for `slots` configs at a time (the trials the
-    cluster runs at once): more would be suggested before any result could inform them."""
-    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+    """Random search, or Optuna's TPE or BOHB asking for `slots` configs at a time (the trials
+    the cluster runs at once): more would be suggested before any result could inform them."""
+    from ray.tune.search import BasicVariantGenerator
 
     if options.search == "optuna":
         from ray.tune.search.optuna import OptunaSearch
@@ -48,16 +60,36 @@ def build_search(options: SweepOptions, metric: str, slots: int = 2):
         return ConcurrencyLimiter(
             OptunaSearch(metric=metric, mode=MODE, seed=options.seed), max_concurrent=slots
         )
+    if options.search == "bohb":
+        from ray.tune.search.bohb import TuneBOHB
+
+        return PlainValues(
+            TuneBOHB(metric=metric, mode=MODE, seed=options.seed), max_concurrent=slots
+        )
     return BasicVariantGenerator(
         random_state=options.seed, max_concurrent=options.max_concurrent or 0
     )
 
 
 def build_scheduler(options: SweepOptions):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    """ASHA (grace, reduction, max_t = the epoch budget), HyperBand (reduction, max_t; BOHB's
+    own variant under --search bohb) or FIFO."""
+    from ray.tune.schedulers import (
+        ASHAScheduler,
+        FIFOScheduler,
+        HyperBandForBOHB,
+        HyperBandScheduler,
+    )
 
     if options.scheduler == "fifo":
         return FIFOScheduler()
+    if options.scheduler == "hyperband":
+        kind = HyperBandForBOHB if options.search == "bohb" else HyperBandScheduler
+        return kind(
+            time_attr="training_iteration",
+            max_t=options.max_epochs,
+            reduction_factor=options.reduction_factor,
+        )
     return ASHAScheduler(
         time_attr="training_iteration",
         max_t=options.max_epochs,
@@ -122,11 +154,14 @@ def resume_command(options: SweepOptions, name: str, root: str) -> str:
 
 def print_start(plan: SweepPlan, data: Dataset, data_dir: str) -> None:
     o = plan.options
-    asha = f", grace {o.grace_period}, reduction {o.reduction_factor}"
+    schedule = {
+        "asha": f", grace {o.grace_period}, reduction {o.reduction_factor}",
+        "hyperband": f", reduction {o.reduction_factor}",
+    }
     print(
         f"musictune sweep {o.preset}: {o.samples} trials, {o.search} search, "
         f"{o.scheduler.upper()} (max {o.max_epochs} epochs"
-        + (asha if o.scheduler == "asha" else "")
+        + schedule.get(o.scheduler, "")
         + f"), {o.cpus_per_trial:g} CPU / {o.gpus_per_trial:g} GPU per trial"
     )
     print(
