@@ -22,8 +22,6 @@ from musictune.reporting.results import ReportResults
 
 REPORT_NAME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{6})(?:-(\d+))?")  # what `publish` names them
 
-# --------------------------------------------------------------------------- folders
-
 
 def storage_of(options: ReportOptions) -> Path:
     """The storage folder, absolute (as the page records it; see `find_experiments`)."""
@@ -70,9 +68,6 @@ def in_new_report(out: Path, fill: Callable[[Path], ReportResults]) -> Path:
     print(f"report: {final / 'index.html'}")
     print(f"        {final / 'index.md'}")
     return final
-
-
-# --------------------------------------------------------------------------- the two runs
 
 
 def build_report(options: ReportOptions) -> Path:

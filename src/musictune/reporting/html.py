@@ -34,6 +34,16 @@ def format_mean_sd(mean: float, sd: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}")
 
 
+def test_cell(r: dict) -> str:
+    """A summary row's test metric as the table and the console read it."""
+    return f"{r['test_metric']} {format_mean_sd(r['test_mean'], r['test_sd'])} (n={r['seeds']})"
+
+
+def signed(mean: float, sd: float) -> str:
+    """A difference: `+0.012 ± 0.034` (no sd: `+0.012`)."""
+    return f"{mean:+.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}")
+
+
 def figures_cell(f: Figures, metric: str) -> str:
     """A comparison row's mean ± sd of `metric`; `n/a (constant)` where undefined."""
     mean, sd = f.mean_sd(metric)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from musictune.reporting.results import AnytimeCurve, Importance
+from musictune.training.evaluation import mean_sd
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -118,13 +119,11 @@ def hyperparameter_importance(
     whole = fit(used, varying, SEED)
     order = sorted(varying, key=lambda k: -whole[k])
     draws = bootstrap(used, varying)
-    mean = [float(np.mean([d[k] for d in draws])) if draws else math.nan for k in order]
-    sd = [
-        float(np.std([d[k] for d in draws], ddof=1)) if len(draws) > 1 else math.nan for k in order
-    ]
+    spread = [mean_sd([d[k] for d in draws]) if draws else (math.nan, math.nan) for k in order]
     return Importance(
-        params=order, importance=[whole[k] for k in order], mean=mean, sd=sd, trials=len(used),
-        stopped_early=stopped, resamples=len(draws), evaluator=EVALUATOR,
+        params=order, importance=[whole[k] for k in order], mean=[m for m, _ in spread],
+        sd=[sd for _, sd in spread], trials=len(used), stopped_early=stopped,
+        resamples=len(draws), evaluator=EVALUATOR,
     )  # fmt: skip
 
 
@@ -141,9 +140,6 @@ def bootstrap(trials: list[FrozenTrial], params: list[str]) -> list[dict[str, fl
         except RuntimeError:  # fANOVA: zero variance in every tree
             continue
     return draws
-
-
-# --------------------------------------------------------------------------- anytime curve
 
 
 def report_times(frame: pd.DataFrame) -> tuple[np.ndarray, float] | None:

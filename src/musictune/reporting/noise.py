@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from musictune.reporting.html import format_mean_sd
+from musictune.reporting.html import signed, test_cell
 from musictune.reporting.results import DataFacts, PairedDifference, ReportResults
 
 FEW_VAL_CLIPS = 50  # fewer validation clips than this: the report warns
@@ -20,20 +20,16 @@ def paired_difference(
     metric: str, tuned: dict[int, float | None], default: dict[int, float | None], absent: str = ""
 ) -> PairedDifference:
     """Tuned - default of `metric` on the seeds both were tested with (None leaves a seed out)."""
-    if absent:
-        return PairedDifference(metric=metric, seeds=[], differences=[], absent=absent)
-
-    def finite(v) -> bool:
-        return isinstance(v, (int, float)) and math.isfinite(v)
-
-    seeds = sorted(
-        s for s in tuned.keys() & default.keys() if finite(tuned[s]) and finite(default[s])
-    )
-    if not seeds:
-        why = "no seed tested both" if tuned and default else "the untuned default has no result"
-        return PairedDifference(metric=metric, seeds=[], differences=[], absent=why)
+    both = [s for s in tuned.keys() & default.keys() if _finite(tuned[s]) and _finite(default[s])]
+    if not absent and not both:
+        absent = "no seed tested both" if tuned and default else "the untuned default has no result"
+    seeds = [] if absent else sorted(both)
     differences = [float(tuned[s]) - float(default[s]) for s in seeds]
-    return PairedDifference(metric=metric, seeds=seeds, differences=differences)
+    return PairedDifference(metric=metric, seeds=seeds, differences=differences, absent=absent)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def judged(p: PairedDifference) -> str:
@@ -48,25 +44,17 @@ def judged(p: PairedDifference) -> str:
 
 def verdict(p: PairedDifference) -> str:
     """The short answer with its reason: `within noise (|mean| ≤ sd)`."""
-    short = judged(p)
     if not p.n:
-        return f"{short}: {p.absent}"
+        return f"{judged(p)}: {p.absent}"
     if p.n < 2:
-        return f"{short}: no sd of the differences"
-    return f"{short} (|mean| {'≤' if abs(p.mean) <= p.sd else '>'} sd)"
-
-
-def difference_text(p: PairedDifference) -> str:
-    """`+0.012 ± 0.034` (a difference is measured)."""
-    return f"{p.mean:+.3f}" + ("" if math.isnan(p.sd) else f" ± {p.sd:.3f}")
+        return f"{judged(p)}: no sd of the differences"
+    return f"{judged(p)} (|mean| {'≤' if abs(p.mean) <= p.sd else '>'} sd)"
 
 
 def headline(p: PairedDifference) -> str:
     """`tuned - default test_macro_f1 +0.012 ± 0.034 (n=2, paired seeds [0, 1]): within ...`"""
-    if not p.n:
-        return f"tuned - default test_{p.metric}: {verdict(p)}"
-    text = f"{difference_text(p)} (n={p.n}, paired seeds {p.seeds})"
-    return f"tuned - default test_{p.metric} {text}: {verdict(p)}"
+    measured = f" {signed(p.mean, p.sd)} (n={p.n}, paired seeds {p.seeds})" if p.n else ""
+    return f"tuned - default test_{p.metric}{measured}: {verdict(p)}"
 
 
 def paragraph(p: PairedDifference) -> str:
@@ -76,8 +64,8 @@ def paragraph(p: PairedDifference) -> str:
     per_seed = ", ".join(f"seed {s}: {d:+.3f}" for s, d in zip(p.seeds, p.differences))
     return (
         f"Tuned best − untuned default (test {p.metric}), paired by seed (both retrained with "
-        f"seeds {p.seeds}): {difference_text(p)} (n={p.n}), mean ± sd of the per-seed differences "
-        f"({per_seed}): **{verdict(p)}**. The rule: {RULE}."
+        f"seeds {p.seeds}): {signed(p.mean, p.sd)} (n={p.n}), mean ± sd of the per-seed "
+        f"differences ({per_seed}): **{verdict(p)}**. The rule: {RULE}."
     )
 
 
@@ -148,11 +136,8 @@ def top_lines(results: ReportResults) -> list[str]:
     lines = []
     for e in results.experiments:
         r = e.row
-        test = format_mean_sd(r["test_mean"], r["test_sd"])
-        lines.append(
-            f"{e.name}: best {r['metric']} {r['best_val']:.4f} (trial {r['best_trial']}), "
-            f"{r['test_metric']} {test} (n={r['seeds']})"
-        )
+        best = f"best {r['metric']} {r['best_val']:.4f} (trial {r['best_trial']})"
+        lines.append(f"{e.name}: {best}, {test_cell(r)}")
         if e.comparison.paired is not None:
             lines.append(f"{e.name}: {headline(e.comparison.paired)}")
         if few := few_val_clips(e.meta, e.data):

@@ -70,6 +70,7 @@ def hyperparameter_scatter(
     layer_key = next((k for k in LAYER_KEYS if k in trials and trials[k].nunique() > 1), None)
     groups = sorted(trials[layer_key].unique()) if layer_key else [None]
     lo, hi = (None, None) if colour is None else (np.nanmin(colour), np.nanmax(colour))
+    y = trials[value].to_numpy(float)
     rng = np.random.default_rng(0)
     scatter = None
     for ax, key in zip(axes.flat, hparams):
@@ -77,17 +78,16 @@ def hyperparameter_scatter(
         if labels is not None:
             x = x + rng.uniform(-0.12, 0.12, len(x))  # jitter categories so points separate
         for marker, group in zip(MARKERS, groups):
-            mask = np.asarray(True if group is None else trials[layer_key] == group)
-            mask = np.broadcast_to(mask, len(trials))
-            y, c = trials[value].to_numpy(float)[mask], None if colour is None else colour[mask]
+            mask = np.full(len(y), True) if group is None else trials[layer_key].eq(group).values
+            c = None if colour is None else colour[mask]
             label = None if group is None else f"{layer_key}={group}"
             scatter = ax.scatter(
-                x[mask], y, c=c, vmin=lo, vmax=hi, marker=marker, label=label, **POINT
+                x[mask], y[mask], c=c, vmin=lo, vmax=hi, marker=marker, label=label, **POINT
             )
-        if labels is None and logarithmic(key, trials[key].to_numpy(float)):
-            ax.set_xscale("log")
         if labels is not None:
             ax.set_xticks(range(len(labels)), labels)
+        elif logarithmic(key, x):
+            ax.set_xscale("log")
         ax.set_xlabel(key)
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:

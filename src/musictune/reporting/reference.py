@@ -80,9 +80,6 @@ REFERENCES: tuple[Reference, ...] = (
 )
 
 
-# --------------------------------------------------------------------------- matching
-
-
 def matches(meta: dict, config: dict | None = None) -> list[Reference]:
     """The figures an experiment (its sweep.json, its tested config) stands beside; the derived
     regression means are never matched to a single experiment. Transfer: only a fine-tuned
@@ -105,9 +102,6 @@ def matches(meta: dict, config: dict | None = None) -> list[Reference]:
         and r.beat == bool(meta.get("beat"))
         and (task == "multitask" or r.target == target)
     ]
-
-
-# --------------------------------------------------------------------------- the pairs
 
 
 @dataclass(frozen=True)
@@ -179,9 +173,6 @@ def pairs(measured: Iterable[Measured]) -> list[Pair]:
     return out
 
 
-# --------------------------------------------------------------------------- the data
-
-
 def not_course_data(task: str, classes: list[str], extracted: bool | None) -> str:
     """Why an experiment's data is not the course's ("" when it may be): `musictune extract`'s
     manifest, or genre classes other than the course's ten."""
@@ -191,8 +182,6 @@ def not_course_data(task: str, classes: list[str], extracted: bool | None) -> st
         return f"genre classes {', '.join(classes)} are not the course's ten"
     return ""
 
-
-# --------------------------------------------------------------------------- the page
 
 COURSE_NOTE = (
     f"Published test figures of the {SOURCE} (genre: its test split of "

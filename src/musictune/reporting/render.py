@@ -12,12 +12,11 @@ import numpy as np
 import pandas as pd
 
 from musictune.reporting import plots
-from musictune.reporting.html import UNDEFINED, Document, format_mean_sd
+from musictune.reporting.html import UNDEFINED, Document, format_mean_sd, signed, test_cell
 from musictune.reporting.noise import RULE
 from musictune.reporting.reference import reference_section
 from musictune.reporting.results import ExperimentResult, ReportResults
 from musictune.reporting.sections import describe_experiment
-from musictune.training.evaluation import mean_sd
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"
@@ -70,16 +69,13 @@ def method_note(results: ReportResults) -> str:
 
 
 def cross_table(rows: list[dict]) -> pd.DataFrame:
-    def test(r: dict) -> str:
-        return f"{r['test_metric']} {format_mean_sd(r['test_mean'], r['test_sd'])} (n={r['seeds']})"
-
     columns = {
         "experiment": lambda r: r["experiment"],
         "model": lambda r: r["model"],
         "features": lambda r: r["features"] + (f" ({r['target']})" if r["target"] else ""),
         "beat": lambda r: "yes" if r["beat"] else "no",
         "best validation": lambda r: f"{r['metric']} {r['best_val']:.4f}",
-        "test mean ± sd": test,
+        "test mean ± sd": test_cell,
         "untuned default (test)": default_cell,
         "tuned − default (paired)": paired_cell,
         "chance (test)": chance_cell,
@@ -105,8 +101,8 @@ def paired_cell(row: dict) -> str:
     """Tuned - default, paired by seed, and its verdict; `-` for results saved before it."""
     if not row.get("paired_n"):
         return "not measured" if "paired_n" in row else "-"
-    spread = "" if math.isnan(row["paired_sd"]) else f" ± {row['paired_sd']:.3f}"
-    return f"{row['paired_mean']:+.3f}{spread} (n={row['paired_n']}), {row['paired_verdict']}"
+    difference = signed(row["paired_mean"], row["paired_sd"])
+    return f"{difference} (n={row['paired_n']}), {row['paired_verdict']}"
 
 
 def chance_cell(row: dict) -> str:
@@ -167,15 +163,12 @@ def views_frame(results: ReportResults) -> pd.DataFrame:
     for name, experiments in groups.items():
         for e in experiments if len(experiments) > 1 else []:
             r, m = e.row, e.meta
-            values = [float(v) for v in r["test_values"]]
-            mean, sd = mean_sd(values) if values else (float("nan"), float("nan"))
-            row = {
+            rows.append({
                 "group": name, "experiment": e.name, "label": experiment_label(e),
                 "model": m["model"], "features": m["features"], "beat": bool(m["beat"]),
-                "metric": r["test_metric"], "mean": mean, "sd": sd, "n": len(values),
-                "trials": r["trials"], "max_epochs": m.get("max_epochs"),
-            }  # fmt: skip
-            rows.append(row)
+                "metric": r["test_metric"], "mean": r["test_mean"], "sd": r["test_sd"],
+                "n": r["seeds"], "trials": r["trials"], "max_epochs": m.get("max_epochs"),
+            })  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -187,9 +187,6 @@ def describe_feature_maps(
     doc.image(f"{exp.name}/{FEATURE_MAPS_PNG}", "input and mean maps of conv blocks 1 and 2")
 
 
-# --------------------------------------------------------------------------- per seed
-
-
 def seed_rows(exp: Experiment, t: TestedConfig) -> list[dict]:
     """One row per tested seed: its training (when rerun) and every test metric."""
     trained = {s.seed: s for s in t.rerun.seeds} if t.rerun else {}
@@ -223,9 +220,6 @@ def describe_rerun(
     curves = {f"seed {s.seed}": pd.DataFrame(s.history) for s in t.rerun.seeds}
     plots.learning_curves(curves, exp.metric, folder / png, f"{exp.name}: reruns of {t.trial_id}")
     doc.image(f"{exp.name}/{png}", "rerun learning curves, one per seed")
-
-
-# --------------------------------------------------------------------------- baselines
 
 
 def describe_comparison(
