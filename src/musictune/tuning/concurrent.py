@@ -10,6 +10,7 @@ that must finish first (a transfer sweep starts from its genre sweep's best chec
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,11 +30,23 @@ class Job:
 
 def sweep_in_task(options: SweepOptions, argv: list[str]) -> str:
     """One sweep, in a Ray worker; sweep.json's command and the resume hint name `argv`, the
-    caller's command line, not the worker's."""
+    caller's command line, not the worker's.
+
+    Tune keeps a sweep's trainable (with its bound data and settings) in the cluster's key-value
+    store under the job's id and the trainable's name, so sweeps side by side in one job would
+    overwrite each other's and train each other's model on each other's data: this sweep's
+    registry gets a prefix of its own."""
+    import ray
+    from ray.tune.registry import _global_registry
+
     from musictune.tuning.runner import run_sweep
 
     sys.argv = list(argv)
-    run_sweep(options)
+    _global_registry._prefix = f"{ray.get_runtime_context().get_job_id()}-{uuid.uuid4().hex}"
+    try:
+        run_sweep(options)
+    finally:
+        _global_registry.unregister_all()
     return options.name
 
 
