@@ -7,11 +7,13 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from musictune.commands.lab import BUDGETS, RECIPES, LabOptions, lab_plan, step_options
+from musictune.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,14 +60,19 @@ def test_the_tuned_recipe_searches_every_experiment_on_the_course_splits():
 
 # One run of each recipe serves every lab test below: a head and a worker node of one CPU each
 # (ray.cluster_utils), the lab through its command line with two experiments at a time, each
-# sweep in a Ray task. Its own process: the session's `ray_local` may own this one's Ray.
+# sweep in a Ray task. Its own process: the session's `ray_local` may own this one's Ray. The
+# tuned recipe runs part of its plan (--experiments): a searched LSTM, the genre CNN with its
+# fixed lr, a searched transfer from it and the multitask model; the plan of every experiment is
+# checked without running it above.
+TUNED_ONLY = ("lab-genre-lstm-mel", "lab-genre-cnn-mel-beat", "lab-transfer-finetuned",
+              "lab-multitask")  # fmt: skip
 CLUSTER_LAB_SCRIPT = r"""
 import json, subprocess, sys, time
 from pathlib import Path
 
 from ray.cluster_utils import Cluster
 
-data_dir, root, out = sys.argv[1:4]
+data_dir, root, out, tuned_only = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
 worker = cluster.add_node(num_cpus=1)
 cluster.wait_for_nodes()
@@ -77,7 +84,8 @@ try:
             [sys.executable, "-m", "musictune", "lab", "--budget", "smoke", "--recipe", recipe,
              "--data-dir", data_dir, "--storage", f"{root}/results-{recipe}",
              "--out", f"{root}/reports-{recipe}", "--address", cluster.address,
-             "--concurrent-experiments", "2"],
+             "--concurrent-experiments", "2",
+             *(["--experiments", *tuned_only] if recipe == "tuned" else [])],
             capture_output=True, text=True, timeout=600,
         )
         report[recipe] = {"code": lab.returncode, "stderr": lab.stderr[-3000:],
@@ -95,7 +103,8 @@ def lab_runs(tmp_path_factory, demo_tiny) -> dict:
     out = root / "cluster.json"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.run(
-        [sys.executable, "-c", CLUSTER_LAB_SCRIPT, str(demo_tiny), str(root), str(out)],
+        [sys.executable, "-c", CLUSTER_LAB_SCRIPT, str(demo_tiny), str(root), str(out),
+         *TUNED_ONLY],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1300,
     )  # fmt: skip
     assert proc.returncode == 0 and out.exists(), proc.stderr[-3000:]
@@ -120,8 +129,11 @@ def trial_rows(results: Path) -> dict[str, list[dict]]:
 
 
 def metas(results: Path, recipe: str) -> dict[str, dict]:
+    """Every experiment's sweep.json, of those of the plan that ran."""
     return {
-        s.name: json.loads((results / s.name / "sweep.json").read_text()) for s in lab_plan(recipe)
+        s.name: json.loads((results / s.name / "sweep.json").read_text())
+        for s in lab_plan(recipe)
+        if (results / s.name).exists()
     }
 
 
@@ -168,20 +180,43 @@ def test_lab_trials_run_on_both_nodes(lab_runs):
 
 
 @pytest.mark.slow
+def test_experiments_side_by_side_each_train_their_own_model_on_their_own_features(lab_runs):
+    """Two sweeps at once in one Ray job once shared Tune's trainable registry: the genre CNN
+    sweep trained the LSTM sweep's model on its data, and the transfer from it failed."""
+    from musictune.training.checkpoints import CHECKPOINT_FILE, load_checkpoint
+
+    n_features = {"mel": 128, "chroma": 12, "fused": 140}
+    for recipe in RECIPES:
+        results = lab_runs[recipe]["results"]
+        for name, meta in metas(results, recipe).items():
+            files = list((results / name).glob(f"*/checkpoint_*/{CHECKPOINT_FILE}"))
+            assert files, name
+            for file in files:
+                spec = load_checkpoint(file)["model_spec"]
+                got = (spec["name"], spec["n_features"], spec["head"] == "classifier")
+                wanted = (meta["model"], n_features[meta["features"]], meta["task"] == "genre")
+                assert got == wanted, (recipe, name, spec)
+
+
+@pytest.mark.slow
 def test_lab_smoke_runs_the_tuned_recipe_on_the_same_splits(lab_runs):
     course, tuned = (
         metas(lab_runs["course"]["results"], "course"),
         metas(lab_runs["tuned"]["results"], "tuned"),
     )
+    assert sorted(tuned) == sorted(TUNED_ONLY)  # --experiments: those, and no other
     for name, meta in tuned.items():
         assert (
             meta["status"] == "finished" and meta["test_fraction"] == course[name]["test_fraction"]
         )
         searched = isinstance(meta["space"]["lr"], dict)
         assert searched == ("-genre-cnn-" not in name), name  # the genre CNNs keep lr 1e-4
+    transfer = tuned["lab-transfer-finetuned"]
+    assert transfer["started"] > tuned["lab-genre-cnn-mel-beat"]["finished"]
     (report,) = lab_runs["tuned"]["reports"].iterdir()
     page = (report / "index.md").read_text()
     assert all(name in page for name in tuned)
+    assert "lab-genre-lstm-chroma" not in page  # not run: not reported
 
 
 @pytest.mark.slow
@@ -229,6 +264,30 @@ def test_lab_again_keeps_finished_experiments_and_resumes_a_cut_one(lab_runs, de
     meta_file.write_text(json.dumps(meta | {"status": "interrupted"}))
     assert run_steps(again) == ["lab-multitask"]
     assert json.loads(meta_file.read_text())["status"] == "finished"
+    # --experiments runs only those named; finished ones are kept there too.
+    meta_file.write_text(json.dumps(meta | {"status": "interrupted"}))
+    only = replace(again, experiments=["lab-multitask", "lab-valence-cnn"])
+    assert run_steps(only) == ["lab-multitask"]
+    kept = {p: p.stat().st_mtime for p in results.glob("*/sweep.json") if p != meta_file}
+    assert kept == {p: t for p, t in before.items() if p != meta_file}
+
+
+def test_experiments_outside_the_plan_or_without_their_source_are_refused(tmp_path, demo_tiny):
+    from musictune.commands.cli import main
+    from musictune.commands.lab import run_steps
+
+    with pytest.raises(UserError, match="no experiment lab-genre-lstm-melody in the lab's plan"):
+        LabOptions(experiments=["lab-genre-lstm-melody"]).validate()
+    storage = tmp_path / "results"
+    transfer = LabOptions(
+        budget="smoke", data_dir=str(demo_tiny), storage=str(storage),
+        experiments=["lab-transfer-frozen"],
+    )  # fmt: skip
+    with pytest.raises(UserError, match="add lab-genre-cnn-mel-beat to --experiments"):
+        run_steps(transfer)
+    assert not any(storage.iterdir())  # refused before anything is written there
+    argv = ["lab", "--budget", "smoke", "--experiments", "lab-genre-lstm-melody"]
+    assert main([*argv, "--storage", str(storage)]) == 2
 
 
 @pytest.mark.slow

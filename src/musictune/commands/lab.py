@@ -3,6 +3,7 @@
     musictune lab --budget quick                 # = python sweeps/lab.py --budget quick
     musictune lab --budget full --data-dir ~/data/patreco3
     musictune lab --recipe tuned                 # today's searches on the same splits
+    musictune lab --experiments lab-genre-lstm-mel lab-multitask     # part of the plan
     musictune lab --address auto --concurrent-experiments 4     # 4 sweeps at once on a cluster
 
 Each experiment is a preset with the course's own models (`course_lstm`, `course_cnn`), batch 64
@@ -201,6 +202,13 @@ class LabOptions:
         const="",
         metavar="URI",
     )
+    experiments: list[str] = option(
+        [],
+        "run only these experiments of the plan (default: every one); the report covers "
+        "every finished one",
+        nargs="+",
+        metavar="NAME",
+    )
     concurrent_experiments: int = option(
         1,
         "experiments run at once on the cluster (1: one after another); a transfer experiment "
@@ -210,7 +218,7 @@ class LabOptions:
     )
 
     OPTION_GROUPS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "the plan": ("budget", "recipe", "seed", "concurrent_experiments"),
+        "the plan": ("budget", "recipe", "experiments", "seed", "concurrent_experiments"),
         "every sweep": ("crop", "folds", "amp"),
         "resources and cluster": ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "address"),
         "data and results": ("data_dir", "storage", "out", "mlflow"),
@@ -218,7 +226,13 @@ class LabOptions:
 
     def validate(self) -> None:
         n = self.concurrent_experiments
-        first_problem([(n < 1, f"--concurrent-experiments must be at least 1, got {n}")])
+        names = [step.name for step in lab_plan(self.recipe)]
+        unknown = [name for name in self.experiments if name not in names]
+        first_problem([
+            (n < 1, f"--concurrent-experiments must be at least 1, got {n}"),
+            (bool(unknown), f"--experiments: no experiment {', '.join(unknown)} in the lab's "
+             f"plan: choose from {', '.join(names)}"),
+        ])  # fmt: skip
         if self.mlflow is not None:
             require_mlflow()  # before any sweep starts
 
@@ -261,6 +275,10 @@ def claim_storage(root: str, options: LabOptions, data: str) -> None:
         write_experiment_file(root, LAB_FILE, json_text(plan))
 
 
+def finished(root: str, name: str) -> bool:
+    return read_sweep_meta(experiment_path(root, name)).get("status") == "finished"
+
+
 def run_steps(options: LabOptions) -> list[str]:
     """Run every step of the plan not finished yet; return the names of those it ran.
 
@@ -273,10 +291,23 @@ def run_steps(options: LabOptions) -> list[str]:
     budget = BUDGETS[options.budget]
     root = storage_root(options.storage)
     data = str(resolve_data_dir(options.data_dir, budget.demo))
-    claim_storage(root, options, data)
     steps, todo = lab_plan(options.recipe), []
+    chosen = set(options.experiments or [s.name for s in steps])
+    for step in steps:
+        if (
+            step.name in chosen
+            and step.after not in {None, *chosen}
+            and not finished(root, step.after)
+        ):
+            raise UserError(
+                f"--experiments: {step.name} starts from {step.after}, which has not finished "
+                f"in {root}: add {step.after} to --experiments"
+            )
+    claim_storage(root, options, data)
     for i, step in enumerate(steps, 1):
-        if read_sweep_meta(experiment_path(root, step.name)).get("status") == "finished":
+        if step.name not in chosen:
+            continue
+        if finished(root, step.name):
             print(f"lab {i}/{len(steps)}: {step.name} finished earlier: kept")
             continue
         label = f"lab {i}/{len(steps)}: {step.name}"
@@ -301,9 +332,10 @@ def run_lab(options: LabOptions) -> None:
 
     run_steps(options)
     budget = BUDGETS[options.budget]
+    root = storage_root(options.storage)
     report = ReportOptions(
-        storage=storage_root(options.storage),
-        sweeps=[s.name for s in lab_plan(options.recipe)],
+        storage=root,
+        sweeps=[s.name for s in lab_plan(options.recipe) if finished(root, s.name)],
         out=options.out,
         rerun=budget.seeds > 0,
         seeds=max(1, budget.seeds),
