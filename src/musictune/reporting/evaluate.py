@@ -90,9 +90,7 @@ def evaluate_experiment(
         test=len(data.test), test_note=data.test_note, classes=list(data.classes),
         targets=list(data.targets), origin=data_origin(data_dir),
     )  # fmt: skip
-    tested = []
-    for trial_id in exp.best_trials(options.top)["trial_id"]:
-        tested.append(test_config(exp, trial_id, data, options))
+    tested = [test_config(exp, t, data, options) for t in exp.best_trials(options.top)["trial_id"]]
     best = chosen(tested)
     comparison = compare_with_baselines(exp, data, best, options)
     histories = exp.histories()
@@ -134,9 +132,6 @@ def shown(config: dict) -> dict:
 def top_curves(exp: Experiment, histories: dict[str, pd.DataFrame]) -> dict[str, History]:
     top = [t for t in exp.finished_trials["trial_id"] if t in histories][:TOP_CURVES]
     return {t: history(histories[t], exp.metric) for t in top}
-
-
-# --------------------------------------------------------------------------- tested configs
 
 
 def test_config(
@@ -192,9 +187,6 @@ def chosen(tested: list[TestedConfig]) -> TestedConfig:
     return max(with_runs, key=lambda t: np.nan_to_num(t.val_mean, nan=-np.inf))
 
 
-# --------------------------------------------------------------------------- baselines
-
-
 def figures(key: str, label: str, t: TestedConfig, note: str) -> Figures:
     return Figures(key, label, [r.metrics for r in t.runs], [r.seed for r in t.runs], note)
 
@@ -227,9 +219,6 @@ def compare_with_baselines(
         metrics=baselines.shown_metrics(data), seeds=seeds, rows=rows, default_config=shown(config),
         default_described=baselines.describe_default(exp.meta), default=retrained, paired=paired,
     )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- the summary row
 
 
 def comparison_columns(comparison: Comparison, task: str) -> dict:

@@ -19,12 +19,6 @@ ANYTIME = "anytime"
 OLDER = "These results predate this section: rebuild the report (without --render-only)."
 
 
-def describe_what_mattered(exp: Experiment, result: ExperimentResult, doc: Document, folder: Path):
-    describe_importance(exp, result, doc, folder)
-    describe_parallel(exp, result, doc, folder)
-    describe_anytime(exp, result, doc, folder)
-
-
 def importance_method(exp: Experiment, result: ExperimentResult) -> str:
     imp = result.importance
     budget = exp.meta.get("max_epochs", "?")

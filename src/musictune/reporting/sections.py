@@ -12,7 +12,7 @@ import pandas as pd
 from musictune.reporting import plots
 from musictune.reporting.experiments import Experiment
 from musictune.reporting.html import Document, figures_cell, format_mean_sd, metric_label
-from musictune.reporting.mattered import describe_what_mattered
+from musictune.reporting.mattered import describe_anytime, describe_importance, describe_parallel
 from musictune.reporting.noise import paragraph, selection_text, val_warning
 from musictune.reporting.results import Comparison, ExperimentResult, ReportResults, TestedConfig
 from musictune.training.baselines import seed_span
@@ -54,7 +54,9 @@ def describe_experiment(report: ReportResults, result: ExperimentResult, root: P
         )
     describe_space(exp.meta.get("space"), doc)
     describe_trials(exp, result, doc, folder)
-    describe_what_mattered(exp, result, doc, folder)
+    describe_importance(exp, result, doc, folder)  # what mattered in the sweep
+    describe_parallel(exp, result, doc, folder)
+    describe_anytime(exp, result, doc, folder)
     for t in result.tested:
         describe_test(exp, result, t, report, doc, folder)
     describe_feature_maps(exp, result, doc, folder)
