@@ -99,7 +99,10 @@ def reported(ray_local, tmp_path_factory):
             "cnn_spectrogram_beat", "--samples", "1", "--max-epochs", "1", "--smoke-test", *mine
         )
     )
-    on_extracted = new_report("--storage", str(theirs), "--out", str(tmp / "extracted-reports"))
+    on_extracted = new_report(
+        "--storage", str(theirs), "--out", str(tmp / "extracted-reports"),
+        "--seeds", "2", "--rerun-max-epochs", "2",
+    )  # fmt: skip
     args = ["--storage", str(storage), "--out", str(out)]
     rerun = [*args, "--sweep", "lstm", "--seeds", "2", "--rerun-max-epochs", "3"]
     first = new_report(*rerun, "--sweep", "fused")
