@@ -294,6 +294,9 @@ def test_help_shows_every_default():
             default = action.default
             if default is None or default is False or default is argparse.SUPPRESS:
                 continue
+            if default == []:  # none given, as None: the help says what happens without it
+                assert "(default: )" not in formatter._expand_help(action), action.dest
+                continue
             if action.nargs == 0 or isinstance(action, argparse._SubParsersAction):
                 continue  # a switch (its default is off), or the subcommand choice
             text, shown = formatter._expand_help(action), shown_default(default)

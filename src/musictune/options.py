@@ -148,12 +148,14 @@ def shown_default(value: Any) -> str:
 class DefaultsHelpFormatter(argparse.HelpFormatter):
     """--help names every default that is a value: `(default: X)` after the help, unless the
     help already says it ("default X"). Switches and options whose default is "none given"
-    (None) are left alone; their help says what happens without them."""
+    (None, an empty list) are left alone; their help says what happens without them."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
         if default is None or default is False or default is argparse.SUPPRESS:
+            return text
+        if isinstance(default, (list, tuple)) and not default:  # none given, like None
             return text
         if action.nargs == 0 or "%(default)" in text:  # a switch, or help that shows it
             return text
