@@ -327,6 +327,34 @@ def test_search_efficiency_optuna_peers_draw_from_the_harness_space_and_budget(t
     assert (hyperband._min_resource, hyperband._max_resource) == (1, 4)
 
 
+def test_search_efficiency_compares_every_side_with_the_default_repeat_by_repeat():
+    inf = math.inf
+
+    def repeat(project, tpe, course):  # (reach_all, reach_course) per side
+        names = ("project", "tpe_asha", "course")
+        return {
+            "sides": {
+                n: {"wall": 9.0, "reach_all": a, "reach_course": c}
+                for n, (a, c) in zip(names, (project, tpe, course))
+            }
+        }
+
+    # Three repeats: tpe_asha first twice to the best of all sides, never in the third.
+    results = [
+        repeat((6, 4), (3, 2), (20, 8)),
+        repeat((inf, 5), (4, 5), (inf, 9)),
+        repeat((5, 3), (inf, inf), (9, 6)),
+    ]
+    rows = {r.figure: r for r in search_efficiency.ratio_rows(results)}
+    all_sides = rows["time to the best of all sides - 0.01, tpe_asha / project"]
+    assert all_sides.values == [0.5, 0.0, inf]
+    assert all_sides.note == "tpe_asha first in 2 of 3 repeat(s)"
+    course = rows["time to the course's best - 0.01, tpe_asha / project"]
+    assert course.values == [0.5, 1.0, inf]
+    assert course.note == "tpe_asha first in 1 of 3 repeat(s)"
+    assert rows["time to the course's best - 0.01, project / course"].values == [0.5, 5 / 9, 0.5]
+
+
 def test_concurrency_compares_runs_using_the_same_cores():
     base = {"preset": "lstm_spectrogram", "samples": 4, "max_epochs": 2, "seed": 0}
     runs = concurrency.run_options(base, cpus=2)
