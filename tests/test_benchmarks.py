@@ -94,9 +94,14 @@ def test_overhead_benchmark_splits_ray_time_into_a_timeline(ray_local, tmp_path)
     assert "1 at a time, 2 threads" in rows["plain Optuna loop, one process (s)"].note
 
 
-def test_startup_probe_is_a_fresh_sweep_process_whose_stamps_add_up(tmp_path):
+def test_startup_probe_is_a_fresh_sweep_process_whose_stamps_add_up(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
     root = write_layout(tmp_path / "data", n_train=40, n_test=10, frames=30)
-    rows = {r.figure: r for r in startup.run(root, "lstm_spectrogram", repeats=1)}
+    with ThreadPoolExecutor(1) as pool:  # a smoke test times nothing: the torch._dynamo
+        dynamo = pool.submit(startup.dynamo_import_s)  # process runs beside the probe
+        monkeypatch.setattr(startup, "dynamo_import_s", dynamo.result)
+        rows = {r.figure: r for r in startup.run(root, "lstm_spectrogram", repeats=1)}
     (whole,) = rows["command start to the first trial's first line (s)"].values
     (before,) = rows["command start to ray.init (s)"].values
     (init,) = rows["ray.init, local cluster, no dashboard (s)"].values
@@ -166,9 +171,18 @@ def test_whole_tracks_quick_run_writes_every_row_with_numeric_ratios(tmp_path, m
     """Five real `musictune train` processes (this checkout: whole tracks with and without a
     crop, and clips; the commit before a12697e: whole tracks and clips) and the in-process
     K-fold pair, at --quick: every row lands in the results file with a positive number."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def all_at_once(jobs: dict) -> dict:  # a smoke test times nothing: the runs share the cores
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            done = {key: pool.submit(whole_tracks.train_process, *job) for key, job in jobs.items()}
+            return {key: future.result() for key, future in done.items()}
+
+    monkeypatch.setattr(whole_tracks, "train_all", all_at_once)
     monkeypatch.setattr(common, "read_load", lambda: (0.1, 0.1, 0.1))
     results = tmp_path / "R.md"
-    assert whole_tracks.main(["--quick", "--repeats", "1", "--results", str(results)]) == 0
+    argv = ["--quick", "--repeats", "1", "--cpus", "1", "--results", str(results)]
+    assert whole_tracks.main(argv) == 0
     text = results.read_text()
     assert "## Whole tracks (--quick) (" in text and "994799e no crop" in text
     cells = {
