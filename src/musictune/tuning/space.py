@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ray import tune
-
 from musictune.errors import UserError
 from musictune.models import get_family
 
@@ -18,6 +16,8 @@ def search_space(
 ) -> dict:
     """lr and dropout, then the knobs the family declares (`Knob.sweep`; the others keep their
     defaults). An unknown family is an error naming the known ones, never a partial space."""
+    from ray import tune
+
     space = {
         "lr": tune.loguniform(*lr_range),
         "dropout": tune.uniform(*dropout_range),
@@ -36,6 +36,8 @@ def loss_weight_space(
     targets: tuple[str, ...], weights: tuple[float, ...] | None = None, tuned: bool = False
 ) -> dict:
     """`loss_weight_<target>` per target: fixed (default equal) or log-uniform when tuned."""
+    from ray import tune
+
     if tuned:
         return {f"loss_weight_{t}": tune.loguniform(*LOSS_WEIGHT_RANGE) for t in targets}
     weights = weights or (1.0,) * len(targets)
@@ -44,17 +46,20 @@ def loss_weight_space(
 
 def transfer_space() -> dict:
     """Transfer tunes whether the genre backbone is frozen; its conv blocks are the source's."""
+    from ray import tune
+
     return {"freeze_backbone": tune.choice([True, False])}
 
 
 # --------------------------------------------------------------------------- the user's own
 
-DISTRIBUTIONS = {
-    "loguniform": tune.loguniform,
-    "uniform": tune.uniform,
-    "randint": tune.randint,  # [low, high): high excluded, as in Ray and numpy
-    "choice": tune.choice,
-}
+# Ray Tune's names; imported where a space is built, so that `musictune train` needs no Ray.
+DISTRIBUTIONS = (
+    "loguniform",
+    "uniform",
+    "randint",  # [low, high): high excluded, as in Ray and numpy
+    "choice",
+)
 TRAINING_KEYS = {"lr": 1e-3, "dropout": 0.2, "batch_size": 32, "weight_decay": 0.0, "crop": 0.0}
 
 
@@ -95,7 +100,9 @@ def domain(key: str, spec, where: str):
             + (f"{shape}, low below high" if bounds else "a list of values")
             + f", got {args!r}"
         )
-    return DISTRIBUTIONS[kind](*args) if bounds else tune.choice(args)
+    from ray import tune
+
+    return getattr(tune, kind)(*args) if bounds else tune.choice(args)
 
 
 def describe(value):

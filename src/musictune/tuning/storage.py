@@ -7,8 +7,6 @@ import json
 import time
 from pathlib import Path
 
-from ray import tune
-
 from musictune import paths
 from musictune.atomic import ensure_writable, write_text_atomic
 from musictune.errors import UserError
@@ -35,11 +33,19 @@ def experiment_path(root: str, name: str) -> str:
     return f"{root.rstrip('/')}/{name}"
 
 
+def can_restore(path: str) -> bool:
+    """Whether Ray Tune can restore the experiment at `path` (Ray imported only here, so that
+    commands that never sweep, such as `musictune train`, start without it)."""
+    from ray import tune
+
+    return tune.Tuner.can_restore(path)
+
+
 def choose_name(preset: str, name: str | None, resume: bool, root: str) -> str:
     """A new timestamped name, or with --resume the named (or latest) restorable experiment."""
     if resume:
         if name:
-            if not tune.Tuner.can_restore(experiment_path(root, name)):
+            if not can_restore(experiment_path(root, name)):
                 raise UserError(
                     f"no experiment {name!r} to resume in {root}: check --name and "
                     "--storage (run without --resume to start it)"
@@ -47,9 +53,7 @@ def choose_name(preset: str, name: str | None, resume: bool, root: str) -> str:
             return name
         if is_uri(root):
             raise UserError("--resume with a URI --storage needs --name")
-        candidates = sorted(
-            p.name for p in Path(root).glob(f"{preset}-*") if tune.Tuner.can_restore(str(p))
-        )
+        candidates = sorted(p.name for p in Path(root).glob(f"{preset}-*") if can_restore(str(p)))
         if not candidates:
             raise UserError(
                 f"no experiment of preset {preset} to resume in {root}: "
