@@ -79,7 +79,9 @@ class SweepOptions:
     )
     grace_period: int = option(1, "ASHA: epochs before a trial can be stopped", type=positive_int)
     reduction_factor: int = option(
-        3, "ASHA: about 1 in N trials goes on at each rung", type=positive_int
+        3,
+        "ASHA: about 1 in N trials (HyperBand's too) goes on at each rung",
+        type=positive_int,
     )
     model: str | None = option(
         None, "model family in place of the preset's: lstm, cnn, or one of $MUSICTUNE_MODELS"
