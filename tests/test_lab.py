@@ -61,11 +61,10 @@ def test_the_tuned_recipe_searches_every_experiment_on_the_course_splits():
 # One run of each recipe serves every lab test below: a head and a worker node of one CPU each
 # (ray.cluster_utils), the lab through its command line with two experiments at a time, each
 # sweep in a Ray task. Its own process: the session's `ray_local` may own this one's Ray. The
-# tuned recipe runs part of its plan (--experiments): a searched LSTM, the genre CNN with its
-# fixed lr, a searched transfer from it and the multitask model; the plan of every experiment is
-# checked without running it above.
-TUNED_ONLY = ("lab-genre-lstm-mel", "lab-genre-cnn-mel-beat", "lab-transfer-finetuned",
-              "lab-multitask")  # fmt: skip
+# tuned recipe runs part of its plan (--experiments): a searched LSTM beside the genre CNN with
+# its fixed lr (two families at once: each must train its own model); the plan of every
+# experiment is checked without running it above, and the course run covers every kind.
+TUNED_ONLY = ("lab-genre-lstm-mel", "lab-genre-cnn-mel-beat")
 CLUSTER_LAB_SCRIPT = r"""
 import json, subprocess, sys, time
 from pathlib import Path
@@ -211,8 +210,6 @@ def test_lab_smoke_runs_the_tuned_recipe_on_the_same_splits(lab_runs):
         )
         searched = isinstance(meta["space"]["lr"], dict)
         assert searched == ("-genre-cnn-" not in name), name  # the genre CNNs keep lr 1e-4
-    transfer = tuned["lab-transfer-finetuned"]
-    assert transfer["started"] > tuned["lab-genre-cnn-mel-beat"]["finished"]
     (report,) = lab_runs["tuned"]["reports"].iterdir()
     page = (report / "index.md").read_text()
     assert all(name in page for name in tuned)
@@ -264,12 +261,9 @@ def test_lab_again_keeps_finished_experiments_and_resumes_a_cut_one(lab_runs, de
     meta_file.write_text(json.dumps(meta | {"status": "interrupted"}))
     assert run_steps(again) == ["lab-multitask"]
     assert json.loads(meta_file.read_text())["status"] == "finished"
-    # --experiments runs only those named; finished ones are kept there too.
-    meta_file.write_text(json.dumps(meta | {"status": "interrupted"}))
+    # With --experiments, finished ones are kept too (the tuned lab above ran only those named).
     only = replace(again, experiments=["lab-multitask", "lab-valence-cnn"])
-    assert run_steps(only) == ["lab-multitask"]
-    kept = {p: p.stat().st_mtime for p in results.glob("*/sweep.json") if p != meta_file}
-    assert kept == {p: t for p, t in before.items() if p != meta_file}
+    assert run_steps(only) == []
 
 
 def test_experiments_outside_the_plan_or_without_their_source_are_refused(tmp_path, demo_tiny):

@@ -5,7 +5,7 @@ One module-scoped fixture runs the issue's smoke sweep (`lstm_spectrogram --samp
 (`lstm_fused`: the same task and data in another feature view) and a one-trial multitask sweep,
 then reports: the two genre sweeps with 2 seeds and a 3-epoch rerun budget, the smoke sweep again
 (it must reuse its reruns), and all sweeps with --no-rerun (no training: the sweeps' checkpoints),
-that one given a relative --storage.
+that one given a relative --storage; and a --no-rerun report on a `musictune extract` data set.
 """
 
 from __future__ import annotations
@@ -100,8 +100,7 @@ def reported(ray_local, tmp_path_factory):
         )
     )
     on_extracted = new_report(
-        "--storage", str(theirs), "--out", str(tmp / "extracted-reports"),
-        "--seeds", "2", "--rerun-max-epochs", "2",
+        "--storage", str(theirs), "--out", str(tmp / "extracted-reports"), "--no-rerun"
     )  # fmt: skip
     args = ["--storage", str(storage), "--out", str(out)]
     rerun = [*args, "--sweep", "lstm", "--seeds", "2", "--rerun-max-epochs", "3"]
