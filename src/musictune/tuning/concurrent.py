@@ -37,7 +37,7 @@ def sweep_in_task(options: SweepOptions, argv: list[str]) -> str:
     overwrite each other's and train each other's model on each other's data: this sweep's
     registry gets a prefix of its own."""
     import ray
-    from ray.tune.registry import _global_registry
+    from ray.tune.registry import TRAINABLE_CLASS, _global_registry
 
     from musictune.tuning.runner import run_sweep
 
@@ -46,7 +46,7 @@ def sweep_in_task(options: SweepOptions, argv: list[str]) -> str:
     try:
         run_sweep(options)
     finally:
-        _global_registry.unregister_all()
+        _global_registry.unregister_all(TRAINABLE_CLASS)  # with no category it keeps all
     return options.name
 
 
