@@ -31,12 +31,12 @@ from sklearn.metrics import f1_score
 from musictune import layout
 from musictune.data.dataset import load_task
 from musictune.genres import FMA_CLASS_MAPPING
-from musictune.reporting.experiments import RERUN_DIR, SWEEP_FILE, TRIALS_FILE
 from musictune.reporting.html import format_mean_sd
 from musictune.reporting.reference import REFERENCES
 from musictune.reporting.rerun import DONE_FILE
 from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
 from musictune.training.scoring import predict
+from musictune.tuning.experiments import RERUN_DIR, SWEEP_FILE, TRIALS_FILE
 from musictune.tuning.presets import PRESETS, Preset
 from musictune.tuning.runner import run_sweep
 
@@ -166,7 +166,7 @@ def test_cross_sweep_table_agrees_with_the_trial_csv(reported, which, names):
 
 def test_ray_histories_agree_with_the_trial_csv(reported):
     """The scatter/curve data (Ray's result API) and trials.csv hold the same numbers."""
-    from musictune.reporting.experiments import find_experiments
+    from musictune.tuning.experiments import find_experiments
 
     (exp,), _ = find_experiments(reported["storage"], ["lstm"])
     histories = exp.histories()
@@ -249,7 +249,7 @@ def test_multitask_report_gives_spearman_per_target(reported):
     assert per_seed["spearman_mean"].tolist() == pytest.approx(means.tolist())
     assert per_seed["spearman_mean"].tolist() == pytest.approx(row["test_values"])
     # Again by hand with scipy, from the sweep checkpoint Ray reports as the trial's best.
-    from musictune.reporting.experiments import find_experiments
+    from musictune.tuning.experiments import find_experiments
 
     (exp,), _ = find_experiments(reported["storage"], ["multi"])
     best = exp.result_of(row["tested_trial"]).get_best_checkpoint(exp.metric, "max")
@@ -783,7 +783,7 @@ def test_views_table_holds_each_experiments_test_mean_and_sd(reported):
 
 
 def test_a_relative_storage_is_read_as_absolute(reported, monkeypatch):
-    from musictune.reporting.experiments import find_experiments
+    from musictune.tuning.experiments import find_experiments
 
     storage = reported["storage"]
     results = json.loads((reported["no_rerun"] / "results.json").read_text())  # --storage results

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from musictune.audio import features
-from musictune.reporting.experiments import find_experiments
 from musictune.training.checkpoints import load_checkpoint
 from musictune.training.selection import rank_order
+from musictune.tuning.experiments import find_experiments
 from musictune.tuning.plan import GENRE_CNN_PRESETS, make_plan
 from musictune.tuning.presets import PRESETS
 from musictune.tuning.runner import build_scheduler, run_sweep

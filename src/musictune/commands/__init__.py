@@ -1,1 +1,2 @@
-"""The `musictune` command: `cli` (the parser and dispatch), `train`, `lab` and `report`."""
+"""The `musictune` command: `cli` (the parser and dispatch), `train`, `lab` (its checks in
+`lab_checks`) and `report`."""

@@ -325,9 +325,9 @@ def run_steps(options: LabOptions) -> list[str]:
 
 def run_lab(options: LabOptions) -> None:
     """Every step not yet finished, then one report over them all."""
+    from musictune.commands.lab_checks import lab_checks_section
     from musictune.data.files import resolve_data_dir
     from musictune.reporting.build import build_report
-    from musictune.reporting.lab_checks import lab_checks_section
     from musictune.reporting.options import ReportOptions
 
     run_steps(options)

@@ -1,2 +1,2 @@
-"""`musictune report`, one way: `experiments` (Ray's result API) -> `evaluate` (reruns, test
-metrics, baselines) -> `results` (saved by `saved`) -> `render` (pages); `build` runs them."""
+"""`musictune report`, one way: `tuning.experiments` (finished sweeps) -> `evaluate` (reruns,
+test metrics, baselines) -> `results` (saved by `saved`) -> `render` (pages); `build` runs them."""

@@ -15,10 +15,10 @@ from musictune import paths
 from musictune.atomic import ensure_writable
 from musictune.errors import UserError
 from musictune.reporting import saved
-from musictune.reporting.experiments import find_experiments
 from musictune.reporting.noise import top_lines
 from musictune.reporting.options import ReportOptions
 from musictune.reporting.results import ReportResults
+from musictune.tuning.experiments import find_experiments
 
 REPORT_NAME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{6})(?:-(\d+))?")  # what `publish` names them
 

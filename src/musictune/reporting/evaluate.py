@@ -14,7 +14,6 @@ import pandas as pd
 
 from musictune.data.dataset import MULTITASK_TEST_FRACTION, Dataset, load_task
 from musictune.layout import MANIFEST
-from musictune.reporting.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
 from musictune.reporting.featuremaps import CNN_FAMILIES, capture
 from musictune.reporting.importance import anytime_curve, hyperparameter_importance
 from musictune.reporting.noise import judged, paired_difference
@@ -42,6 +41,7 @@ from musictune.training.evaluation import (
     mean_sd,
     regression_pairs,
 )  # fmt: skip
+from musictune.tuning.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
 
 DEFAULT_LABEL = "default"  # the untuned default's rerun and file names
 TOP_CURVES = 5  # learning curves of this many best trials

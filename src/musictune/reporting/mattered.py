@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from musictune.reporting import plots
-from musictune.reporting.experiments import Experiment
 from musictune.reporting.html import Document, format_mean_sd
 from musictune.reporting.results import ExperimentResult
+from musictune.tuning.experiments import Experiment
 
 IMPORTANCE = "importance"  # file stems: <experiment>/importance.png and .csv
 PARALLEL = "parallel"

@@ -14,13 +14,13 @@ from ray import tune
 
 from musictune.data.dataset import Dataset
 from musictune.models import get_family
-from musictune.reporting.experiments import RERUN_DIR, Experiment
 from musictune.reporting.options import RerunSettings
 from musictune.reporting.results import History, SeedTraining
 from musictune.training.baselines import config_digest
 from musictune.training.selection import selection
 from musictune.training.trial import TrialSettings
 from musictune.tuning.cluster import Resources, check_resources, connect
+from musictune.tuning.experiments import RERUN_DIR, Experiment
 from musictune.tuning.progress import RerunProgress
 from musictune.tuning.storage import write_json_atomic
 from musictune.tuning.transfer import transfer_source

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from musictune.reporting import plots
-from musictune.reporting.experiments import Experiment
 from musictune.reporting.html import Document, figures_cell, format_mean_sd, metric_label
 from musictune.reporting.mattered import describe_anytime, describe_importance, describe_parallel
 from musictune.reporting.noise import paragraph, selection_text, val_warning
 from musictune.reporting.results import Comparison, ExperimentResult, ReportResults, TestedConfig
 from musictune.training.baselines import seed_span
 from musictune.training.evaluation import mean_sd
+from musictune.tuning.experiments import Experiment
 
 FEATURE_MAPS_PNG = "feature-maps.png"
 BASELINES_CSV = "baselines.csv"  # per experiment: every comparison row's figures, per seed

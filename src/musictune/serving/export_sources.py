@@ -70,7 +70,7 @@ def find_source(run: Path, trial: str | None, seed: int | None) -> Source:
 
 
 def _experiment(path: Path):
-    from musictune.reporting.experiments import read_experiment
+    from musictune.tuning.experiments import read_experiment
 
     exp = read_experiment(path)
     if exp.meta.get("status") != "finished":
@@ -189,7 +189,7 @@ def rerun_source(path: Path, seed: int | None) -> Source:
 
 def read_sweep_of(path: Path):
     """The sweep a rerun folder belongs to (`<sweep>/reruns/<rerun>`)."""
-    from musictune.reporting.experiments import read_experiment
+    from musictune.tuning.experiments import read_experiment
 
     if not (path / "sweep.json").is_file():
         raise UserError(f"{path} holds no sweep.json: pass a rerun folder inside its sweep folder")

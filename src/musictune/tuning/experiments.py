@@ -1,5 +1,6 @@
 """Finished experiments in a storage folder (`<storage>/<name>/` as `run_sweep` wrote it:
-sweep.json, trials.csv and Ray's state), read through Ray's own result API."""
+sweep.json, trials.csv and Ray's state), read back through Ray's own result API for the
+report and for export."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import pandas as pd
 from musictune import paths
 from musictune.errors import UserError
 from musictune.training.selection import rank_order
+from musictune.tuning.storage import SWEEP_FILE, TRIALS_FILE
 
-SWEEP_FILE = "sweep.json"  # the names run_sweep writes (musictune.tuning.runner)
-TRIALS_FILE = "trials.csv"
 RERUN_DIR = "reruns"  # best-config reruns live inside their experiment
 # Config keys that are budget or plumbing, not hyperparameters worth a scatter plot.
 NOT_TUNED = {"max_epochs", "patience", "checkpoint_every", "seed", "threads", "amp", "batch_size"}
