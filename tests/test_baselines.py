@@ -19,12 +19,12 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from musictune.data.dataset import Dataset, Split, load_task
 from musictune.reporting.html import UNDEFINED, figures_cell
-from musictune.reporting.rerun import DONE_FILE
 from musictune.training import baselines
 from musictune.training.baselines import Figures
 from musictune.training.checkpoints import load_checkpoint
 from musictune.training.loop import TrainConfig, build_model, fit
 from musictune.tuning.experiments import RERUN_DIR, SWEEP_FILE
+from musictune.tuning.rerun import DONE_FILE
 from musictune.tuning.summary import compare_on_test, text_table
 
 from .conftest import new_report, sweep_options

@@ -207,9 +207,8 @@ def swept(ray_local, tmp_path_factory) -> dict:
     """A one-trial, one-epoch smoke sweep of beat-synced mel on random arrays of 3-s clips (the
     course's layout, no manifest) and a report's one-seed rerun of its best trial, made by the
     report's own `run_rerun`."""
-    from musictune.reporting.options import RerunSettings
-    from musictune.reporting.rerun import run_rerun
-    from musictune.tuning.experiments import read_experiment
+    from musictune.tuning.experiments import RerunSettings, read_experiment
+    from musictune.tuning.rerun import run_rerun
     from musictune.tuning.runner import run_sweep
 
     tmp = tmp_path_factory.mktemp("swept")

@@ -33,11 +33,11 @@ from musictune.data.dataset import load_task
 from musictune.genres import FMA_CLASS_MAPPING
 from musictune.reporting.html import format_mean_sd
 from musictune.reporting.reference import REFERENCES
-from musictune.reporting.rerun import DONE_FILE
 from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
 from musictune.training.scoring import predict
 from musictune.tuning.experiments import RERUN_DIR, SWEEP_FILE, TRIALS_FILE
 from musictune.tuning.presets import PRESETS, Preset
+from musictune.tuning.rerun import DONE_FILE
 from musictune.tuning.runner import run_sweep
 
 from .conftest import ROOT, new_report, report_cli, sweep_options, write_layout
@@ -597,7 +597,7 @@ def test_results_saved_before_origin_and_feature_maps_still_render(reported, tmp
 
 def test_feature_maps_of_cnn_experiments_only(reported):
     from musictune.reporting import saved
-    from musictune.reporting.featuremaps import MAP_SHAPE, shrink
+    from musictune.training.featuremaps import MAP_SHAPE, shrink
 
     folder = reported["no_rerun"]
     markdown = (folder / "index.md").read_text()
@@ -807,7 +807,7 @@ try:
 except SystemExit as exc:
     code = exc.code
 took = time.perf_counter() - started
-heavy = ("ray", "torch", "sklearn", "musictune.training.loop", "musictune.reporting.rerun")
+heavy = ("ray", "torch", "sklearn", "musictune.training.loop", "musictune.tuning.rerun")
 loaded = [m for m in heavy if m in sys.modules]
 print(f"probe: {took:.2f} s, loaded {loaded}")
 sys.exit(code)

@@ -14,11 +14,9 @@ import pandas as pd
 
 from musictune.data.dataset import MULTITASK_TEST_FRACTION, Dataset, load_task
 from musictune.layout import MANIFEST
-from musictune.reporting.featuremaps import CNN_FAMILIES, capture
 from musictune.reporting.importance import anytime_curve, hyperparameter_importance
 from musictune.reporting.noise import judged, paired_difference
 from musictune.reporting.options import ReportOptions
-from musictune.reporting.rerun import DONE_FILE, Rerun, history, run_rerun, selection_of
 from musictune.reporting.results import (
     Comparison,
     DataFacts,
@@ -29,6 +27,7 @@ from musictune.reporting.results import (
     ReportResults,
     RerunSummary,
     SeedTest,
+    SeedTraining,
     TestedConfig,
 )  # fmt: skip
 from musictune.reporting.saved import VERSION
@@ -41,7 +40,9 @@ from musictune.training.evaluation import (
     mean_sd,
     regression_pairs,
 )  # fmt: skip
+from musictune.training.featuremaps import CNN_FAMILIES, capture
 from musictune.tuning.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
+from musictune.tuning.rerun import DONE_FILE, Rerun, history, run_rerun, selection_of
 
 DEFAULT_LABEL = "default"  # the untuned default's rerun and file names
 TOP_CURVES = 5  # learning curves of this many best trials
@@ -120,7 +121,8 @@ def feature_maps(exp: Experiment, best: TestedConfig, data: Dataset) -> FeatureM
     """A CNN's first conv blocks on a few test clips, from the tested config's first seed."""
     if exp.meta.get("model") not in CNN_FAMILIES or not best.runs:
         return None
-    return capture(best.runs[0].checkpoint, best.runs[0].seed, data)
+    captured = capture(best.runs[0].checkpoint, best.runs[0].seed, data)
+    return None if captured is None else FeatureMaps(**captured)
 
 
 def shown(config: dict) -> dict:
@@ -176,7 +178,8 @@ def summarise_rerun(rerun: Rerun) -> RerunSummary:
     done = rerun.path / DONE_FILE
     took = json.loads(done.read_text()).get("wall_time_s", math.nan) if done.exists() else None
     return RerunSummary(
-        path=str(rerun.path), reused=rerun.reused, seeds=rerun.runs, errors=rerun.errors,
+        path=str(rerun.path), reused=rerun.reused, errors=rerun.errors,
+        seeds=[SeedTraining.model_validate(r, from_attributes=True) for r in rerun.runs],
         wall_time_s=took,
     )  # fmt: skip
 

@@ -7,16 +7,7 @@ from dataclasses import dataclass
 from musictune.errors import UserError
 from musictune.options import non_negative_int, option, positive_float, positive_int
 from musictune.training.selection import PATIENCE
-
-
-@dataclass
-class RerunSettings:
-    seeds: int = 3  # K: independent trainings of the same config
-    max_epochs: int = 1000  # the course's long budget; early stopping ends runs far sooner
-    patience: int = PATIENCE  # epochs without a better best epoch
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    address: str | None = None
+from musictune.tuning.experiments import RerunSettings
 
 
 @dataclass

@@ -9,8 +9,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
 from pydantic_core import PydanticCustomError
 
-from musictune.reporting.options import RerunSettings
 from musictune.training.baselines import Figures
+from musictune.tuning.experiments import RerunSettings
 
 History = dict[str, list[int | float]]  # column -> per-epoch values
 ARRAY_KEY = "__array__"

@@ -150,8 +150,8 @@ def _best_trial_id(exp) -> str | None:
 
 def rerun_source(path: Path, seed: int | None) -> Source:
     """A report's rerun: the best-epoch checkpoint Ray kept of seed `seed`."""
-    from musictune.reporting.rerun import DONE_FILE, read_rerun
     from musictune.training.checkpoints import load_checkpoint
+    from musictune.tuning.rerun import DONE_FILE, read_rerun
 
     path = path.absolute()
     if not (path / DONE_FILE).is_file():

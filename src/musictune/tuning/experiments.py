@@ -14,7 +14,7 @@ import pandas as pd
 
 from musictune import paths
 from musictune.errors import UserError
-from musictune.training.selection import rank_order
+from musictune.training.selection import PATIENCE, rank_order
 from musictune.tuning.storage import SWEEP_FILE, TRIALS_FILE
 
 RERUN_DIR = "reruns"  # best-config reruns live inside their experiment
@@ -109,6 +109,18 @@ class Experiment:
                 "--data-dir to the folder the sweep used"
             )
         return chosen
+
+
+@dataclass
+class RerunSettings:
+    """How a finished experiment's best config is retrained (`tuning.rerun`); a report keeps it."""
+
+    seeds: int = 3  # K: independent trainings of the same config
+    max_epochs: int = 1000  # the course's long budget; early stopping ends runs far sooner
+    patience: int = PATIENCE  # epochs without a better best epoch
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    address: str | None = None
 
 
 def is_demo_data(data_dir: str) -> bool:

@@ -14,13 +14,11 @@ from ray import tune
 
 from musictune.data.dataset import Dataset
 from musictune.models import get_family
-from musictune.reporting.options import RerunSettings
-from musictune.reporting.results import History, SeedTraining
 from musictune.training.baselines import config_digest
 from musictune.training.selection import selection
 from musictune.training.trial import TrialSettings
 from musictune.tuning.cluster import Resources, check_resources, connect
-from musictune.tuning.experiments import RERUN_DIR, Experiment
+from musictune.tuning.experiments import RERUN_DIR, Experiment, RerunSettings
 from musictune.tuning.progress import RerunProgress
 from musictune.tuning.storage import write_json_atomic
 from musictune.tuning.transfer import transfer_source
@@ -34,11 +32,21 @@ CURVE_COLUMNS = ("training_iteration", "train_loss", "val_loss")  # + the metric
 INTERRUPTED = "finished reruns are kept and an unfinished one resumes on the next run"
 
 
-class SeedRun(SeedTraining):
-    checkpoint: str | None  # the best-scoring checkpoint folder Ray kept (not saved)
+@dataclass
+class SeedRun:
+    """One seed's training, as the report's `SeedTraining` records it, and its checkpoint."""
+
+    seed: int
+    checkpoint: str | None  # the best-scoring checkpoint folder Ray kept
+    tested: bool  # Ray kept a checkpoint, so this seed has a test result
+    best_val: float
+    best_epoch: int  # first epoch with best_val (early stopping counts from here)
+    checkpoint_epoch: int  # of the kept checkpoint (of equal scores Ray keeps the later)
+    epochs: int
+    history: dict[str, list]  # column -> per-epoch values
 
 
-def history(frame: pd.DataFrame, metric: str) -> History:
+def history(frame: pd.DataFrame, metric: str) -> dict[str, list]:
     """The columns a learning curve plots, as plain lists."""
     return {c: frame[c].tolist() for c in (*CURVE_COLUMNS, metric) if c in frame}
 

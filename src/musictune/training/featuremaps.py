@@ -1,6 +1,6 @@
 """What the CNN sees: a tested CNN's first two conv blocks (forward hooks on
 `model.backbone.blocks`), one test clip at a time so none is padded, averaged over channels and
-shrunk into the results, so `--render-only` redraws them without torch."""
+shrunk, so a report keeps them in its results and `--render-only` redraws them without torch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from musictune.data.dataset import Dataset, Split
-from musictune.reporting.results import FeatureMaps
+from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
 
 CNN_FAMILIES = ("cnn", "course_cnn")
 BLOCKS = 2  # the first two conv blocks
@@ -71,10 +71,9 @@ def one_clip(model, split: Split, index: int) -> list[np.ndarray]:
     return [shrink(m.T) for m in seen]  # low bins first, as the plot's origin="lower" draws
 
 
-def capture(checkpoint: str, seed: int, data: Dataset) -> FeatureMaps | None:
-    """The feature maps of a checkpoint's CNN on a few test clips (None: not a conv backbone)."""
-    from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
-
+def capture(checkpoint: str, seed: int, data: Dataset) -> dict | None:
+    """The feature maps of a checkpoint's CNN on a few test clips, as the report's `FeatureMaps`
+    fields (None: not a conv backbone)."""
     model = model_from_checkpoint(load_checkpoint(Path(checkpoint)))
     blocks = getattr(model.backbone, "blocks", None)
     if blocks is None or len(blocks) == 0:
@@ -87,6 +86,10 @@ def capture(checkpoint: str, seed: int, data: Dataset) -> FeatureMaps | None:
     clips = chosen_clips(data)
     maps = [one_clip(model, data.test, i) for i, _ in clips]
     labels = [label for _, label in clips]
-    return FeatureMaps(
-        checkpoint=str(checkpoint), seed=seed, columns=columns, clips=labels, maps=maps
-    )
+    return {
+        "checkpoint": str(checkpoint),
+        "seed": seed,
+        "columns": columns,
+        "clips": labels,
+        "maps": maps,
+    }
