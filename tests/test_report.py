@@ -706,7 +706,7 @@ def test_importance_shares_are_fractions_summing_to_one_as_optuna_finds(reported
     import optuna
 
     from musictune.reporting import saved
-    from musictune.reporting.importance import SEED, distributions
+    from musictune.tuning.importance import SEED, distributions
 
     folder = reported["first"]
     table = pd.read_csv(folder / "lstm" / "importance.csv")
@@ -740,7 +740,7 @@ def test_importance_shares_are_fractions_summing_to_one_as_optuna_finds(reported
 
 
 def test_importance_says_why_it_is_absent(reported):
-    from musictune.reporting.importance import hyperparameter_importance
+    from musictune.tuning.importance import hyperparameter_importance
 
     trials, space = trial_csv(reported, "lstm"), searched(reported, "lstm")
     value = "best_val_macro_f1"

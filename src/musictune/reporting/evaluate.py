@@ -14,7 +14,6 @@ import pandas as pd
 
 from musictune.data.dataset import MULTITASK_TEST_FRACTION, Dataset, load_task
 from musictune.layout import MANIFEST
-from musictune.reporting.importance import anytime_curve, hyperparameter_importance
 from musictune.reporting.noise import judged, paired_difference
 from musictune.reporting.options import ReportOptions
 from musictune.reporting.results import (
@@ -42,6 +41,7 @@ from musictune.training.evaluation import (
 )  # fmt: skip
 from musictune.training.featuremaps import CNN_FAMILIES, capture
 from musictune.tuning.experiments import NOT_TUNED, TRIALS_FILE, Experiment, is_demo_data
+from musictune.tuning.importance import anytime_curve, hyperparameter_importance
 from musictune.tuning.rerun import DONE_FILE, Rerun, history, run_rerun, selection_of
 
 DEFAULT_LABEL = "default"  # the untuned default's rerun and file names

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from musictune.reporting.results import AnytimeCurve, Importance  # noqa: E402
 from musictune.tuning.experiments import LAYER_KEYS  # noqa: E402
+from musictune.tuning.importance import AnytimeCurve, Importance  # noqa: E402
 
 LOG_KEYS = {"lr", "weight_decay"}  # sampled log-uniformly (as are loss weights): log axis
 MARKERS = "os^Dv<>P*X"

@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from musictune.training.baselines import Figures
 from musictune.tuning.experiments import RerunSettings
+from musictune.tuning.importance import AnytimeCurve, Importance
 
 History = dict[str, list[int | float]]  # column -> per-epoch values
 ARRAY_KEY = "__array__"
@@ -151,30 +152,6 @@ class FeatureMaps(Model):
     columns: list[str]  # "input", "block 1 (32 ch)", ...
     clips: list[str]
     maps: list[list[Array]]
-
-
-class Importance(Model):
-    """fANOVA share of each hyperparameter, with its bootstrap spread; `absent`: why none."""
-
-    params: list[str]  # most important first
-    importance: list[float]
-    mean: list[float]
-    sd: list[float]
-    trials: int
-    stopped_early: int
-    resamples: int
-    evaluator: str
-    absent: str = ""
-
-
-class AnytimeCurve(Model):
-    """The sweep's best validation so far after each reported epoch, all trials pooled."""
-
-    wall_s: list[float]  # empty: no timestamps logged
-    value: list[float]
-    best: list[float]
-    trials: int
-    max_epochs: int | None
 
 
 class ExperimentResult(Model):

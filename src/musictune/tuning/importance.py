@@ -1,15 +1,16 @@
-"""What mattered in a sweep, computed at evaluation: hyperparameter importance (Optuna's fANOVA
-over the trial table, with bootstrap resamples for its spread) and the anytime curve."""
+"""What mattered in a finished sweep: hyperparameter importance (Optuna's fANOVA over the trial
+table, with bootstrap resamples for its spread) and the anytime curve. Plain records, so a report
+keeps them in its results."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from musictune.reporting.results import AnytimeCurve, Importance
 from musictune.training.evaluation import mean_sd
 
 if TYPE_CHECKING:
@@ -21,6 +22,32 @@ SEED = 0  # of the resampling and of every forest
 MIN_TRIALS = 3  # fewer: no importance (a forest on two points says nothing)
 EVALUATOR = "Optuna FanovaImportanceEvaluator (64 trees)"
 TIME_COLUMNS = ("timestamp", "time_total_s")
+
+
+@dataclass
+class Importance:
+    """fANOVA share of each hyperparameter, with its bootstrap spread; `absent`: why none."""
+
+    params: list[str]  # most important first
+    importance: list[float]
+    mean: list[float]
+    sd: list[float]
+    trials: int
+    stopped_early: int
+    resamples: int
+    evaluator: str
+    absent: str = ""
+
+
+@dataclass
+class AnytimeCurve:
+    """The sweep's best validation so far after each reported epoch, all trials pooled."""
+
+    wall_s: list[float]  # empty: no timestamps logged
+    value: list[float]
+    best: list[float]
+    trials: int
+    max_epochs: int | None
 
 
 def distributions(space: dict) -> dict[str, BaseDistribution]:
