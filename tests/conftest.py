@@ -14,6 +14,17 @@ from musictune import layout
 from musictune.genres import FMA_GENRES
 
 ROOT = Path(__file__).resolve().parents[1]
+# The slowest files first: pytest-xdist hands whole files to its two workers in collection order,
+# so starting with the longest ones lets both workers finish together.
+SLOWEST_FIRST = (
+    "test_lab.py", "test_report.py", "test_reliability.py", "test_benchmarks.py",
+    "test_affect.py", "test_baselines.py", "test_sweep.py", "test_cluster.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
 
 
 @pytest.fixture(autouse=True, scope="session")
