@@ -1,6 +1,7 @@
 """Finished experiments in a storage folder (`<storage>/<name>/` as `run_sweep` wrote it:
 sweep.json, trials.csv and Ray's state), read back through Ray's own result API for the
-report and for export."""
+report and for export; and `RerunSettings`, how one is retrained, here because this module
+stays light (a saved report holds them and `--render-only` never imports Ray)."""
 
 from __future__ import annotations
 
