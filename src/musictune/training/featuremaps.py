@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from musictune.data.dataset import Dataset, Split
 from musictune.training.checkpoints import load_checkpoint, model_from_checkpoint
@@ -47,8 +48,6 @@ def chosen_clips(data: Dataset) -> list[tuple[int, str]]:
 
 def one_clip(model, split: Split, index: int) -> list[np.ndarray]:
     """The input and the first blocks' channel-mean outputs for one clip, features x time."""
-    import torch
-
     blocks = list(model.backbone.blocks)[:BLOCKS]
     seen: list[np.ndarray] = []
 
